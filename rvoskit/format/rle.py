@@ -1,0 +1,153 @@
+"""COCO RLE helpers: a thin layer over pycocotools.
+
+Convention (common format v1): compressed COCO RLE counts as ``bytes`` (what
+``pycocotools.mask.encode`` returns), of an ``[H, W]`` mask in column-major (Fortran) order.
+Masks in memory are ``uint8`` arrays of shape ``(H, W)`` with values 0/1.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import pycocotools.mask as cocomask
+
+from rvoskit.errors import RvosError
+
+
+def encode(mask: np.ndarray) -> bytes:
+    """Encode one binary mask.
+
+    Args:
+        mask: ``(H, W)`` array, any dtype; nonzero = foreground.
+
+    Returns:
+        Compressed COCO RLE counts (bytes).
+    """
+    if mask.ndim != 2:
+        raise ValueError(f"expected an (H, W) mask, got shape {mask.shape}")
+    m = np.asfortranarray(mask != 0, dtype=np.uint8)
+    return cocomask.encode(m)["counts"]
+
+
+def encode_batch(masks: np.ndarray) -> list[bytes]:
+    """Encode ``(N, H, W)`` binary masks in one pycocotools call; returns N counts."""
+    if masks.ndim != 3:
+        raise ValueError(f"expected (N, H, W) masks, got shape {masks.shape}")
+    m = np.asfortranarray((masks != 0).transpose(1, 2, 0), dtype=np.uint8)
+    return [r["counts"] for r in cocomask.encode(m)]
+
+
+def to_coco(counts: bytes, height: int, width: int) -> dict:
+    """The pycocotools dict ``{"size": [H, W], "counts": bytes}``."""
+    return {"size": [int(height), int(width)], "counts": counts}
+
+
+def decode(counts: bytes, height: int, width: int) -> np.ndarray:
+    """Decode compressed counts to a ``uint8 (H, W)`` 0/1 mask.
+
+    Raises:
+        ValueError: if the counts do not describe exactly ``H * W`` pixels (pycocotools check).
+    """
+    return cocomask.decode(to_coco(counts, height, width))
+
+
+def decode_batch(counts: Sequence[bytes], height: int, width: int) -> np.ndarray:
+    """Decode N masks of one size to ``uint8 (N, H, W)``."""
+    if len(counts) == 0:
+        return np.zeros((0, height, width), np.uint8)
+    arr = cocomask.decode([to_coco(c, height, width) for c in counts])
+    return np.ascontiguousarray(arr.transpose(2, 0, 1))
+
+
+def area_bbox(counts: Sequence[bytes], height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Areas ``int64 (N,)`` and boxes ``float64 (N, 4)`` ``[x, y, w, h]`` of N RLEs, without decoding."""
+    if len(counts) == 0:
+        return np.zeros(0, np.int64), np.zeros((0, 4), np.float64)
+    objs = [to_coco(c, height, width) for c in counts]
+    return cocomask.area(objs).astype(np.int64), cocomask.toBbox(objs).astype(np.float64).reshape(-1, 4)
+
+
+def pixel_count(counts: bytes) -> int:
+    """Total number of pixels a compressed RLE describes, without decoding the mask.
+
+    Parses the LEB128-like string of pycocotools ``rleFrString`` with numpy. Used to reject
+    malformed RLE (wrong total, negative runs) cheaply.
+
+    Raises:
+        ValueError: for characters outside the alphabet, a truncated last run or a negative run.
+    """
+    c = np.frombuffer(counts, dtype=np.uint8).astype(np.int64) - 48
+    if c.size == 0:
+        return 0
+    if (c < 0).any() or (c > 63).any():
+        raise ValueError("character outside the RLE alphabet")
+    more = (c & 0x20) != 0
+    if more[-1]:
+        raise ValueError("truncated RLE string")
+    ends = np.flatnonzero(~more)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    k = np.arange(c.size) - np.repeat(starts, ends - starts + 1)
+    if k.max() > 11:
+        raise ValueError("RLE run too long")
+    vals = np.add.reduceat((c & 0x1F) << (5 * k), starts)
+    neg = (c[ends] & 0x10) != 0
+    vals = vals - np.where(neg, np.left_shift(1, 5 * (k[ends] + 1)), 0)
+    cnts = vals.copy()
+    cnts[1::2] = np.cumsum(vals[1::2])
+    if cnts.size > 2:
+        cnts[2::2] = np.cumsum(vals[2::2])
+    if (cnts < 0).any():
+        raise ValueError("negative run length")
+    return int(cnts.sum())
+
+
+def from_native(segm: Any, height: int | None = None, width: int | None = None) -> tuple[bytes, int, int]:
+    """Normalise a native COCO-style segmentation to compressed counts.
+
+    Args:
+        segm: ``{"size": [H, W], "counts": str | bytes | list[int]}`` (compressed string,
+            or uncompressed list counts as in YouTube-VIS ground truth).
+        height, width: expected size; checked when given.
+
+    Returns:
+        ``(counts_bytes, H, W)``. Compressed input is passed through without decoding; its total
+        pixel count is checked with :func:`pixel_count`.
+
+    Raises:
+        ValueError: malformed dict, size mismatch, or counts that do not cover ``H * W`` pixels.
+    """
+    if not isinstance(segm, dict) or "size" not in segm or "counts" not in segm:
+        raise ValueError("not a COCO RLE dict with 'size' and 'counts'")
+    size = segm["size"]
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) for v in size)):
+        raise ValueError(f"bad RLE size {size!r}")
+    h, w = int(size[0]), int(size[1])
+    if height is not None and (h, w) != (height, width):
+        raise ValueError(f"RLE size {h}x{w} differs from the frame size {height}x{width}")
+    counts = segm["counts"]
+    if isinstance(counts, list):
+        if any((not isinstance(v, int)) or v < 0 for v in counts) or sum(counts) != h * w:
+            raise ValueError(f"uncompressed counts do not cover {h}x{w} pixels")
+        return cocomask.frPyObjects(segm, h, w)["counts"], h, w
+    if isinstance(counts, str):
+        try:
+            counts = counts.encode("ascii")
+        except UnicodeEncodeError as exc:
+            raise ValueError("RLE counts contain non-ASCII characters") from exc
+    if not isinstance(counts, bytes):
+        raise ValueError(f"RLE counts of type {type(counts).__name__}")
+    total = pixel_count(counts)
+    if total != h * w:
+        raise ValueError(f"RLE counts cover {total} pixels, expected {h}x{w} = {h * w}")
+    return counts, h, w
+
+
+def check(counts: bytes, height: int, width: int, *, file: str | None = None, item: str | None = None) -> None:
+    """Raise :class:`RvosError` naming ``file``/``item`` if the RLE does not decode to ``H x W``."""
+    try:
+        total = pixel_count(counts)
+    except ValueError as exc:
+        raise RvosError(f"malformed RLE: {exc}", file=file, item=item) from None
+    if total != height * width:
+        raise RvosError(f"malformed RLE: covers {total} pixels, expected {height}x{width}", file=file, item=item)

@@ -1,0 +1,409 @@
+"""Reading and writing common-format directories (the only code that touches their files).
+
+A dataset directory (see ``schemas/FORMAT.md``)::
+
+    dataset.json        manifest
+    videos.parquet      objects.parquet      expressions.parquet
+    masks.parquet       (row groups per video)
+    moments.parquet     (MeViS-M only)
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rvoskit import __version__
+from rvoskit.errors import RvosError
+from rvoskit.format import rle as rlemod
+from rvoskit.format.atomic import atomic_dir
+from rvoskit.format.schema import FORMAT_VERSION, arrow_schema, check_table
+
+MANIFEST = "dataset.json"
+FORMAT_NAME = "rvoskit-rvos"
+TABLES = ("videos", "objects", "expressions", "masks")
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def to_arrow(table: str, data: pa.Table | pd.DataFrame | Iterable[Mapping[str, Any]]) -> pa.Table:
+    """Convert rows, a DataFrame or an Arrow table to the schema of ``table`` (columns in order).
+
+    Raises:
+        RvosError: missing columns or values that do not fit the column types.
+    """
+    schema = arrow_schema(table)
+    try:
+        if isinstance(data, pa.Table):
+            return data.select(schema.names).cast(schema)
+        if isinstance(data, pd.DataFrame):
+            return pa.Table.from_pandas(data[schema.names], schema=schema, preserve_index=False)
+        rows = list(data)
+        return pa.Table.from_pylist(rows, schema=schema) if rows else schema.empty_table()
+    except (KeyError, pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
+        raise RvosError(f"rows do not fit the {table} schema: {exc}") from None
+
+
+def write_table(path: str | Path, table: str, data: pa.Table | pd.DataFrame | Iterable[Mapping[str, Any]]) -> int:
+    """Write one v1 table as Parquet (zstd), schema-checked. Returns the number of rows."""
+    t = to_arrow(table, data)
+    pq.write_table(t, path, compression="zstd")
+    return t.num_rows
+
+
+def read_table(path: str | Path, table: str, *, filters=None, columns: list[str] | None = None) -> pa.Table:
+    """Read and schema-check one v1 table.
+
+    Args:
+        path: the Parquet file.
+        table: its table name (schema to check against).
+        filters: pyarrow ``filters`` (e.g. ``[("video_id", "=", v)]``); row groups are skipped by statistics.
+        columns: subset of columns to read (skips the check of the others).
+
+    Raises:
+        RvosError: missing file, unreadable Parquet, or a schema mismatch (names the file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RvosError("missing table", file=path)
+    try:
+        t = pq.read_table(path, filters=filters, columns=columns)
+    except (pa.ArrowException, OSError) as exc:
+        raise RvosError(f"unreadable Parquet: {exc}", file=path) from None
+    if columns is None:
+        problems = check_table(table, t)
+        if problems:
+            raise RvosError("; ".join(problems), file=path)
+    return t
+
+
+class RvosDataset:
+    """A common-format dataset directory, read lazily.
+
+    Attributes:
+        path: the directory.
+        manifest: the parsed ``dataset.json``.
+
+    Raises (on open):
+        RvosError: missing or unreadable manifest, unknown format or version.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        mpath = self.path / MANIFEST
+        if not mpath.is_file():
+            raise RvosError("not an rvoskit dataset (no dataset.json)", file=self.path)
+        try:
+            self.manifest = json.loads(mpath.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RvosError(f"invalid JSON: {exc}", file=mpath) from None
+        if self.manifest.get("format") != FORMAT_NAME:
+            raise RvosError(f"format is {self.manifest.get('format')!r}, expected {FORMAT_NAME!r}", file=mpath)
+        if self.manifest.get("format_version") != FORMAT_VERSION:
+            raise RvosError(
+                f"format version {self.manifest.get('format_version')} is not supported (this rvoskit reads {FORMAT_VERSION})",
+                file=mpath,
+            )
+
+    def __repr__(self) -> str:
+        src = self.manifest.get("source", {})
+        return f"RvosDataset({str(self.path)!r}, {src.get('dataset')}/{src.get('split')})"
+
+    # -- tables ---------------------------------------------------------------------------------
+    def table(self, name: str, **kw) -> pa.Table:
+        """Read table ``name`` (``videos``, ``objects``, ``expressions``, ``masks``, ``moments``) as Arrow."""
+        return read_table(self.path / f"{name}.parquet", name, **kw)
+
+    @cached_property
+    def videos(self) -> pd.DataFrame:
+        """``videos.parquet`` as a DataFrame indexed by ``video_id`` (frames as Python lists)."""
+        df = self.table("videos").to_pandas()
+        return df.set_index("video_id", drop=False)
+
+    @cached_property
+    def objects(self) -> pd.DataFrame:
+        """``objects.parquet`` as a DataFrame."""
+        return self.table("objects").to_pandas()
+
+    @cached_property
+    def expressions(self) -> pd.DataFrame:
+        """``expressions.parquet`` as a DataFrame indexed by ``expression_id``."""
+        return self.table("expressions").to_pandas().set_index("expression_id", drop=False)
+
+    @property
+    def has_moments(self) -> bool:
+        """Whether the dataset carries MeViS-M ``moments.parquet``."""
+        return (self.path / "moments.parquet").is_file()
+
+    @cached_property
+    def moments(self) -> pd.DataFrame:
+        """``moments.parquet`` (MeViS-M spans), or an empty table with the schema."""
+        if not self.has_moments:
+            return arrow_schema("moments").empty_table().to_pandas()
+        return self.table("moments").to_pandas()
+
+    def masks(self, video_id: str | None = None, columns: list[str] | None = None) -> pd.DataFrame:
+        """Mask rows, of one video (a row-group-pruned read) or of all videos."""
+        filters = [("video_id", "=", video_id)] if video_id is not None else None
+        return self.table("masks", filters=filters, columns=columns).to_pandas()
+
+    def iter_masks(self) -> Iterator[tuple[str, pd.DataFrame]]:
+        """Yield ``(video_id, mask rows)`` per video, streaming row groups (bounded memory)."""
+        pf = pq.ParquetFile(self.path / "masks.parquet")
+        pending: list[pd.DataFrame] = []
+        current = None
+        for i in range(pf.num_row_groups):
+            df = pf.read_row_group(i).to_pandas()
+            for vid, part in df.groupby("video_id", sort=False):
+                if current is not None and vid != current:
+                    yield current, pd.concat(pending, ignore_index=True)
+                    pending = []
+                current = vid
+                pending.append(part)
+        if current is not None:
+            yield current, pd.concat(pending, ignore_index=True)
+
+    # -- frames -------------------------------------------------------------------------------
+    @cached_property
+    def frame_root(self) -> Path:
+        """Directory that ``videos.frame_files`` are relative to (relative roots resolve against the dataset)."""
+        root = Path(self.manifest["frame_root"])
+        return root if root.is_absolute() else (self.path / root)
+
+    def video(self, video_id: str) -> pd.Series:
+        """The ``videos`` row of one video.
+
+        Raises:
+            RvosError: unknown video id.
+        """
+        try:
+            return self.videos.loc[video_id]
+        except KeyError:
+            raise RvosError("unknown video", file=self.path / "videos.parquet", item=video_id) from None
+
+    def frame_paths(self, video_id: str) -> list[Path]:
+        """Absolute paths of the frames of a video, in order."""
+        return [self.frame_root / f for f in self.video(video_id)["frame_files"]]
+
+    def read_frame(self, video_id: str, frame_idx: int) -> np.ndarray:
+        """Read one frame as ``uint8 (H, W, 3)`` RGB.
+
+        Raises:
+            RvosError: missing or unreadable frame file.
+        """
+        import cv2
+
+        path = self.frame_paths(video_id)[frame_idx]
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if img is None:
+            raise RvosError("missing or unreadable frame", file=path, item=f"{video_id} frame {frame_idx}")
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+    # -- masks as arrays ----------------------------------------------------------------------
+    def object_masks(self, video_id: str, masks: pd.DataFrame | None = None) -> dict[int, np.ndarray]:
+        """All objects of a video as ``{obj_id: uint8 (T, H, W)}`` (absent frames are zeros)."""
+        v = self.video(video_id)
+        T, H, W = int(v["num_frames"]), int(v["height"]), int(v["width"])
+        if masks is None:
+            masks = self.masks(video_id)
+        out: dict[int, np.ndarray] = {}
+        for obj_id, rows in masks.groupby("obj_id", sort=True):
+            arr = np.zeros((T, H, W), np.uint8)
+            arr[rows["frame_idx"].to_numpy()] = rlemod.decode_batch(list(rows["rle"]), H, W)
+            out[int(obj_id)] = arr
+        return out
+
+    def expression_masks(self, expression_id: str, objects: dict[int, np.ndarray] | None = None) -> np.ndarray:
+        """Ground truth of an expression: the union of its objects, ``uint8 (T, H, W)`` (MeViS rule).
+
+        A no-target expression gives all zeros.
+
+        Raises:
+            RvosError: unknown expression, or an expression without ground truth (``obj_ids`` null).
+        """
+        try:
+            e = self.expressions.loc[expression_id]
+        except KeyError:
+            raise RvosError("unknown expression", file=self.path / "expressions.parquet", item=expression_id) from None
+        if e["obj_ids"] is None:
+            raise RvosError("expression has no ground truth (obj_ids is null)", file=self.path, item=expression_id)
+        v = self.video(e["video_id"])
+        if objects is None:
+            objects = self.object_masks(e["video_id"])
+        gt = np.zeros((int(v["num_frames"]), int(v["height"]), int(v["width"])), np.uint8)
+        for o in e["obj_ids"]:
+            if int(o) in objects:
+                gt |= objects[int(o)]
+        return gt
+
+
+def open_dataset(path: str | Path) -> RvosDataset:
+    """Open a common-format dataset directory (see :class:`RvosDataset`)."""
+    return RvosDataset(path)
+
+
+class DatasetWriter:
+    """Write a dataset directory atomically, streaming masks one video at a time.
+
+    Usage::
+
+        with DatasetWriter(out, dataset="mevis", split="train", frame_root=root / "JPEGImages") as w:
+            w.add_input(root / "meta_expressions.json")
+            for video in ...:                      # in sorted video_id order
+                w.add_video(video_row)
+                w.add_objects(object_rows)
+                w.add_expressions(expression_rows)
+                w.add_masks(video_id, mask_rows)   # rows of one video
+        # out/ now exists, complete; on an exception nothing is left behind
+
+    Masks must arrive grouped by video (one ``add_masks`` call or several consecutive ones per
+    video); each call becomes one Parquet row group, sorted by (obj_id, frame_idx).
+    """
+
+    def __init__(
+        self,
+        out: str | Path,
+        *,
+        dataset: str,
+        split: str,
+        frame_root: str | Path,
+        source_root: str | Path | None = None,
+        options: Mapping[str, Any] | None = None,
+        overwrite: bool = False,
+    ):
+        self.out = Path(out)
+        self._dataset, self._split = dataset, split
+        self._frame_root = str(frame_root)
+        self._source_root = str(Path(source_root).resolve()) if source_root else None
+        self._options = dict(options or {})
+        self._overwrite = overwrite
+        self._inputs: list[dict] = []
+        self._videos: list[dict] = []
+        self._objects: list[dict] = []
+        self._expressions: list[dict] = []
+        self._moments: list[dict] | None = None
+        self._extra: dict[str, Any] = {}
+        self._n_masks = 0
+        self._done_videos: set[str] = set()
+        self._last_mask_video: str | None = None
+
+    def __enter__(self) -> "DatasetWriter":
+        self._ctx = atomic_dir(self.out, overwrite=self._overwrite)
+        self.tmp = self._ctx.__enter__()
+        self._mask_writer = pq.ParquetWriter(self.tmp / "masks.parquet", arrow_schema("masks"), compression="zstd")
+        return self
+
+    def add_input(self, path: str | Path, sha256: str | None = None) -> str:
+        """Record an input annotation file and its sha256 in the manifest; returns the digest."""
+        path = Path(path)
+        digest = sha256 or sha256_file(path)
+        rel = str(path.resolve())
+        if self._source_root and rel.startswith(self._source_root + "/"):
+            rel = rel[len(self._source_root) + 1 :]
+        self._inputs.append({"path": rel, "sha256": digest, "bytes": path.stat().st_size})
+        return digest
+
+    def add_video(self, row: Mapping[str, Any]) -> None:
+        """Add one ``videos`` row."""
+        self._videos.append(dict(row))
+
+    def add_objects(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Add ``objects`` rows."""
+        self._objects.extend(dict(r) for r in rows)
+
+    def add_expressions(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Add ``expressions`` rows (``expression_id`` is derived from video_id/exp_id when absent)."""
+        for r in rows:
+            r = dict(r)
+            r.setdefault("expression_id", f"{r['video_id']}/{r['exp_id']}")
+            self._expressions.append(r)
+
+    def add_moments(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Add MeViS-M ``moments`` rows (creates ``moments.parquet``)."""
+        if self._moments is None:
+            self._moments = []
+        self._moments.extend(dict(r) for r in rows)
+
+    def set_extra(self, key: str, value: Any) -> None:
+        """Store an extra JSON-serialisable manifest entry (e.g. verification results)."""
+        self._extra[key] = value
+
+    def add_masks(self, video_id: str, rows: pd.DataFrame | Iterable[Mapping[str, Any]]) -> None:
+        """Append the mask rows of one video as a row group.
+
+        Raises:
+            RvosError: masks of a video arrive after another video's masks (not grouped).
+        """
+        if video_id != self._last_mask_video:
+            if video_id in self._done_videos:
+                raise RvosError("masks of a video must be written consecutively", item=video_id)
+            if self._last_mask_video is not None:
+                self._done_videos.add(self._last_mask_video)
+            self._last_mask_video = video_id
+        t = to_arrow("masks", rows)
+        if t.num_rows == 0:
+            return
+        t = t.sort_by([("obj_id", "ascending"), ("frame_idx", "ascending")])
+        self._mask_writer.write_table(t)
+        self._n_masks += t.num_rows
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            self._mask_writer.close()
+            if exc_type is None:
+                self._finish()
+        except BaseException:
+            self._ctx.__exit__(*__import__("sys").exc_info())
+            raise
+        return self._ctx.__exit__(exc_type, exc, tb)
+
+    def _finish(self) -> None:
+        videos = sorted(self._videos, key=lambda r: r["video_id"])
+        write_table(self.tmp / "videos.parquet", "videos", videos)
+        objects = sorted(self._objects, key=lambda r: (r["video_id"], r["obj_id"]))
+        write_table(self.tmp / "objects.parquet", "objects", objects)
+        order = {v["video_id"]: i for i, v in enumerate(videos)}
+        exprs = sorted(self._expressions, key=lambda r: (order.get(r["video_id"], -1), r["exp_index"]))
+        write_table(self.tmp / "expressions.parquet", "expressions", exprs)
+        tables = ["videos.parquet", "objects.parquet", "expressions.parquet", "masks.parquet"]
+        if self._moments is not None:
+            moments = sorted(self._moments, key=lambda r: (r["video_id"], r["expression_id"], r["obj_id"], r["start_idx"]))
+            write_table(self.tmp / "moments.parquet", "moments", moments)
+            tables.append("moments.parquet")
+        n_frames = sum(int(v["num_frames"]) for v in videos)
+        manifest = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "source": {"dataset": self._dataset, "split": self._split, "root": self._source_root},
+            "converter": {"name": "rvoskit", "version": __version__, "options": self._options},
+            "inputs": self._inputs,
+            "frame_root": self._frame_root,
+            "counts": {
+                "videos": len(videos),
+                "frames": n_frames,
+                "objects": len(objects),
+                "expressions": len(exprs),
+                "masks": self._n_masks,
+                **({"moments": len(self._moments)} if self._moments is not None else {}),
+            },
+            "tables": tables,
+            "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            **self._extra,
+        }
+        (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
