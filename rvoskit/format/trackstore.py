@@ -1,0 +1,167 @@
+"""Track store I/O: candidate mask tracks and SAM2 object tokens, per video, resumable.
+
+Layout (``schemas/FORMAT.md`` section 2)::
+
+    <tracks>/trackstore.json
+    <tracks>/tracks/<safe video_id>.parquet        table "tracks", one row per (track, frame)
+    <tracks>/tokens/<safe video_id>.safetensors    "obj_ptr" (N, T, 256), "track_id" (N,)
+    <tracks>/done/<safe video_id>.json             completion marker, written last
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from rvoskit import __version__
+from rvoskit.errors import RvosError
+from rvoskit.format.atomic import atomic_file, safe_name
+from rvoskit.format.schema import FORMAT_VERSION
+from rvoskit.format.store import read_table, to_arrow
+
+MANIFEST = "trackstore.json"
+FORMAT_NAME = "rvoskit-tracks"
+
+
+class TrackStore:
+    """A track store directory: created if missing, resumable, readable.
+
+    Args:
+        path: the store directory.
+        create: create the directory and manifest if they do not exist.
+        meta: manifest entries (dataset path, SAM2 config, options) recorded on creation and
+            compared on reopen: a resume with different generation options is refused.
+
+    Raises:
+        RvosError: not a track store (and ``create`` is false), unsupported version, or a resume
+            whose ``meta`` differs from the store's.
+    """
+
+    def __init__(self, path: str | Path, *, create: bool = False, meta: Mapping[str, Any] | None = None):
+        self.path = Path(path)
+        mpath = self.path / MANIFEST
+        if not mpath.is_file():
+            if not create:
+                raise RvosError("not an rvoskit track store (no trackstore.json)", file=self.path)
+            for sub in ("tracks", "tokens", "done"):
+                (self.path / sub).mkdir(parents=True, exist_ok=True)
+            manifest = {
+                "format": FORMAT_NAME,
+                "format_version": FORMAT_VERSION,
+                "rvoskit_version": __version__,
+                "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "meta": dict(meta or {}),
+                "runs": [],
+            }
+            with atomic_file(mpath) as tmp:
+                tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        try:
+            self.manifest = json.loads(mpath.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RvosError(f"invalid JSON: {exc}", file=mpath) from None
+        if self.manifest.get("format") != FORMAT_NAME or self.manifest.get("format_version") != FORMAT_VERSION:
+            raise RvosError("not a v1 rvoskit track store", file=mpath)
+        if meta is not None and create and self.manifest.get("meta") != json.loads(json.dumps(dict(meta))):
+            raise RvosError(
+                "this store was generated with other options; use a new --out or the same options to resume",
+                file=mpath,
+            )
+
+    @property
+    def meta(self) -> dict:
+        """The generation options recorded in the manifest."""
+        return self.manifest.get("meta", {})
+
+    def _file(self, sub: str, video_id: str, ext: str) -> Path:
+        return self.path / sub / f"{safe_name(video_id)}{ext}"
+
+    def is_done(self, video_id: str) -> bool:
+        """Whether the video's tracks and tokens are complete."""
+        return self._file("done", video_id, ".json").is_file()
+
+    def done_videos(self) -> list[str]:
+        """Ids of the completed videos (from the markers), sorted."""
+        out = []
+        for p in sorted((self.path / "done").glob("*.json")):
+            out.append(json.loads(p.read_text(encoding="utf-8"))["video_id"])
+        return sorted(out)
+
+    def write_video(
+        self,
+        video_id: str,
+        rows: pd.DataFrame | Iterable[Mapping[str, Any]],
+        obj_ptr: np.ndarray,
+        track_ids: np.ndarray,
+        info: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Write one video's tracks and tokens atomically, then its completion marker.
+
+        Args:
+            video_id: the video.
+            rows: ``tracks`` table rows (one per track and frame).
+            obj_ptr: ``(N, T, 256)`` float32 or float16 object pointers.
+            track_ids: ``(N,)`` int32, the track of each row of ``obj_ptr``.
+            info: per-video summary stored in the marker (timings, prompt counts).
+
+        Raises:
+            RvosError: shapes that disagree with each other.
+        """
+        from safetensors.numpy import save_file
+
+        obj_ptr = np.ascontiguousarray(obj_ptr)
+        track_ids = np.ascontiguousarray(track_ids, dtype=np.int32)
+        if obj_ptr.ndim != 3 or obj_ptr.shape[0] != track_ids.shape[0]:
+            raise RvosError(f"obj_ptr {obj_ptr.shape} does not match {track_ids.shape[0]} track ids", item=video_id)
+        table = to_arrow("tracks", rows)
+        with atomic_file(self._file("tracks", video_id, ".parquet")) as tmp:
+            import pyarrow.parquet as pq
+
+            pq.write_table(table, tmp, compression="zstd")
+        with atomic_file(self._file("tokens", video_id, ".safetensors")) as tmp:
+            save_file({"obj_ptr": obj_ptr, "track_id": track_ids}, str(tmp), metadata={"video_id": video_id})
+        marker = {"video_id": video_id, "num_tracks": int(track_ids.shape[0]), "num_frames": int(obj_ptr.shape[1]), **(info or {})}
+        with atomic_file(self._file("done", video_id, ".json")) as tmp:
+            tmp.write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+
+    def video_info(self, video_id: str) -> dict:
+        """The completion marker's contents of a video."""
+        path = self._file("done", video_id, ".json")
+        if not path.is_file():
+            raise RvosError("video not in the track store (not generated yet)", file=self.path, item=video_id)
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    def tracks(self, video_id: str) -> pd.DataFrame:
+        """The ``tracks`` rows of one completed video.
+
+        Raises:
+            RvosError: the video is not complete in this store.
+        """
+        if not self.is_done(video_id):
+            raise RvosError("video not in the track store (not generated yet)", file=self.path, item=video_id)
+        return read_table(self._file("tracks", video_id, ".parquet"), "tracks").to_pandas()
+
+    def tokens(self, video_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(obj_ptr (N, T, 256), track_id (N,) int32)`` of one completed video."""
+        from safetensors.numpy import load_file
+
+        if not self.is_done(video_id):
+            raise RvosError("video not in the track store (not generated yet)", file=self.path, item=video_id)
+        d = load_file(str(self._file("tokens", video_id, ".safetensors")))
+        return d["obj_ptr"], d["track_id"]
+
+    def add_run(self, summary: Mapping[str, Any]) -> None:
+        """Append a run summary (videos, tracks per video, time per frame) to the manifest."""
+        self.manifest.setdefault("runs", []).append(dict(summary))
+        with atomic_file(self.path / MANIFEST) as tmp:
+            tmp.write_text(json.dumps(self.manifest, indent=2) + "\n", encoding="utf-8")
+
+
+def open_trackstore(path: str | Path) -> TrackStore:
+    """Open an existing track store for reading (see :class:`TrackStore`)."""
+    return TrackStore(path)
+
