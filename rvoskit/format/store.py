@@ -146,6 +146,17 @@ class RvosDataset:
         """``expressions.parquet`` as a DataFrame indexed by ``expression_id``."""
         return self.table("expressions").to_pandas().set_index("expression_id", drop=False)
 
+    def void_masks(self, video_id: str) -> np.ndarray:
+        """DAVIS void pixels (label 255) of a video as ``uint8 (T, H, W)`` 0/1 (zeros without ``void.parquet``)."""
+        v = self.video(video_id)
+        T, H, W = int(v["num_frames"]), int(v["height"]), int(v["width"])
+        out = np.zeros((T, H, W), np.uint8)
+        if (self.path / "void.parquet").is_file():
+            rows = self.table("void", filters=[("video_id", "=", video_id)]).to_pandas()
+            if len(rows):
+                out[rows["frame_idx"].to_numpy()] = rlemod.decode_batch(list(rows["rle"]), H, W)
+        return out
+
     @property
     def has_moments(self) -> bool:
         """Whether the dataset carries MeViS-M ``moments.parquet``."""
@@ -298,6 +309,7 @@ class DatasetWriter:
         self._objects: list[dict] = []
         self._expressions: list[dict] = []
         self._moments: list[dict] | None = None
+        self._void: list[dict] | None = None
         self._extra: dict[str, Any] = {}
         self._n_masks = 0
         self._done_videos: set[str] = set()
@@ -339,6 +351,12 @@ class DatasetWriter:
         if self._moments is None:
             self._moments = []
         self._moments.extend(dict(r) for r in rows)
+
+    def add_void(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Add DAVIS void rows (creates ``void.parquet``)."""
+        if self._void is None:
+            self._void = []
+        self._void.extend(dict(r) for r in rows)
 
     def set_extra(self, key: str, value: Any) -> None:
         """Store an extra JSON-serialisable manifest entry (e.g. verification results)."""
@@ -386,6 +404,10 @@ class DatasetWriter:
             moments = sorted(self._moments, key=lambda r: (r["video_id"], r["expression_id"], r["obj_id"], r["start_idx"]))
             write_table(self.tmp / "moments.parquet", "moments", moments)
             tables.append("moments.parquet")
+        if self._void is not None:
+            void = sorted(self._void, key=lambda r: (r["video_id"], r["frame_idx"]))
+            write_table(self.tmp / "void.parquet", "void", void)
+            tables.append("void.parquet")
         n_frames = sum(int(v["num_frames"]) for v in videos)
         manifest = {
             "format": FORMAT_NAME,
