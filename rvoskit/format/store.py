@@ -299,7 +299,7 @@ class DatasetWriter:
         overwrite: bool = False,
     ):
         self.out = Path(out)
-        self._dataset, self._split = dataset, split
+        self.dataset, self.split = dataset, split
         self._frame_root = str(frame_root)
         self._source_root = str(Path(source_root).resolve()) if source_root else None
         self._options = dict(options or {})
@@ -412,7 +412,7 @@ class DatasetWriter:
         manifest = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
-            "source": {"dataset": self._dataset, "split": self._split, "root": self._source_root},
+            "source": {"dataset": self.dataset, "split": self.split, "root": self._source_root},
             "converter": {"name": "rvoskit", "version": __version__, "options": self._options},
             "inputs": self._inputs,
             "frame_root": self._frame_root,

@@ -1,0 +1,197 @@
+"""Helpers shared by the native-format converters: strict JSON, frame checks, progress."""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
+
+import numpy as np
+
+from rvoskit.errors import RvosError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+FRAME_EXTS = (".jpg", ".jpeg", ".png")
+
+
+def _no_duplicates(file: Path):
+    def hook(pairs: list[tuple[str, Any]]) -> dict:
+        out: dict = {}
+        for k, v in pairs:
+            if k in out:
+                raise RvosError(f"duplicate key {k!r}", file=file, item=str(k))
+            out[k] = v
+        return out
+
+    return hook
+
+
+def load_json(path: str | Path, *, what: str = "JSON file") -> Any:
+    """Load a JSON file strictly.
+
+    Raises:
+        RvosError: missing file, non-UTF-8 bytes (with the byte offset), truncated or invalid
+            JSON (with line and column), or a duplicate key anywhere in the document (duplicate
+            video, expression or annotation ids would otherwise be silently dropped).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RvosError(f"missing {what}", file=path)
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RvosError(f"not valid UTF-8 at byte {exc.start}", file=path) from None
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates(path))
+    except json.JSONDecodeError as exc:
+        kind = "truncated JSON" if exc.pos >= len(text.rstrip()) else "invalid JSON"
+        raise RvosError(f"{kind}: {exc.msg} (line {exc.lineno}, column {exc.colno})", file=path) from None
+
+
+def require(cond: bool, message: str, *, file: str | Path | None = None, item: str | None = None) -> None:
+    """Raise :class:`RvosError` with ``message`` unless ``cond``."""
+    if not cond:
+        raise RvosError(message, file=file, item=item)
+
+
+def find_frame(folder: Path, name: str) -> Path | None:
+    """The file ``<folder>/<name>.<ext>`` for the first existing frame extension, or None."""
+    for ext in FRAME_EXTS:
+        p = folder / f"{name}{ext}"
+        if p.is_file():
+            return p
+    return None
+
+
+def frame_files(folder: Path, names: Sequence[str], *, video_id: str) -> list[Path]:
+    """Locate every named frame of a video.
+
+    Raises:
+        RvosError: the frame folder or one of the frames is missing (names the first missing frame).
+    """
+    require(folder.is_dir(), "missing frame folder", file=folder, item=video_id)
+    # one listdir instead of 3 stats per frame
+    present = {}
+    for entry in os.listdir(folder):
+        stem, ext = os.path.splitext(entry)
+        if ext.lower() in FRAME_EXTS and stem not in present:
+            present[stem] = folder / entry
+    out = []
+    for n in names:
+        p = present.get(n)
+        require(p is not None, f"missing frame {n!r}", file=folder, item=video_id)
+        out.append(p)
+    return out
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """``(height, width)`` of an image, read from its header (Pillow; no pixel decode).
+
+    Raises:
+        RvosError: unreadable image.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except (OSError, UnidentifiedImageError) as exc:
+        raise RvosError(f"unreadable image: {exc}", file=path) from None
+    return int(h), int(w)
+
+
+def read_label_png(path: Path) -> np.ndarray:
+    """Read an 8-bit label PNG (palette ``P`` or grey ``L``) as ``uint8 (H, W)`` label values.
+
+    Palette PNGs are read as indices (not colours), which is what DAVIS and Ref-YouTube-VOS store.
+
+    Raises:
+        RvosError: unreadable file, or a mode other than P/L (for instance an RGB mask).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            if im.mode not in ("P", "L"):
+                raise RvosError(f"label PNG has mode {im.mode}, expected an 8-bit palette (P) or grey (L) image", file=path)
+            return np.asarray(im, dtype=np.uint8)
+    except (OSError, UnidentifiedImageError) as exc:
+        raise RvosError(f"unreadable label PNG: {exc}", file=path) from None
+
+
+def labels_to_masks(label: np.ndarray, ids: Iterable[int]) -> tuple[list[int], np.ndarray]:
+    """Split a label map into binary masks for the ids present.
+
+    Returns:
+        ``(present_ids, masks uint8 (K, H, W))`` for the ids of ``ids`` that occur in ``label``.
+    """
+    values = set(np.unique(label).tolist())
+    present = [i for i in ids if i in values]
+    if not present:
+        return [], np.zeros((0,) + label.shape, np.uint8)
+    return present, (label[None] == np.asarray(present, np.uint8)[:, None, None]).astype(np.uint8)
+
+
+def parallel_map(fn: Callable[[T], R], items: Sequence[T], workers: int) -> Iterator[R]:
+    """``map(fn, items)`` in order, on ``workers`` processes when ``workers > 1``.
+
+    At most ``2 * workers`` results are in flight, so memory does not grow with ``len(items)``.
+    """
+    if workers <= 1:
+        for it in items:
+            yield fn(it)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as ex:
+        pending = []
+        idx = 0
+        while idx < len(items) or pending:
+            while idx < len(items) and len(pending) < 2 * workers:
+                pending.append(ex.submit(fn, items[idx]))
+                idx += 1
+            yield pending.pop(0).result()
+
+
+def progress_bar(disable: bool = False):
+    """A rich progress bar with a count and time estimates (``disable`` for quiet/library use)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=disable,
+        transient=False,
+    )
+
+
+def mask_rows(video_id: str, obj_ids: Sequence[int], frame_idxs: Sequence[int], counts: Sequence[bytes], height: int, width: int) -> list[dict]:
+    """Build ``masks`` table rows (area and box from the RLE, no decoding).
+
+    Args:
+        video_id: the video.
+        obj_ids, frame_idxs, counts: aligned per-row object ids, frame indices and compressed RLE counts.
+        height, width: the mask size (= video size).
+    """
+    from rvoskit.format import rle
+
+    areas, boxes = rle.area_bbox(list(counts), height, width)
+    return [
+        {
+            "video_id": video_id,
+            "obj_id": int(o),
+            "frame_idx": int(t),
+            "height": height,
+            "width": width,
+            "rle": c,
+            "area": int(a),
+            "bbox": b.tolist(),
+        }
+        for o, t, c, a, b in zip(obj_ids, frame_idxs, counts, areas, boxes)
+    ]

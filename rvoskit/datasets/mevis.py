@@ -1,0 +1,206 @@
+"""MeViS converter (Ding et al., ICCV 2023; v2 TPAMI 2025).
+
+Native layout (``docs: dataset-formats.md`` §1; henghuiding/MeViS ``lmpm/data/datasets/mevis.py``,
+``tools/eval_mevis.py``)::
+
+    <root>/<split>/JPEGImages/<video>/<frame>.jpg
+    <root>/<split>/meta_expressions.json   {"videos": {vid: {"frames": [...], "expressions": {exp_id: {"exp", "obj_id", "anno_id"}}}}}
+    <root>/<split>/mask_dict.json          {anno_id: [COCO RLE | null per frame]}   (train, valid_u only)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from rvoskit.datasets.common import frame_files, image_size, load_json, mask_rows, progress_bar, require
+from rvoskit.datasets.jsonindex import JsonObjectIndex
+from rvoskit.errors import RvosError
+from rvoskit.format import DatasetWriter
+from rvoskit.format import rle as rlemod
+from rvoskit.format.store import sha256_file
+
+# Published sha256 of the v1 mask_dict.json files (henghuiding/MeViS issue #4, maintainer reply 2023-10-08).
+PUBLISHED_SHA256 = {
+    "train": "f9d9b01a2a6d7a004e2e7a664ce2b9b1576218e975030f8e4df4f66111fb253f",
+    "valid_u": "6e711a3f713cd95a825f536323e434b4d80f85a8e4e66d0cd662408e8779db50",
+}
+
+
+def _as_list(value: Any, *, file: Path, item: str, field: str) -> list:
+    if isinstance(value, list):
+        return value
+    if isinstance(value, (int, str)):  # tolerate a scalar where loaders expect a list
+        return [value]
+    raise RvosError(f"{field} must be a list, got {type(value).__name__}", file=file, item=item)
+
+
+def read_mevis_meta(meta_path: Path) -> dict:
+    """Read and structurally check ``meta_expressions.json``.
+
+    Returns:
+        The ``videos`` mapping ``{video_id: {"frames": [...], "expressions": {...}}}``.
+
+    Raises:
+        RvosError: invalid JSON, missing ``videos``/``frames``/``expressions``/``exp``, a non-string
+            expression, frames not in sorted order (the official eval indexes ``mask_dict`` by
+            position while the loaders sort, so unsorted frames would misalign masks).
+    """
+    meta = load_json(meta_path, what="meta_expressions.json")
+    require(isinstance(meta, dict) and isinstance(meta.get("videos"), dict), "no 'videos' object", file=meta_path)
+    for vid, v in meta["videos"].items():
+        require(isinstance(v, dict), "video entry is not an object", file=meta_path, item=vid)
+        frames = v.get("frames")
+        require(isinstance(frames, list) and all(isinstance(f, str) for f in frames), "'frames' must be a list of frame names", file=meta_path, item=vid)
+        require(len(frames) > 0, "video has no frames", file=meta_path, item=vid)
+        require(len(set(frames)) == len(frames), "duplicate frame names", file=meta_path, item=vid)
+        require(frames == sorted(frames), "frames are not in sorted order (masks are indexed by position)", file=meta_path, item=vid)
+        exps = v.get("expressions")
+        require(isinstance(exps, dict), "'expressions' must be an object", file=meta_path, item=vid)
+        for eid, e in exps.items():
+            item = f"{vid}/{eid}"
+            require(isinstance(e, dict) and "exp" in e, "expression without 'exp'", file=meta_path, item=item)
+            require(isinstance(e["exp"], str), "'exp' must be a string", file=meta_path, item=item)
+    return meta["videos"]
+
+
+def convert_mevis(
+    root: str | Path,
+    split: str,
+    out: str | Path,
+    *,
+    verify_sha: bool = False,
+    overwrite: bool = False,
+    show_progress: bool = False,
+    extra: Callable[[DatasetWriter, dict], None] | None = None,
+    dataset_name: str = "mevis",
+) -> Path:
+    """Convert one MeViS split to the common format.
+
+    ``mask_dict.json`` RLE is passed through without decoding (compressed counts are only checked to
+    cover ``H x W`` pixels); ``null`` frames are absent (no row); multi-object expressions keep
+    all their objects; empty target lists are no-target expressions (v2). Splits without
+    ``mask_dict.json`` (valid, test) give expressions with ``obj_ids = null``. The mask file is read
+    through a byte-range index, one object at a time, so memory does not grow with the split.
+
+    Args:
+        root: the MeViS root (containing ``<split>/``), or the split directory itself.
+        split: ``train``, ``valid_u``, ``valid``, ``test`` or any directory name with a meta file.
+        out: output dataset directory (created atomically).
+        verify_sha: check ``mask_dict.json`` against the published sha256 (train, valid_u).
+        overwrite: replace an existing ``out``.
+        show_progress: show a rich progress bar.
+        extra: called with the open writer and the videos mapping before it closes (MeViS-M adds moments).
+        dataset_name: ``source.dataset`` in the manifest.
+
+    Returns:
+        ``out``.
+
+    Raises:
+        RvosError: any bad input (named file and item); nothing is left at ``out``.
+    """
+    root = Path(root)
+    split_dir = root / split if (root / split).is_dir() else root
+    require(split_dir.is_dir(), f"no split directory {split!r}", file=root)
+    meta_path = split_dir / "meta_expressions.json"
+    mask_path = split_dir / "mask_dict.json"
+    videos = read_mevis_meta(meta_path)
+    has_masks = mask_path.is_file()
+    sha_note = None
+    if verify_sha:
+        require(has_masks, "--verify-sha needs mask_dict.json", file=split_dir)
+        expected = PUBLISHED_SHA256.get(split)
+        require(expected is not None, f"no published sha256 for split {split!r} (known: {', '.join(PUBLISHED_SHA256)})", file=mask_path)
+        digest = sha256_file(mask_path)
+        require(digest == expected, f"sha256 {digest} differs from the published {expected}", file=mask_path)
+        sha_note = {"file": "mask_dict.json", "sha256": digest, "published": expected, "ok": True}
+    index = JsonObjectIndex(mask_path) if has_masks else None
+    jpeg_root = split_dir / "JPEGImages"
+
+    with DatasetWriter(
+        out,
+        dataset=dataset_name,
+        split=split,
+        frame_root=jpeg_root.resolve(),
+        source_root=root,
+        options={"verify_sha": verify_sha},
+        overwrite=overwrite,
+    ) as w:
+        w.add_input(meta_path)
+        if has_masks:
+            w.add_input(mask_path, sha256=sha_note["sha256"] if sha_note else None)
+        if sha_note:
+            w.set_extra("sha256_verified", sha_note)
+        with progress_bar(disable=not show_progress) as bar:
+            task = bar.add_task(f"mevis/{split}", total=len(videos))
+            for vid in sorted(videos):
+                _convert_video(w, vid, videos[vid], jpeg_root, meta_path, mask_path, index)
+                bar.advance(task)
+        if extra is not None:
+            extra(w, videos)
+    return Path(out)
+
+
+def _convert_video(w: DatasetWriter, vid: str, v: dict, jpeg_root: Path, meta_path: Path, mask_path: Path, index: JsonObjectIndex | None) -> None:
+    frames = v["frames"]
+    files = frame_files(jpeg_root / vid, frames, video_id=vid)
+    H, W = image_size(files[0])
+    w.add_video(
+        {
+            "video_id": vid,
+            "split": w.split,
+            "num_frames": len(frames),
+            "height": H,
+            "width": W,
+            "frames": frames,
+            "frame_files": [f"{vid}/{p.name}" for p in files],
+        }
+    )
+    obj_of_anno: dict[str, int] = {}
+    anno_of_obj: dict[int, str] = {}
+    rows = []
+    for n, (eid, e) in enumerate(v["expressions"].items()):
+        item = f"{vid}/{eid}"
+        obj_ids = anno_ids = None
+        if index is not None:
+            require("obj_id" in e and "anno_id" in e, "expression without obj_id/anno_id in a split with masks", file=meta_path, item=item)
+            try:
+                obj_ids = [int(x) for x in _as_list(e["obj_id"], file=meta_path, item=item, field="obj_id")]
+            except (TypeError, ValueError):
+                raise RvosError(f"obj_id {e['obj_id']!r} is not an integer list", file=meta_path, item=item) from None
+            anno_ids = [str(x) for x in _as_list(e["anno_id"], file=meta_path, item=item, field="anno_id")]
+            require(len(obj_ids) == len(anno_ids), "obj_id and anno_id lists differ in length", file=meta_path, item=item)
+            require(len(set(obj_ids)) == len(obj_ids), "repeated obj_id in one expression", file=meta_path, item=item)
+            for o, a in zip(obj_ids, anno_ids):
+                require(a in index, f"anno_id {a} is not in mask_dict.json (expression names an unknown object)", file=meta_path, item=item)
+                if obj_of_anno.setdefault(a, o) != o:
+                    raise RvosError(f"anno_id {a} names obj_id {obj_of_anno[a]} and {o}", file=meta_path, item=item)
+                if anno_of_obj.setdefault(o, a) != a:
+                    raise RvosError(f"obj_id {o} has anno_id {anno_of_obj[o]} and {a}", file=meta_path, item=item)
+        rows.append(
+            {"video_id": vid, "exp_id": str(eid), "exp_index": n, "text": e["exp"], "obj_ids": obj_ids, "anno_ids": anno_ids,
+             "annotator": None, "kind": None}
+        )
+    w.add_expressions(rows)
+    if index is None:
+        w.add_objects([])
+        return
+    w.add_objects({"video_id": vid, "obj_id": o, "anno_id": a, "category": None} for o, a in sorted(anno_of_obj.items()))
+    m_obj, m_t, m_counts = [], [], []
+    for o, a in sorted(anno_of_obj.items()):
+        segs = index.get(a)
+        item = f"anno_id {a} (video {vid})"
+        require(isinstance(segs, list), "mask entry is not a list", file=mask_path, item=item)
+        require(len(segs) == len(frames), f"has {len(segs)} frames, the video has {len(frames)}", file=mask_path, item=item)
+        for t, seg in enumerate(segs):
+            if not seg:  # null / None: absent in this frame
+                continue
+            try:
+                counts, _, _ = rlemod.from_native(seg, H, W)
+            except ValueError as exc:
+                what = "mask size differs from the frame" if "differs" in str(exc) else "malformed RLE"
+                raise RvosError(f"{what}: {exc}", file=mask_path, item=f"{item} frame {t} ({frames[t]})") from None
+            m_obj.append(o)
+            m_t.append(t)
+            m_counts.append(counts)
+    w.add_masks(vid, mask_rows(vid, m_obj, m_t, m_counts, H, W))

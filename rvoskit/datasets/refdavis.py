@@ -1,0 +1,211 @@
+"""Ref-DAVIS17 converter (Khoreva et al., ACCV 2018) on DAVIS 2017.
+
+Native inputs (``docs: dataset-formats.md`` §3; wjn922/ReferFormer
+``tools/data/convert_davis_to_ytvos.py``; davisvideochallenge/davis2017-evaluation ``davis2017/davis.py``)::
+
+    <root>/JPEGImages/480p/<seq>/00000.jpg
+    <root>/Annotations/480p/<seq>/00000.png                (semi-supervised; default)
+    <root>/Annotations_unsupervised/480p/<seq>/00000.png   (--davis-annotations unsupervised)
+    <root>/ImageSets/2017/{train,val}.txt
+    <root>/davis_semantics.json                            (optional categories)
+    <text-dir>/Davis17_annot{1,2}.txt, Davis17_annot{1,2}_full_video.txt
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from rvoskit.datasets.common import (
+    frame_files,
+    image_size,
+    labels_to_masks,
+    load_json,
+    mask_rows,
+    parallel_map,
+    progress_bar,
+    read_label_png,
+    require,
+)
+from rvoskit.errors import RvosError
+from rvoskit.format import DatasetWriter
+from rvoskit.format import rle as rlemod
+
+#: (annotator, kind, file name, encoding); exp_id = 4k + position in this list (ReferFormer order).
+TEXT_FILES = (
+    (1, "first_frame", "Davis17_annot1.txt", "utf-8"),
+    (1, "full_video", "Davis17_annot1_full_video.txt", "utf-8"),
+    (2, "first_frame", "Davis17_annot2.txt", "latin-1"),
+    (2, "full_video", "Davis17_annot2_full_video.txt", "latin-1"),
+)
+#: Video-name typos in the text files (ReferFormer convert_davis_to_ytvos.py).
+NAME_FIXES = {"clasic-car": "classic-car", "dog-scale": "dogs-scale", "motor-bike": "motorbike"}
+VOID = 255
+
+
+def read_text_file(path: Path, encoding: str) -> list[tuple[str, int, str, int]]:
+    """Parse one Ref-DAVIS17 text file.
+
+    Line format ``<video> <obj_id> "<expression>"`` (ReferFormer / RefVOS parse
+    ``' '.join(line.split()[2:])[1:-1]``). The three known video-name typos are fixed.
+
+    Returns:
+        ``[(video, obj_id, text, line_number), ...]`` in file order.
+
+    Raises:
+        RvosError: missing file, bytes that are not valid in ``encoding`` (annotator 1 files must
+            be UTF-8), or a malformed line (names the line number).
+    """
+    require(path.is_file(), "missing Ref-DAVIS17 text file", file=path)
+    raw = path.read_bytes()
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise RvosError(f"not valid {encoding} at byte {exc.start}", file=path, item=f"line {line}") from None
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        rest = " ".join(parts[2:])
+        if len(parts) < 3 or not (rest.startswith('"') and rest.endswith('"') and len(rest) >= 2):
+            raise RvosError('malformed line: expected <video> <obj_id> "<expression>"', file=path, item=f"line {n}")
+        try:
+            obj = int(parts[1])
+        except ValueError:
+            raise RvosError(f"obj_id {parts[1]!r} is not an integer", file=path, item=f"line {n}") from None
+        out.append((NAME_FIXES.get(parts[0], parts[0]), obj, rest[1:-1], n))
+    return out
+
+
+def _seq_masks(job: tuple) -> tuple:
+    """Worker: one sequence's frames, palette PNGs -> object mask rows and void rows."""
+    seq, jpeg_dir, ann_dir = job
+    jpeg_dir, ann_dir = Path(jpeg_dir), Path(ann_dir)
+    require(jpeg_dir.is_dir(), "missing frame folder", file=jpeg_dir, item=seq)
+    names = sorted(p.stem for p in jpeg_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg"))
+    require(len(names) > 0, "no frames", file=jpeg_dir, item=seq)
+    files = frame_files(jpeg_dir, names, video_id=seq)
+    H, W = image_size(files[0])
+    require(ann_dir.is_dir(), "missing annotation folder", file=ann_dir, item=seq)
+    objs, ts, counts = [], [], []
+    void_rows = []
+    for t, name in enumerate(names):
+        png = ann_dir / f"{name}.png"
+        if not png.is_file():
+            continue
+        label = read_label_png(png)
+        require(label.shape == (H, W), f"mask size {label.shape[0]}x{label.shape[1]} differs from the frame {H}x{W}", file=png, item=seq)
+        ids = [int(i) for i in np.unique(label) if 0 < i < VOID]
+        present, masks = labels_to_masks(label, ids)
+        if present:
+            for o, c in zip(present, rlemod.encode_batch(masks)):
+                objs.append(o)
+                ts.append(t)
+                counts.append(c)
+        void = label == VOID
+        if void.any():
+            void_rows.append({"video_id": seq, "frame_idx": t, "height": H, "width": W, "rle": rlemod.encode(void), "area": int(void.sum())})
+    return seq, names, [p.name for p in files], (H, W), mask_rows(seq, objs, ts, counts, H, W), void_rows
+
+
+def convert_refdavis(
+    root: str | Path,
+    split: str,
+    out: str | Path,
+    *,
+    text_dir: str | Path | None = None,
+    annotations: str = "semi-supervised",
+    workers: int = 1,
+    overwrite: bool = False,
+    show_progress: bool = False,
+) -> Path:
+    """Convert a DAVIS 2017 split with the Ref-DAVIS17 expressions to the common format.
+
+    Every object of the text files gets four expressions (annotator 1/2 x first-frame/full-video),
+    numbered ``exp_id = 4k + j`` as ReferFormer does (k = rank of the object in ascending obj_id
+    order among the video's text objects; j = 0 a1 first-frame, 1 a1 full-video, 2 a2 first-frame,
+    3 a2 full-video), each row keeping ``annotator`` and ``kind``. Masks come from the
+    semi-supervised ``Annotations/480p`` by default (the label set the text ids were written
+    against) or ``Annotations_unsupervised/480p``. Void pixels (255) go to ``void.parquet``, never
+    into an object.
+
+    Args:
+        root: the DAVIS root (``JPEGImages/480p``, ``Annotations*/480p``, ``ImageSets/2017``).
+        split: ``train`` or ``val`` (``ImageSets/2017/<split>.txt``).
+        out: output dataset directory (created atomically).
+        text_dir: folder of the four text files (default ``<root>/davis_text_annotations`` or
+            ``<root>/../davis_text_annotations``).
+        annotations: ``semi-supervised`` or ``unsupervised``.
+        workers: processes decoding PNGs.
+        overwrite: replace an existing ``out``.
+        show_progress: show a rich progress bar.
+
+    Returns:
+        ``out``.
+
+    Raises:
+        RvosError: bad input (named file and item), including an expression whose obj_id no
+            annotation PNG of its video contains; nothing is left at ``out``.
+    """
+    root = Path(root)
+    require(annotations in ("semi-supervised", "unsupervised"), f"unknown annotation set {annotations!r}")
+    iset = root / "ImageSets" / "2017" / f"{split}.txt"
+    require(iset.is_file(), f"no sequence list for split {split!r}", file=iset)
+    seqs = [s.strip() for s in iset.read_text(encoding="utf-8").splitlines() if s.strip()]
+    require(len(set(seqs)) == len(seqs), "duplicate sequence names", file=iset)
+    if text_dir is None:
+        cands = [root / "davis_text_annotations", root.parent / "davis_text_annotations"]
+        text_dir = next((c for c in cands if c.is_dir()), cands[0])
+    text_dir = Path(text_dir)
+    texts = {}
+    for ann, kind, fname, enc in TEXT_FILES:
+        texts[(ann, kind)] = read_text_file(text_dir / fname, enc)
+    semantics_path = root / "davis_semantics.json"
+    semantics = load_json(semantics_path, what="davis_semantics.json") if semantics_path.is_file() else {}
+
+    # expressions per sequence
+    seqset = set(seqs)
+    per_seq: dict[str, dict[int, dict[int, tuple]]] = {s: {} for s in seqs}
+    for j, ((ann, kind), entries) in enumerate(texts.items()):
+        fname = TEXT_FILES[j][2]
+        for vid, obj, text, line in entries:
+            if vid not in seqset:
+                continue
+            slot = per_seq[vid].setdefault(obj, {})
+            if j in slot:
+                raise RvosError(f"second expression for object {obj} of {vid}", file=text_dir / fname, item=f"line {line}")
+            slot[j] = (ann, kind, text, line, fname)
+
+    ann_folder = "Annotations" if annotations == "semi-supervised" else "Annotations_unsupervised"
+    jobs = [(s, str(root / "JPEGImages" / "480p" / s), str(root / ann_folder / "480p" / s)) for s in sorted(seqs)]
+    with DatasetWriter(out, dataset="refdavis", split=split, frame_root=(root / "JPEGImages" / "480p").resolve(), source_root=root,
+                       options={"annotations": annotations, "workers": workers}, overwrite=overwrite) as w:
+        w.add_input(iset)
+        for _, _, fname, _ in TEXT_FILES:
+            w.add_input(text_dir / fname)
+        if semantics_path.is_file():
+            w.add_input(semantics_path)
+        w.add_void([])
+        with progress_bar(disable=not show_progress) as bar:
+            task = bar.add_task(f"refdavis/{split}", total=len(jobs))
+            for seq, names, fnames, (H, W), rows, void_rows in parallel_map(_seq_masks, jobs, workers):
+                w.add_video({"video_id": seq, "split": split, "num_frames": len(names), "height": H, "width": W,
+                             "frames": names, "frame_files": [f"{seq}/{n}" for n in fnames]})
+                present = sorted({r["obj_id"] for r in rows})
+                cats = semantics.get(seq, {}) if isinstance(semantics, dict) else {}
+                w.add_objects({"video_id": seq, "obj_id": o, "anno_id": None, "category": cats.get(str(o))} for o in present)
+                exps = []
+                for k, obj in enumerate(sorted(per_seq[seq])):
+                    for j, (ann, kind, text, line, fname) in sorted(per_seq[seq][obj].items()):
+                        require(obj in present, f"expression names obj_id {obj}, which no {ann_folder} PNG of {seq} contains"
+                                + (" (try --davis-annotations unsupervised/semi-supervised)"), file=text_dir / fname, item=f"line {line}")
+                        exps.append({"video_id": seq, "exp_id": str(4 * k + j), "exp_index": 4 * k + j, "text": text, "obj_ids": [obj],
+                                     "anno_ids": None, "annotator": ann, "kind": kind})
+                w.add_expressions(exps)
+                w.add_masks(seq, rows)
+                w.add_void(void_rows)
+                bar.advance(task)
+    return Path(out)
