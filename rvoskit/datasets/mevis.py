@@ -100,7 +100,9 @@ def convert_mevis(
         RvosError: any bad input (named file and item); nothing is left at ``out``.
     """
     root = Path(root)
-    split_dir = root / split if (root / split).is_dir() else root
+    split_dir = root / split
+    if not split_dir.is_dir() and (root / "meta_expressions.json").is_file():
+        split_dir = root  # ROOT is the split directory itself
     require(split_dir.is_dir(), f"no split directory {split!r}", file=root)
     meta_path = split_dir / "meta_expressions.json"
     mask_path = split_dir / "mask_dict.json"

@@ -1,0 +1,31 @@
+"""Shared bits of the CLI layer: consoles and the conversion summary table."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def summary_table(title: str, rows: list[tuple[str, object]]) -> Table:
+    """A two-column rich table (``what``, ``value``)."""
+    t = Table(title=title, show_header=True, header_style="bold")
+    t.add_column("what")
+    t.add_column("value", justify="right")
+    for k, v in rows:
+        t.add_row(k, f"{v:,}" if isinstance(v, int) else str(v))
+    return t
+
+
+def print_dataset_summary(path, seconds: float) -> None:
+    """Print the counts of a freshly written dataset and the time it took."""
+    from rvoskit.format import open_dataset
+
+    ds = open_dataset(path)
+    c = ds.manifest["counts"]
+    src = ds.manifest["source"]
+    rows = [(k, v) for k, v in c.items()] + [("time", f"{seconds:.1f} s"), ("output", str(path))]
+    console.print(summary_table(f"{src['dataset']} / {src['split']}", rows))
+    for w in ds.manifest.get("warnings", []) or []:
+        console.print(f"[yellow]warning:[/] {w}")
