@@ -57,6 +57,10 @@ def _register() -> None:
     convert.register(app)
     dataset_tools.register(app)
 
+    from rvoskit.commands import viz
+
+    viz.register(app)
+
 
 _register()
 
