@@ -1,0 +1,128 @@
+"""The common format: RLE helpers, atomic writes, safe names, schema checks, readability without rvoskit."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pycocotools.mask as cocomask
+import pytest
+
+from rvoskit.errors import RvosError
+from rvoskit.format import arrow_schema, atomic_dir, load_schema, open_dataset, rle, safe_name, table_columns
+
+
+def test_pixel_count_matches_pycocotools_on_random_and_edge_masks():
+    rng = np.random.default_rng(1)
+    for i in range(200):
+        h, w = (int(x) for x in rng.integers(1, 80, 2))
+        m = (rng.random((h, w)) < rng.random()).astype(np.uint8)
+        if i % 5 == 0:
+            m[:] = i % 2  # empty and full masks
+        counts = cocomask.encode(np.asfortranarray(m))["counts"]
+        assert rle.pixel_count(counts) == h * w
+        assert rle.encode(m) == counts
+        assert np.array_equal(rle.decode(counts, h, w), m)
+
+
+def test_pixel_count_rejects_malformed_counts():
+    good = rle.encode(np.eye(5, dtype=np.uint8))
+    with pytest.raises(ValueError):
+        rle.pixel_count(good + b"\x01")  # outside the alphabet
+    with pytest.raises(ValueError):
+        rle.pixel_count(b"0" * 3 + b"o")  # continuation bit on the last character: truncated
+    for bad in (good[:-1], good + b"1"):
+        with pytest.raises(ValueError):
+            rle.from_native({"size": [5, 5], "counts": bad.decode()}, 5, 5)
+
+
+def test_from_native_uncompressed_counts_of_real_youtube_vis(data_dir):
+    doc = json.loads((data_dir / "ytvis_mmtracking_demo" / "ann_cocovid.json").read_text())
+    ann = doc["annotations"][0]
+    h, w = ann["segmentation"]["size"]
+    counts, H, W = rle.from_native(ann["segmentation"], h, w)
+    area, box = rle.area_bbox([counts], H, W)
+    assert int(area[0]) == ann["area"]
+    assert box[0].tolist() == ann["bbox"]
+    with pytest.raises(ValueError, match="differs"):
+        rle.from_native(ann["segmentation"], h, w + 1)
+
+
+def test_safe_name_keeps_ids_inside_their_folder():
+    assert safe_name("0ab4afe7fb46") == "0ab4afe7fb46"
+    assert safe_name("bike-packing") == "bike-packing"
+    for bad in ("..", "../etc", "a/b", ".hidden", "x\\y", "é"):
+        name = safe_name(bad)
+        assert "/" not in name and "\\" not in name and not name.startswith(".")
+    names = {safe_name(x) for x in ("a/b", "a%2Fb", "a_b", "a.b", "a b")}
+    assert len(names) == 5
+
+
+def test_atomic_dir_leaves_nothing_on_failure_and_replaces_on_success(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(ZeroDivisionError):
+        with atomic_dir(out) as tmp:
+            (tmp / "half.txt").write_text("x")
+            1 / 0
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    with atomic_dir(out) as tmp:
+        (tmp / "a").write_text("1")
+    with pytest.raises(RvosError, match="exists"):
+        with atomic_dir(out):
+            pass
+    with atomic_dir(out, overwrite=True) as tmp:
+        (tmp / "b").write_text("2")
+    assert sorted(p.name for p in out.iterdir()) == ["b"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_schemas_load_and_match_the_written_tables(judo_dataset):
+    for table in ("videos", "objects", "expressions", "masks", "void"):
+        spec = load_schema(table)
+        assert [c["name"] for c in spec["columns"]] == table_columns(table)
+        written = pq.read_schema(judo_dataset / f"{table}.parquet")
+        assert written.names == arrow_schema(table).names
+        for f in arrow_schema(table):
+            assert written.field(f.name).type == f.type
+
+
+def test_tables_are_readable_without_rvoskit(judo_dataset):
+    duckdb = pytest.importorskip("duckdb")
+    n = duckdb.connect().execute(f"SELECT count(*) FROM '{judo_dataset / 'masks.parquet'}' WHERE obj_id = 1").fetchall()[0][0]
+    assert n == 16
+    exprs = pd.read_parquet(judo_dataset / "expressions.parquet")
+    assert list(exprs["annotator"]) == [1, 1, 2, 2, 1, 1, 2, 2]
+    # RLE straight from Parquet decodes with plain pycocotools
+    m = pq.read_table(judo_dataset / "masks.parquet").to_pylist()[0]
+    mask = cocomask.decode({"size": [m["height"], m["width"]], "counts": m["rle"]})
+    assert mask.shape == (480, 854) and int(mask.sum()) == m["area"]
+
+
+def test_masks_row_groups_are_per_video(tmp_path):
+    from rvoskit.datasets.mevis import convert_mevis
+    from rvoskit.datasets.synthetic import make_mevis
+
+    make_mevis(tmp_path / "m", num_videos=4)
+    out = convert_mevis(tmp_path / "m", "train", tmp_path / "ds")
+    pf = pq.ParquetFile(out / "masks.parquet")
+    per_group = [set(pf.read_row_group(i, columns=["video_id"]).column(0).to_pylist()) for i in range(pf.num_row_groups)]
+    assert all(len(s) == 1 for s in per_group)
+    ds = open_dataset(out)
+    vids = [v for v, _ in ds.iter_masks()]
+    assert vids == sorted(vids) and len(vids) == 4
+    one = ds.masks(vids[1])
+    assert set(one["video_id"]) == {vids[1]}
+
+
+def test_reader_refuses_other_versions(judo_dataset, tmp_path):
+    import shutil
+
+    copy = tmp_path / "ds"
+    shutil.copytree(judo_dataset, copy)
+    m = json.loads((copy / "dataset.json").read_text())
+    m["format_version"] = 2
+    (copy / "dataset.json").write_text(json.dumps(m))
+    with pytest.raises(RvosError, match="version 2"):
+        open_dataset(copy)
