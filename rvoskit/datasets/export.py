@@ -14,10 +14,10 @@ from rvoskit.format.atomic import safe_name
 def _anno_ids(ds) -> dict[tuple[str, int], str]:
     """``(video_id, obj_id) -> anno_id``: the dataset's own, else fresh global integers (sorted order)."""
     out = {}
-    used = {str(a) for a in ds.objects["anno_id"] if a is not None}
+    used = {a for a in ds.objects["anno_id"] if isinstance(a, str)}
     nxt = 0
     for r in ds.objects.itertuples():
-        if r.anno_id is not None:
+        if isinstance(r.anno_id, str):
             out[(r.video_id, int(r.obj_id))] = str(r.anno_id)
             continue
         while str(nxt) in used:
@@ -147,7 +147,8 @@ def export_ytvis(dataset: str | Path, out: str | Path, *, overwrite: bool = Fals
     from rvoskit.format import atomic_file
 
     ds = open_dataset(dataset)
-    cats = sorted({c if c is not None else "object" for c in ds.objects["category"]}) or ["object"]
+    cat_name = [c if isinstance(c, str) else "object" for c in ds.objects["category"]]
+    cats = sorted(set(cat_name)) or ["object"]
     cat_id = {c: i + 1 for i, c in enumerate(cats)}
     vid_num = {vid: i + 1 for i, vid in enumerate(ds.videos.index)}
     videos = []
@@ -161,7 +162,7 @@ def export_ytvis(dataset: str | Path, out: str | Path, *, overwrite: bool = Fals
         if vid not in objs.groups:
             continue
         T = int(ds.videos.loc[vid]["num_frames"])
-        for r in objs.get_group(vid).itertuples():
+        for r in objs.get_group(vid).assign(category=lambda d: [c if isinstance(c, str) else "object" for c in d["category"]]).itertuples():
             o = int(r.obj_id)
             segs, sel = _track(rows, o, T)
             areas, boxes = [None] * T, [None] * T
@@ -170,7 +171,7 @@ def export_ytvis(dataset: str | Path, out: str | Path, *, overwrite: bool = Fals
                     areas[m.frame_idx] = float(m.area)
                     boxes[m.frame_idx] = [float(x) for x in m.bbox]
             ann_id[(vid, o)] = len(anns) + 1
-            anns.append({"id": len(anns) + 1, "video_id": vid_num[vid], "category_id": cat_id[r.category if r.category is not None else "object"],
+            anns.append({"id": len(anns) + 1, "video_id": vid_num[vid], "category_id": cat_id[r.category],
                          "segmentations": segs, "areas": areas, "bboxes": boxes, "iscrowd": 0, "obj_id": o})
     exprs = [{"video_id": vid_num[e.video_id], "exp_id": e.exp_id, "text": e.text,
               "annotation_ids": None if e.obj_ids is None else [ann_id[(e.video_id, int(o))] for o in e.obj_ids]}
