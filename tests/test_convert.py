@@ -17,7 +17,7 @@ from rvoskit.datasets.refdavis import convert_refdavis
 from rvoskit.datasets.refytvos import convert_refytvos
 from rvoskit.datasets.synthetic import make_mevis, make_refdavis, make_refytvos
 from rvoskit.errors import RvosError
-from rvoskit.format import open_dataset, rle
+from rvoskit.format import open_dataset
 from rvoskit.format.validate import validate_dataset
 
 

@@ -6,7 +6,7 @@ import json
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
@@ -124,17 +124,9 @@ def read_label_png(path: Path) -> np.ndarray:
         raise RvosError(f"unreadable label PNG: {exc}", file=path) from None
 
 
-def labels_to_masks(label: np.ndarray, ids: Iterable[int]) -> tuple[list[int], np.ndarray]:
-    """Split a label map into binary masks for the ids present.
-
-    Returns:
-        ``(present_ids, masks uint8 (K, H, W))`` for the ids of ``ids`` that occur in ``label``.
-    """
-    values = set(np.unique(label).tolist())
-    present = [i for i in ids if i in values]
-    if not present:
-        return [], np.zeros((0,) + label.shape, np.uint8)
-    return present, (label[None] == np.asarray(present, np.uint8)[:, None, None]).astype(np.uint8)
+def label_values(label: np.ndarray) -> list[int]:
+    """The values present in a ``uint8`` label map, ascending (a histogram: faster than ``np.unique``)."""
+    return np.flatnonzero(np.bincount(label.ravel(), minlength=256)).tolist()
 
 
 def parallel_map(fn: Callable[[T], R], items: Sequence[T], workers: int) -> Iterator[R]:

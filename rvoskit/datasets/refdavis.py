@@ -15,12 +15,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 
 from rvoskit.datasets.common import (
     frame_files,
     image_size,
-    labels_to_masks,
+    label_values,
     load_json,
     mask_rows,
     parallel_map,
@@ -98,15 +97,14 @@ def _seq_masks(job: tuple) -> tuple:
             continue
         label = read_label_png(png)
         require(label.shape == (H, W), f"mask size {label.shape[0]}x{label.shape[1]} differs from the frame {H}x{W}", file=png, item=seq)
-        ids = [int(i) for i in np.unique(label) if 0 < i < VOID]
-        present, masks = labels_to_masks(label, ids)
-        if present:
-            for o, c in zip(present, rlemod.encode_batch(masks)):
-                objs.append(o)
-                ts.append(t)
-                counts.append(c)
-        void = label == VOID
-        if void.any():
+        values = label_values(label)
+        present = [i for i in values if 0 < i < VOID]
+        for o, c in zip(present, rlemod.encode_labels(label, present)):
+            objs.append(o)
+            ts.append(t)
+            counts.append(c)
+        if VOID in values:
+            void = label == VOID
             void_rows.append({"video_id": seq, "frame_idx": t, "height": H, "width": W, "rle": rlemod.encode(void), "area": int(void.sum())})
     return seq, names, [p.name for p in files], (H, W), mask_rows(seq, objs, ts, counts, H, W), void_rows
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from rvoskit.datasets.common import (
     frame_files,
     image_size,
-    labels_to_masks,
+    label_values,
     load_json,
     mask_rows,
     parallel_map,
@@ -57,9 +57,10 @@ def _video_masks(job: tuple) -> tuple[str, tuple[int, int], list[str], list[dict
                 continue  # frame not annotated: every object absent
             label = read_label_png(png)
             require(label.shape == (H, W), f"mask size {label.shape[0]}x{label.shape[1]} differs from the frame {H}x{W}", file=png, item=vid)
-            present, masks = labels_to_masks(label, obj_ids)
-            unlisted |= set(int(x) for x in set(label.ravel().tolist()) - set(obj_ids) - {0})
-            for o, c in zip(present, rlemod.encode_batch(masks) if present else []):
+            values = label_values(label)
+            present = [o for o in obj_ids if o in values]
+            unlisted |= set(values) - set(obj_ids) - {0}
+            for o, c in zip(present, rlemod.encode_labels(label, present)):
                 objs.append(o)
                 ts.append(t)
                 counts.append(c)

@@ -38,6 +38,26 @@ def encode_batch(masks: np.ndarray) -> list[bytes]:
     return [r["counts"] for r in cocomask.encode(m)]
 
 
+def encode_labels(label: np.ndarray, ids: Sequence[int]) -> list[bytes]:
+    """Encode the masks ``label == i`` for each ``i`` in ``ids`` from one label map.
+
+    Builds the masks directly in column-major order (one transpose of the label map, no per-mask
+    copies), which is what makes palette-PNG conversion decode-bound.
+
+    Args:
+        label: ``uint8 (H, W)`` label map (palette indices).
+        ids: label values to encode.
+
+    Returns:
+        Compressed counts, one per id (an id absent from ``label`` gives an empty mask).
+    """
+    if len(ids) == 0:
+        return []
+    lab_t = np.ascontiguousarray(label.T)  # (W, H): column-major order of the (H, W) map
+    masks = (lab_t[None] == np.asarray(ids, dtype=label.dtype)[:, None, None]).view(np.uint8)  # (N, W, H) C-order
+    return [r["counts"] for r in cocomask.encode(masks.transpose(2, 1, 0))]  # (H, W, N) Fortran, no copy
+
+
 def to_coco(counts: bytes, height: int, width: int) -> dict:
     """The pycocotools dict ``{"size": [H, W], "counts": bytes}``."""
     return {"size": [int(height), int(width)], "counts": counts}
