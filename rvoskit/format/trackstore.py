@@ -155,10 +155,22 @@ class TrackStore:
         return d["obj_ptr"], d["track_id"]
 
     def add_run(self, summary: Mapping[str, Any]) -> None:
-        """Append a run summary (videos, tracks per video, time per frame) to the manifest."""
-        self.manifest.setdefault("runs", []).append(dict(summary))
-        with atomic_file(self.path / MANIFEST) as tmp:
-            tmp.write_text(json.dumps(self.manifest, indent=2) + "\n", encoding="utf-8")
+        """Append a run summary (videos, tracks per video, time per frame) to the manifest.
+
+        The manifest is re-read under an exclusive lock (``trackstore.json.lock``) first, so that
+        shards finishing at the same time do not drop each other's summaries.
+        """
+        import fcntl
+
+        with open(self.path / (MANIFEST + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                self.manifest = json.loads((self.path / MANIFEST).read_text(encoding="utf-8"))
+                self.manifest.setdefault("runs", []).append(dict(summary))
+                with atomic_file(self.path / MANIFEST) as tmp:
+                    tmp.write_text(json.dumps(self.manifest, indent=2) + "\n", encoding="utf-8")
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def open_trackstore(path: str | Path) -> TrackStore:

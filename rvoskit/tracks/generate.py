@@ -1,0 +1,673 @@
+"""Track generation: prompts → SAM2 tracks and object tokens → track store, per video, resumable.
+
+Reproduces SOLA's ``track_generation`` (grid: ``generate_prompts_grid.py`` + ``generate_tokens_grid.py``;
+grounded: ``generate_prompts_gdino.py`` + ``generate_tokens_gdino.py``; GT: ``generate_tokens_GT_*.py``)
+on sam2 1.1.0. Where rvoskit deliberately differs, docs/tracks.md says so.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from rvoskit.errors import RvosError
+from rvoskit.format import rle as rlemod
+from rvoskit.format.store import RvosDataset, open_dataset
+from rvoskit.format.trackstore import TrackStore
+from rvoskit.tracks.prompts import (
+    PROMPT_KINDS,
+    GridOptions,
+    Prompt,
+    grid_prompts_for_frame,
+    gt_prompts,
+    mask_iou,
+    prompt_frames,
+    sort_by_area,
+)
+from rvoskit.tracks.sam2_model import (
+    FrameSource,
+    config_image_size,
+    ModelSpec,
+    Timers,
+    TrackOutput,
+    VideoSession,
+    inference_context,
+    load_sam2,
+    precision_name,
+    resolve_config,
+    sha256_file,
+)
+
+Progress = Callable[..., None]
+LONG_VIDEO_FRAMES = 200  # SOLA: videos longer than this are tracked 2 prompts at a time
+
+
+@dataclass(frozen=True)
+class TrackOptions:
+    """Everything that decides which tracks a video gets (recorded in the track store manifest).
+
+    Attributes:
+        prompts: prompt kinds, any of ``"gt"``, ``"grid"``, ``"grounded"`` (tracked in that order).
+        prompt_frames: ``"auto"`` (``"interval"`` when the dataset has ground truth, else
+            ``"eval"``), ``"interval"`` (every ``prompt_interval`` frames) or ``"eval"`` ({0, T//2}).
+        prompt_interval: grid prompt step for ``"interval"`` (SOLA: 4 for training data).
+        points_per_side, points_per_batch, pred_iou_thresh, stability_score_thresh, box_nms_thresh:
+            SAM2 automatic-mask-generator settings (SOLA: the defaults 32, 64, 0.8, 0.95, 0.7).
+        part_thresh: SOLA's part filter threshold (0.7).
+        batch_size: prompts tracked together, all from one frame (4; at most 2 for videos longer
+            than 200 frames, as SOLA).
+        suppress_iou: a pending prompt whose IoU with a new track on the prompt's own frame exceeds
+            this is skipped (0.7).
+        max_tracks: grid tracks per video (64).
+        max_grounded_tracks: grounded tracks per expression (16).
+        grounding_model: local transformers Grounding DINO directory (needed for ``"grounded"``).
+        box_threshold, text_threshold: Grounding DINO thresholds (0.2, 0.25).
+        grounded_stability_thresh: grounded prompts need a stability score >= this (0.85).
+        grounded_interval: grounded prompt step (SOLA: every 4 frames, all splits).
+        token_dtype: ``"float32"`` or ``"float16"`` object tokens.
+        feature_cache_mb: image-feature cache per video (speed only, not recorded).
+    """
+
+    prompts: tuple[str, ...] = ("grid",)
+    prompt_frames: str = "auto"
+    prompt_interval: int = 4
+    points_per_side: int = 32
+    points_per_batch: int = 64
+    pred_iou_thresh: float = 0.8
+    stability_score_thresh: float = 0.95
+    box_nms_thresh: float = 0.7
+    part_thresh: float = 0.7
+    batch_size: int = 4
+    suppress_iou: float = 0.7
+    max_tracks: int = 64
+    max_grounded_tracks: int = 16
+    grounding_model: str | None = None
+    box_threshold: float = 0.2
+    text_threshold: float = 0.25
+    grounded_stability_thresh: float = 0.85
+    grounded_interval: int = 4
+    token_dtype: str = "float32"
+    feature_cache_mb: float = 4096.0
+
+    def check(self) -> "TrackOptions":
+        """Validate; returns self. Raises RvosError naming the option."""
+        kinds = tuple(self.prompts)
+        bad = [k for k in kinds if k not in PROMPT_KINDS]
+        if not kinds or bad:
+            raise RvosError(f"unknown prompt kind(s) {bad or kinds}; use {', '.join(PROMPT_KINDS)}", item="--prompts")
+        if "grounded" in kinds and not self.grounding_model:
+            raise RvosError("grounded prompts need --grounding-model DIR", item="--prompts")
+        if self.prompt_frames not in ("auto", "interval", "eval"):
+            raise RvosError(f"{self.prompt_frames!r}: use auto, interval or eval", item="--prompt-frames")
+        if self.token_dtype not in ("float32", "float16"):
+            raise RvosError(f"{self.token_dtype!r}: use float32 or float16", item="--token-dtype")
+        for name in ("prompt_interval", "points_per_side", "points_per_batch", "batch_size", "max_tracks", "max_grounded_tracks", "grounded_interval"):
+            if int(getattr(self, name)) < 1:
+                raise RvosError(f"must be >= 1, got {getattr(self, name)}", item="--" + name.replace("_", "-"))
+        return self
+
+    @property
+    def grid(self) -> GridOptions:
+        return GridOptions(
+            points_per_side=self.points_per_side,
+            points_per_batch=self.points_per_batch,
+            pred_iou_thresh=self.pred_iou_thresh,
+            stability_score_thresh=self.stability_score_thresh,
+            box_nms_thresh=self.box_nms_thresh,
+            part_thresh=self.part_thresh,
+        )
+
+    def record(self) -> dict:
+        """The options that decide the result, for the manifest (paths reduced to names)."""
+        d = asdict(self)
+        for k in ("points_per_batch", "feature_cache_mb"):
+            d.pop(k)
+        d["prompts"] = list(self.prompts)
+        if self.grounding_model:
+            d["grounding_model"] = Path(self.grounding_model).name
+        if "grounded" not in self.prompts:
+            for k in ("grounding_model", "box_threshold", "text_threshold", "grounded_stability_thresh", "grounded_interval", "max_grounded_tracks"):
+                d.pop(k)
+        if "grid" not in self.prompts:
+            for k in ("prompt_frames", "prompt_interval", "points_per_side", "pred_iou_thresh", "stability_score_thresh", "box_nms_thresh", "part_thresh", "max_tracks"):
+                d.pop(k)
+        return d
+
+
+# -- selection, batching and suppression ------------------------------------------------------
+
+
+@dataclass
+class SelectionStats:
+    """What happened to a list of prompts: counts and batches."""
+
+    prompts: int = 0
+    tracked: int = 0
+    suppressed: int = 0
+    not_tracked: int = 0
+    batches: int = 0
+
+    def add(self, other: "SelectionStats") -> None:
+        for k in ("prompts", "tracked", "suppressed", "not_tracked", "batches"):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+
+
+def select_and_track(
+    prompts: Sequence[Prompt],
+    track_batch: Callable[[list[Prompt]], list[TrackOutput]],
+    *,
+    height: int,
+    width: int,
+    batch_size: int = 4,
+    suppress_iou: float | None = 0.7,
+    max_tracks: int | None = 64,
+    on_batch: Callable[[list[Prompt], int], None] | None = None,
+) -> tuple[list[tuple[Prompt, TrackOutput]], SelectionStats]:
+    """SOLA's tracking-time suppression (``generate_tokens_grid.py`` l.151-278).
+
+    Prompts are taken in the given order (largest first). A batch is the first pending prompt plus
+    the following pending prompts *from the same frame*, up to ``batch_size`` and without passing
+    ``max_tracks``; the batch is tracked; then every still-pending prompt whose IoU with any of the
+    new tracks on the prompt's own frame is ``> suppress_iou`` is suppressed. Stops when
+    ``max_tracks`` tracks exist or no prompt is pending.
+
+    Args:
+        prompts: prompts, largest first.
+        track_batch: tracks a batch (one frame) and returns one :class:`TrackOutput` per prompt.
+        height, width: mask size (for the IoU).
+        batch_size: prompts per batch.
+        suppress_iou: suppression threshold, None for no suppression (GT prompts).
+        max_tracks: cap, None for none.
+        on_batch: called with ``(batch, tracks so far)`` after each batch.
+
+    Returns:
+        ``([(prompt, track)] in tracking order, stats)``.
+    """
+    PENDING, TRACKED, SUPPRESSED = 0, 1, 2
+    status = [PENDING] * len(prompts)
+    cap = max_tracks if max_tracks is not None else len(prompts)
+    out: list[tuple[Prompt, TrackOutput]] = []
+    stats = SelectionStats(prompts=len(prompts))
+    while len(out) < cap:
+        batch: list[int] = []
+        frame = None
+        for k, p in enumerate(prompts):
+            if status[k] != PENDING:
+                continue
+            if frame is None:
+                frame = p.frame_idx
+            elif p.frame_idx != frame:
+                continue
+            batch.append(k)
+            status[k] = TRACKED
+            if len(batch) >= batch_size or len(out) + len(batch) >= cap:
+                break
+        if not batch:
+            break
+        tracks = track_batch([prompts[k] for k in batch])
+        out.extend(zip((prompts[k] for k in batch), tracks))
+        stats.batches += 1
+        if suppress_iou is not None:
+            for tr in tracks:
+                for k, p in enumerate(prompts):
+                    if status[k] == PENDING and mask_iou(tr.rles[p.frame_idx], p.rle, height, width) > suppress_iou:
+                        status[k] = SUPPRESSED
+        if on_batch is not None:
+            on_batch([prompts[k] for k in batch], len(out))
+    stats.tracked = status.count(TRACKED)
+    stats.suppressed = status.count(SUPPRESSED)
+    stats.not_tracked = status.count(PENDING)
+    return out, stats
+
+
+# -- one video --------------------------------------------------------------------------------
+
+
+@dataclass
+class VideoResult:
+    """One video's tracks: ``tracks`` table rows, ``obj_ptr (N, T, 256)``, ``track_ids (N,)``, ``info``."""
+
+    rows: list[dict]
+    obj_ptr: np.ndarray
+    track_ids: np.ndarray
+    info: dict = field(default_factory=dict)
+
+
+def has_ground_truth(dataset: RvosDataset) -> bool:
+    """Whether the dataset has ground truth: some expression's ``obj_ids`` is not null (or, with no
+    expressions, some mask rows exist)."""
+    ex = dataset.expressions
+    if len(ex):
+        return bool(ex["obj_ids"].notna().any())
+    return int(dataset.manifest.get("counts", {}).get("masks", 0)) > 0
+
+
+def resolve_prompt_frames(dataset: RvosDataset, mode: str) -> str:
+    """``"auto"`` → ``"interval"`` for datasets with ground truth (training data), else ``"eval"``."""
+    if mode != "auto":
+        return mode
+    return "interval" if has_ground_truth(dataset) else "eval"
+
+
+def generate_video(
+    dataset: RvosDataset,
+    video_id: str,
+    predictor,
+    options: TrackOptions,
+    *,
+    frame_mode: str = "interval",
+    gdino=None,
+    timers: Timers | None = None,
+    progress: Progress | None = None,
+) -> VideoResult:
+    """Generate the candidate tracks and object tokens of one video.
+
+    Tracks come in this order: GT tracks (one per object), grid tracks (at most
+    ``options.max_tracks``), grounded tracks (at most ``options.max_grounded_tracks`` per
+    expression, expressions in dataset order). Each kind is suppressed only against itself (grounded:
+    per expression), as in SOLA's separate scripts.
+
+    Args:
+        dataset: the dataset.
+        video_id: the video.
+        predictor: from :func:`~rvoskit.tracks.sam2_model.load_sam2`.
+        options: generation options (checked).
+        frame_mode: resolved grid prompt-frame mode (``"interval"`` or ``"eval"``).
+        gdino: a :class:`~rvoskit.tracks.grounding.GroundingDino` (grounded prompts only).
+        timers: stage timers to accumulate into.
+        progress: ``progress(event, **info)`` callback: ``"prompts"`` (kind, n), ``"batch"``
+            (kind, frame_idx, size, tracks).
+
+    Returns:
+        :class:`VideoResult` with ``N`` tracks × ``T`` rows, ``obj_ptr (N, T, 256)`` of
+        ``options.token_dtype`` and ``info`` (counts per kind, stage seconds).
+
+    Raises:
+        RvosError: unreadable frames, frames whose size disagrees with ``videos.parquet``, an
+            expression-less video with grounded prompts is fine (no tracks), GT prompts on a
+            dataset without masks give no tracks.
+    """
+    timers = timers or Timers(str(predictor.device))
+    progress = progress or (lambda *a, **k: None)
+    t_start = time.perf_counter()
+    v = dataset.video(video_id)
+    T, H, W = int(v["num_frames"]), int(v["height"]), int(v["width"])
+    frames = FrameSource(dataset.frame_paths(video_id), predictor.image_size, item=video_id, timers=timers)
+    if len(frames) != T:
+        raise RvosError(f"{len(frames)} frame files for num_frames={T}", file=dataset.path / "videos.parquet", item=video_id)
+    if (frames.height, frames.width) != (H, W):
+        raise RvosError(
+            f"frames are {frames.width}x{frames.height}, videos.parquet says {W}x{H}",
+            file=frames.paths[0],
+            item=video_id,
+        )
+    session = VideoSession(predictor, frames, feature_cache_mb=options.feature_cache_mb, timers=timers)
+    bs = options.batch_size if T <= LONG_VIDEO_FRAMES else min(options.batch_size, 2)
+    results: list[tuple[Prompt, TrackOutput]] = []
+    counts: dict[str, Any] = {}
+
+    def tracker(kind: str):
+        def track_batch(batch: list[Prompt]) -> list[TrackOutput]:
+            masks = [rlemod.decode(p.rle, H, W) for p in batch]
+            return session.track(batch[0].frame_idx, masks)
+
+        def on_batch(batch: list[Prompt], n: int) -> None:
+            progress("batch", video_id=video_id, kind=kind, frame_idx=batch[0].frame_idx, size=len(batch), tracks=n)
+
+        return track_batch, on_batch
+
+    with inference_context(str(predictor.device)):
+        if "gt" in options.prompts:
+            objects = dataset.object_masks(video_id)
+            prompts = gt_prompts(objects)
+            progress("prompts", video_id=video_id, kind="gt", n=len(prompts))
+            tb, ob = tracker("gt")
+            # GT prompts are tracked once each (no suppression, no cap); batching them changes nothing
+            # because sam2 1.1.0 tracks every object independently
+            res, st = select_and_track(sort_by_frame(prompts), tb, height=H, width=W, batch_size=bs, suppress_iou=None, max_tracks=None, on_batch=ob)
+            results += res
+            counts["gt"] = asdict(st)
+        if "grid" in options.prompts:
+            pframes = prompt_frames(T, frame_mode, options.prompt_interval)
+            prompts = []
+            for f in pframes:
+                prompts += grid_prompts_for_frame(session, f, options.grid)
+            prompts = sort_by_area(prompts)
+            progress("prompts", video_id=video_id, kind="grid", n=len(prompts))
+            tb, ob = tracker("grid")
+            res, st = select_and_track(prompts, tb, height=H, width=W, batch_size=bs, suppress_iou=options.suppress_iou, max_tracks=options.max_tracks, on_batch=ob)
+            results += res
+            counts["grid"] = {**asdict(st), "prompt_frames": pframes}
+        if "grounded" in options.prompts:
+            from rvoskit.tracks.grounding import GroundingOptions, grounded_prompts_for_frame
+
+            ex = dataset.expressions
+            ex = ex[ex["video_id"] == video_id]
+            exprs = list(zip(ex["expression_id"], ex["text"]))
+            gopts = GroundingOptions(options.box_threshold, options.text_threshold)
+            prompts = []
+            for f in range(0, T, options.grounded_interval):
+                prompts += grounded_prompts_for_frame(session, gdino, f, exprs, gopts)
+            prompts = sort_by_area(prompts)
+            progress("prompts", video_id=video_id, kind="grounded", n=len(prompts))
+            total = SelectionStats()
+            unused = 0
+            tb, ob = tracker("grounded")
+            for expression_id, _ in exprs:
+                mine = [p for p in prompts if p.expression_id == expression_id]
+                # SOLA keeps a prompt whose stability is NaN (an empty SAM2 mask); rvoskit drops it
+                ok = [p for p in mine if p.area > 0 and p.stability_score >= options.grounded_stability_thresh]
+                unused += len(mine) - len(ok)
+                res, st = select_and_track(ok, tb, height=H, width=W, batch_size=bs, suppress_iou=options.suppress_iou, max_tracks=options.max_grounded_tracks, on_batch=ob)
+                results += res
+                total.add(st)
+            counts["grounded"] = {**asdict(total), "not_used": unused, "expressions": len(exprs)}
+
+    with timers("write"):
+        rows: list[dict] = []
+        ptrs = []
+        for track_id, (p, out) in enumerate(results):
+            areas, boxes = rlemod.area_bbox(out.rles, H, W)
+            for t in range(T):
+                rows.append(
+                    {
+                        "video_id": video_id,
+                        "track_id": track_id,
+                        "frame_idx": t,
+                        "prompt_kind": p.kind,
+                        "prompt_frame_idx": p.frame_idx,
+                        "expression_id": p.expression_id,
+                        "obj_id": p.obj_id,
+                        "stability_score": p.stability_score,
+                        "predicted_iou": p.predicted_iou,
+                        "height": H,
+                        "width": W,
+                        "rle": out.rles[t],
+                        "area": int(areas[t]),
+                        "bbox": boxes[t].tolist(),
+                    }
+                )
+            ptrs.append(out.obj_ptr)
+        dim = int(predictor.hidden_dim)
+        obj_ptr = np.stack(ptrs).astype(options.token_dtype) if ptrs else np.zeros((0, T, dim), options.token_dtype)
+    info = {
+        "frames": T,
+        "height": H,
+        "width": W,
+        "tracks": {k: sum(1 for p, _ in results if p.kind == k) for k in options.prompts},
+        "selection": counts,
+        "seconds": round(time.perf_counter() - t_start, 4),
+        "stage_seconds": timers.as_dict(),
+        "encoder_calls": timers.calls.get("encoder", 0),
+    }
+    return VideoResult(rows=rows, obj_ptr=obj_ptr, track_ids=np.arange(len(results), dtype=np.int32), info=info)
+
+
+def sort_by_frame(prompts: list[Prompt]) -> list[Prompt]:
+    """GT prompts grouped by prompt frame (stable), so that same-frame objects share a batch."""
+    return sorted(prompts, key=lambda p: p.frame_idx)
+
+
+# -- runs over a dataset ----------------------------------------------------------------------
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """``"K/N"`` → ``(K, N)`` with ``0 <= K < N`` (0-based, as job-array indices); None → ``(0, 1)``."""
+    if text is None:
+        return 0, 1
+    try:
+        k, n = (int(x) for x in str(text).split("/"))
+    except ValueError:
+        raise RvosError(f"{text!r}: expected K/N, e.g. 0/4", item="--shard") from None
+    if n < 1 or not 0 <= k < n:
+        raise RvosError(f"{text!r}: need 0 <= K < N", item="--shard")
+    return k, n
+
+
+def select_videos(dataset: RvosDataset, split: str | None, shard: tuple[int, int]) -> list[str]:
+    """Video ids of ``split`` (all when None), sorted, then every N-th from K (round robin)."""
+    vids = dataset.videos
+    if split is not None:
+        vids = vids[vids["split"] == split]
+        if len(vids) == 0:
+            splits = sorted(set(dataset.videos["split"]))
+            raise RvosError(f"no videos in split {split!r} (splits: {', '.join(splits)})", file=dataset.path, item="--split")
+    ids = sorted(vids["video_id"])
+    k, n = shard
+    return ids[k::n]
+
+
+def store_meta(dataset: RvosDataset, model: ModelSpec, options: TrackOptions, split: str | None, frame_mode: str) -> dict:
+    """The track store manifest ``meta``: everything a resume must agree on (no paths)."""
+    return {
+        "dataset": {"source": dataset.manifest.get("source", {}), "split": split},
+        "sam2": {
+            "config": resolve_config(model.config),
+            "checkpoint": Path(model.checkpoint).name if model.checkpoint else None,
+            "checkpoint_sha256": sha256_file(model.checkpoint) if model.checkpoint else None,
+            "random_weights_seed": None if model.checkpoint else model.seed,
+            "image_size": model.image_size or config_image_size(model.config),
+            "precision": precision_name(model.device),
+            "hole_fill": "rvoskit (OpenCV) in place of sam2._C",
+        },
+        "options": {**options.record(), **({"prompt_frames": frame_mode} if "grid" in options.prompts else {})},
+    }
+
+
+class _Worker:
+    """Per-process state of a run: dataset, store, SAM2 and Grounding DINO (loaded once)."""
+
+    def __init__(self, dataset_path: str, store_path: str, model: ModelSpec, options: TrackOptions, frame_mode: str):
+        self.dataset = open_dataset(dataset_path)
+        self.store = TrackStore(store_path)
+        self.model, self.options, self.frame_mode = model, options, frame_mode
+        self.predictor = load_sam2(model)
+        self.gdino = None
+        if "grounded" in options.prompts:
+            from rvoskit.tracks.grounding import GroundingDino
+
+            self.gdino = GroundingDino(options.grounding_model, model.device)
+
+    def run(self, video_id: str, progress: Progress | None = None) -> dict:
+        timers = Timers(self.model.device)
+        res = generate_video(
+            self.dataset, video_id, self.predictor, self.options,
+            frame_mode=self.frame_mode, gdino=self.gdino, timers=timers, progress=progress,
+        )  # fmt: skip
+        t0 = time.perf_counter()
+        self.store.write_video(video_id, res.rows, res.obj_ptr, res.track_ids, res.info)
+        res.info["stage_seconds"]["store"] = round(time.perf_counter() - t0, 4)
+        return res.info
+
+
+_WORKERS: dict[tuple, _Worker] = {}
+
+
+def _ray_video(dataset_path: str, store_path: str, video_id: str, model: dict, options: dict, frame_mode: str, threads: int | None, use_gpu: bool) -> dict:
+    """Ray task body: one video, with the model cached in the worker process."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    device = "cuda:0" if use_gpu and torch.cuda.is_available() else "cpu"
+    spec = ModelSpec(**{**model, "device": device})
+    opts = TrackOptions(**{**options, "prompts": tuple(options["prompts"])})
+    key = (dataset_path, store_path, spec, opts, frame_mode)
+    if key not in _WORKERS:
+        _WORKERS[key] = _Worker(dataset_path, store_path, spec, opts, frame_mode)
+    info = _WORKERS[key].run(video_id)
+    return {**info, "host": socket.gethostname(), "device": device}
+
+
+def generate_tracks(
+    dataset_path: str | Path,
+    out: str | Path,
+    *,
+    model: ModelSpec,
+    options: TrackOptions | None = None,
+    split: str | None = None,
+    shard: tuple[int, int] = (0, 1),
+    executor: str = "local",
+    ray_address: str | None = None,
+    gpus_per_task: float = 1.0,
+    cpus_per_task: float = 1.0,
+    threads: int | None = None,
+    progress: Progress | None = None,
+) -> dict:
+    """Generate a track store for a dataset (or a split / shard of it); resumes where a run stopped.
+
+    Videos whose ``done/`` marker exists are skipped; every other video is generated and written
+    atomically (:meth:`TrackStore.write_video`), so a killed run, rerun with the same options, gives
+    the same store as an uninterrupted one. Different options on an existing store are refused.
+
+    Args:
+        dataset_path: a common-format dataset directory.
+        out: the track store directory (created).
+        model: SAM2 to use (``device`` is the driver's; Ray tasks use their own GPU).
+        options: generation options (defaults: SOLA's grid tracks).
+        split: only videos of this ``videos.split``.
+        shard: ``(K, N)``: this process does videos ``K, K+N, ...`` of the sorted list.
+        executor: ``"local"`` (in this process) or ``"ray"`` (one task per video).
+        ray_address: ``ray.init(address=...)`` (None: an existing connection, else a local instance).
+        gpus_per_task: ``num_gpus`` of each Ray task (0 on CPU-only clusters).
+        cpus_per_task: ``num_cpus`` of each Ray task.
+        threads: torch threads (this process, or each Ray task).
+        progress: ``progress(event, **info)``: ``"run"`` (total, todo), ``"video_start"``,
+            ``"prompts"``, ``"batch"``, ``"video_done"`` (video_id, info).
+
+    Returns:
+        The run summary appended to the manifest (videos, tracks per video, seconds per frame, stages).
+
+    Raises:
+        RvosError: bad dataset/options, a resume with other options, a failed video (Ray: after
+            the other videos finished; the failed ones are named).
+    """
+    options = (options or TrackOptions()).check()
+    progress = progress or (lambda *a, **k: None)
+    if executor not in ("local", "ray"):
+        raise RvosError(f"{executor!r}: use local or ray", item="--executor")
+    dataset = open_dataset(dataset_path)
+    dataset_path = str(Path(dataset_path).resolve())
+    out = str(Path(out).resolve())
+    if "gt" in options.prompts and not has_ground_truth(dataset):
+        raise RvosError("GT prompts need a dataset with ground truth (expressions' obj_ids are all null)", file=dataset.path, item="--prompts")
+    frame_mode = resolve_prompt_frames(dataset, options.prompt_frames)
+    ids = select_videos(dataset, split, shard)
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+    store = TrackStore(out, create=True, meta=store_meta(dataset, model, options, split, frame_mode))
+    todo = [v for v in ids if not store.is_done(v)]
+    progress("run", total=len(ids), todo=len(todo), frame_mode=frame_mode)
+    started = _dt.datetime.now(_dt.timezone.utc)
+    t0 = time.perf_counter()
+    infos: dict[str, dict] = {}
+    failures: dict[str, str] = {}
+    if executor == "local":
+        worker = _Worker(dataset_path, out, model, options, frame_mode)
+        for i, vid in enumerate(todo):
+            progress("video_start", video_id=vid, index=i, frames=int(dataset.video(vid)["num_frames"]))
+            infos[vid] = worker.run(vid, progress)
+            progress("video_done", video_id=vid, info=infos[vid])
+    else:
+        infos, failures = _run_ray(dataset_path, out, todo, model, options, frame_mode, ray_address, gpus_per_task, cpus_per_task, threads, progress)
+    summary = run_summary(infos, ids, todo, started, time.perf_counter() - t0)
+    summary.update(
+        executor=executor,
+        shard=f"{shard[0]}/{shard[1]}",
+        split=split,
+        device=model.device if executor == "local" else f"ray ({gpus_per_task:g} GPU/task)",
+        dataset_path=dataset_path,
+        checkpoint_path=str(Path(model.checkpoint).resolve()) if model.checkpoint else None,
+        grounding_model_path=str(Path(options.grounding_model).resolve()) if options.grounding_model else None,
+        host=socket.gethostname(),
+        failed=sorted(failures),
+    )
+    store.add_run(summary)
+    if failures:
+        first = sorted(failures)[0]
+        raise RvosError(f"{len(failures)} video(s) failed, first: {failures[first]}", file=out, item=first)
+    return summary
+
+
+def _run_ray(dataset_path, out, todo, model, options, frame_mode, address, gpus, cpus, threads, progress):
+    try:
+        import ray
+    except ImportError:
+        raise RvosError("--executor ray needs the 'ray' package", item="--executor") from None
+    if not ray.is_initialized():
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        except Exception as exc:
+            raise RvosError(f"cannot connect to Ray ({address or 'local'}): {exc}", item="--ray-address") from None
+    remote = ray.remote(num_gpus=gpus, num_cpus=cpus, max_retries=0)(_ray_video)
+    mdict, odict = model.to_dict(), {**asdict(options), "prompts": list(options.prompts)}
+    refs = {remote.remote(dataset_path, out, vid, mdict, odict, frame_mode, threads, gpus > 0): vid for vid in todo}
+    for i, vid in enumerate(todo):
+        progress("video_start", video_id=vid, index=i, frames=None)
+    infos, failures = {}, {}
+    pending = list(refs)
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        for ref in done:
+            vid = refs[ref]
+            try:
+                infos[vid] = ray.get(ref)
+            except Exception as exc:  # RayTaskError wraps the task's exception
+                cause = getattr(exc, "cause", None) or exc
+                failures[vid] = str(cause).strip().splitlines()[-1] if str(cause).strip() else type(cause).__name__
+                progress("video_failed", video_id=vid, error=failures[vid])
+                continue
+            progress("video_done", video_id=vid, info=infos[vid])
+    return infos, failures
+
+
+def run_summary(infos: dict[str, dict], ids: list[str], todo: list[str], started, seconds: float) -> dict:
+    """Per-run summary: videos, tracks per video, frames, time per frame, stage seconds."""
+    ntracks = [sum(i["tracks"].values()) for i in infos.values()]
+    frames = sum(int(i["frames"]) for i in infos.values())
+    stages: dict[str, float] = {}
+    for i in infos.values():
+        for k, s in i.get("stage_seconds", {}).items():
+            stages[k] = round(stages.get(k, 0.0) + s, 4)
+    return {
+        "started_at": started.isoformat(timespec="seconds"),
+        "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "videos_in_shard": len(ids),
+        "videos_skipped": len(ids) - len(todo),
+        "videos_processed": len(infos),
+        "frames": frames,
+        "tracks": int(sum(ntracks)),
+        "tracks_per_video": {
+            "mean": round(float(np.mean(ntracks)), 3) if ntracks else 0.0,
+            "min": int(min(ntracks)) if ntracks else 0,
+            "max": int(max(ntracks)) if ntracks else 0,
+        },
+        "seconds": round(seconds, 3),
+        "seconds_per_frame": round(seconds / frames, 4) if frames else None,
+        "stage_seconds": stages,
+        "pid": os.getpid(),
+    }
+
+
+__all__ = [
+    "TrackOptions",
+    "SelectionStats",
+    "VideoResult",
+    "generate_tracks",
+    "generate_video",
+    "has_ground_truth",
+    "parse_shard",
+    "resolve_prompt_frames",
+    "select_and_track",
+    "select_videos",
+    "store_meta",
+]
