@@ -1,0 +1,484 @@
+"""The 19 ImageNet-C corruptions of ``imagecorruptions``, on one frame, with an explicit RNG.
+
+Each corruption is a port of ``imagecorruptions`` (imagecorruptions-imaug 1.1.5,
+``imagecorruptions/corruptions.py``; Apache-2.0) with the same severity tables, the same float
+arithmetic and the same order of random draws, but drawing from the ``rng`` it is given instead of
+numpy's global state. With a ``RandomState(s)`` (see :mod:`rvoskit.corrupt.rng`, kind ``legacy``)
+the output equals ``np.random.seed(s); imagecorruptions.corrupt(image, severity, name)`` pixel for
+pixel; with a ``Generator`` the draws have the same distributions (statistically equivalent).
+
+What the port replaces: ``skimage.filters.gaussian`` by the ``scipy.ndimage.gaussian_filter`` call
+it makes (same modes and truncation), ``skimage.color.rgb2hsv`` / ``hsv2rgb`` by verbatim numpy
+copies, the numba pixel shuffle of ``glass_blur`` by an exact vectorised equivalent, and
+``gaussian_noise`` / ``motion_blur`` by the fast exact kernels of :mod:`rvoskit.corrupt.kernels`.
+``jpeg_compression`` and ``pixelate`` use Pillow as the reference does (Pillow comes with
+matplotlib). ``frost`` reads its six texture images from the installed ``imagecorruptions``
+package (they are not redistributed here).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import lru_cache
+from io import BytesIO
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+from rvoskit.corrupt import kernels
+from rvoskit.corrupt.rng import Rng, randint, standard_normal
+from rvoskit.errors import RvosError
+
+Params = dict[str, float | int]
+
+# -- helpers (ports of the reference's) ------------------------------------------------------------
+
+
+def _gaussian(image: np.ndarray, sigma, *, channel_axis: int | None = None, mode: str = "nearest", truncate: float = 4.0) -> np.ndarray:
+    """``skimage.filters.gaussian`` on a float image: the ``scipy.ndimage.gaussian_filter`` call it makes."""
+    if channel_axis is not None:
+        sigma = [sigma] * (image.ndim - 1)
+        sigma.insert(channel_axis % image.ndim, 0)
+    return ndimage.gaussian_filter(image, sigma, mode=mode, truncate=truncate)
+
+
+def _rgb2hsv(arr: np.ndarray) -> np.ndarray:
+    """``skimage.color.rgb2hsv`` (scikit-image 0.26) for a float ``(H, W, 3)`` array, verbatim."""
+    out = np.empty_like(arr)
+    out_v = arr.max(-1)
+    delta = np.ptp(arr, axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out_s = delta / out_v
+        out_s[delta == 0.0] = 0.0
+        idx = arr[..., 0] == out_v
+        out[idx, 0] = (arr[idx, 1] - arr[idx, 2]) / delta[idx]
+        idx = arr[..., 1] == out_v
+        out[idx, 0] = 2.0 + (arr[idx, 2] - arr[idx, 0]) / delta[idx]
+        idx = arr[..., 2] == out_v
+        out[idx, 0] = 4.0 + (arr[idx, 0] - arr[idx, 1]) / delta[idx]
+        out_h = (out[..., 0] / 6.0) % 1.0
+    out_h[delta == 0.0] = 0.0
+    out[..., 0] = out_h
+    out[..., 1] = out_s
+    out[..., 2] = out_v
+    out[np.isnan(out)] = 0
+    return out
+
+
+def _hsv2rgb(arr: np.ndarray) -> np.ndarray:
+    """``skimage.color.hsv2rgb`` (scikit-image 0.26) for a float ``(H, W, 3)`` array, verbatim."""
+    hi = np.floor(arr[..., 0] * 6)
+    f = arr[..., 0] * 6 - hi
+    p = arr[..., 2] * (1 - arr[..., 1])
+    q = arr[..., 2] * (1 - f * arr[..., 1])
+    t = arr[..., 2] * (1 - (1 - f) * arr[..., 1])
+    v = arr[..., 2]
+    hi = np.stack([hi, hi, hi], axis=-1).astype(np.uint8) % 6
+    return np.choose(
+        hi,
+        np.stack(
+            [
+                np.stack((v, t, p), axis=-1),
+                np.stack((q, v, p), axis=-1),
+                np.stack((p, v, t), axis=-1),
+                np.stack((p, q, v), axis=-1),
+                np.stack((t, p, v), axis=-1),
+                np.stack((v, p, q), axis=-1),
+            ]
+        ),
+    )
+
+
+def _disk(radius: float, alias_blur: float = 0.1, dtype=np.float32) -> np.ndarray:
+    if radius <= 8:
+        L = np.arange(-8, 8 + 1)
+        ksize = (3, 3)
+    else:
+        L = np.arange(-radius, radius + 1)
+        ksize = (5, 5)
+    X, Y = np.meshgrid(L, L)
+    aliased_disk = np.array((X**2 + Y**2) <= radius**2, dtype=dtype)
+    aliased_disk /= np.sum(aliased_disk)
+    return cv2.GaussianBlur(aliased_disk, ksize=ksize, sigmaX=alias_blur)
+
+
+def _plasma_fractal(rng: Rng, mapsize: int = 256, wibbledecay: float = 3) -> np.ndarray:
+    """Diamond-square height map in [0, 1], ``(mapsize, mapsize)`` float32 (mapsize a power of two)."""
+    maparray = np.empty((mapsize, mapsize), dtype=np.float32)
+    maparray[0, 0] = 0
+    stepsize = mapsize
+    wibble = 100
+
+    def wibbledmean(array):
+        return array / 4 + wibble * rng.uniform(-wibble, wibble, array.shape)
+
+    while stepsize >= 2:
+        # fillsquares
+        cornerref = maparray[0:mapsize:stepsize, 0:mapsize:stepsize]
+        squareaccum = cornerref + np.roll(cornerref, shift=-1, axis=0)
+        squareaccum += np.roll(squareaccum, shift=-1, axis=1)
+        maparray[stepsize // 2 : mapsize : stepsize, stepsize // 2 : mapsize : stepsize] = wibbledmean(squareaccum)
+        # filldiamonds
+        drgrid = maparray[stepsize // 2 : mapsize : stepsize, stepsize // 2 : mapsize : stepsize]
+        ulgrid = maparray[0:mapsize:stepsize, 0:mapsize:stepsize]
+        ltsum = drgrid + np.roll(drgrid, 1, axis=0) + (ulgrid + np.roll(ulgrid, -1, axis=1))
+        maparray[0:mapsize:stepsize, stepsize // 2 : mapsize : stepsize] = wibbledmean(ltsum)
+        ttsum = drgrid + np.roll(drgrid, 1, axis=1) + (ulgrid + np.roll(ulgrid, -1, axis=0))
+        maparray[stepsize // 2 : mapsize : stepsize, 0:mapsize:stepsize] = wibbledmean(ttsum)
+        stepsize //= 2
+        wibble /= wibbledecay
+    maparray -= maparray.min()
+    return maparray / maparray.max()
+
+
+def _clipped_zoom(img: np.ndarray, zoom_factor: float) -> np.ndarray:
+    ch0 = int(np.ceil(img.shape[0] / float(zoom_factor)))
+    top0 = (img.shape[0] - ch0) // 2
+    ch1 = int(np.ceil(img.shape[1] / float(zoom_factor)))
+    top1 = (img.shape[1] - ch1) // 2
+    return ndimage.zoom(img[top0 : top0 + ch0, top1 : top1 + ch1], (zoom_factor, zoom_factor, 1), order=1)
+
+
+def _glass_shuffle(x: np.ndarray, delta: int, iterations: int, rng: Rng) -> np.ndarray:
+    """The reference's ``_shuffle_pixels_njit_glass_blur``, vectorised, same result for the same draws.
+
+    The reference walks ``h`` from ``H - delta`` down to ``delta + 1`` and, inside, ``w`` from
+    ``W - delta`` down to ``delta + 1``, draws ``dx, dy = randint(-delta, delta, size=2)`` and runs
+    ``x[h, w], x[h', w'] = x[h', w'], x[h, w]``. On pixel views that tuple "swap" is a copy
+    (``x[h, w]`` takes ``x[h', w']``'s value, which it keeps), so position ``k`` (in walk order) ends
+    with the value of its source ``j`` as it was when ``k`` was visited: ``j``'s final value if
+    ``j`` was visited earlier, else its value before the pass. Those chains are followed by pointer
+    jumping (a few vectorised passes) instead of a pixel loop.
+    """
+    H, W = x.shape[:2]
+    hs = np.arange(H - delta, delta, -1)
+    ws = np.arange(W - delta, delta, -1)
+    nh, nw = len(hs), len(ws)
+    src = np.arange(H * W)
+    if nh <= 0 or nw <= 0:
+        return x
+    hh = np.repeat(hs, nw)
+    ww = np.tile(ws, nh)
+    pos = hh * W + ww
+    order = np.arange(nh * nw)
+    for _ in range(iterations):
+        d = randint(rng, -delta, delta, size=(nh * nw, 2))
+        hp, wp = hh + d[:, 1], ww + d[:, 0]
+        visited = (hp > delta) & (hp <= H - delta) & (wp > delta) & (wp <= W - delta)
+        kj = (H - delta - hp) * nw + (W - delta - wp)
+        parent = np.where(visited & (kj < order), kj, order)
+        while True:
+            grand = parent[parent]
+            if np.array_equal(grand, parent):
+                break
+            parent = grand
+        src[pos] = src[hp * W + wp][parent]
+    return x.reshape(H * W, -1)[src].reshape(x.shape)
+
+
+@lru_cache(maxsize=6)
+def _frost_texture(idx: int) -> np.ndarray:
+    spec = importlib.util.find_spec("imagecorruptions")
+    name = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg", "frost6.jpg")[idx]
+    if spec is None or not spec.submodule_search_locations:
+        raise RvosError("frost needs the frost textures of the imagecorruptions package: pip install imagecorruptions-imaug")
+    path = Path(list(spec.submodule_search_locations)[0]) / "frost" / name
+    img = cv2.imread(str(path))
+    if img is None:
+        raise RvosError("missing or unreadable frost texture", file=path)
+    return img
+
+
+# -- the corruptions ------------------------------------------------------------------------------
+# Each takes (uint8 (H, W, 3) RGB, severity 1..5, rng) and returns (image with values in [0, 255],
+# the scalar parameters it drew).
+
+
+def gaussian_noise(x: np.ndarray, severity: int, rng: Rng) -> tuple[np.ndarray, Params]:
+    c = kernels.GAUSSIAN_NOISE_SIGMA[severity - 1]
+    return kernels.gaussian_noise_apply(x, standard_normal(rng, x.shape), c), {}
+
+
+def shot_noise(x, severity, rng):
+    c = [60, 25, 12, 5, 3][severity - 1]
+    x = np.array(x) / 255.0
+    return np.clip(rng.poisson(x * c) / float(c), 0, 1) * 255, {}
+
+
+def impulse_noise(x, severity, rng):
+    c = [0.03, 0.06, 0.09, 0.17, 0.27][severity - 1]
+    x = np.array(x) / 255.0  # skimage.util.random_noise(x, "s&p", rng, amount=c), verbatim
+    out = x.copy()
+    flipped = rng.random(x.shape) <= c
+    salted = rng.random(x.shape) <= 0.5
+    out[flipped & salted] = 1
+    out[flipped & ~salted] = 0.0
+    return np.clip(np.clip(out, 0.0, 1.0), 0, 1) * 255, {}
+
+
+def speckle_noise(x, severity, rng):
+    c = [0.15, 0.2, 0.35, 0.45, 0.6][severity - 1]
+    x = np.array(x) / 255.0
+    noise = c * standard_normal(rng, x.shape).astype(np.float64)
+    return np.clip(x + x * noise, 0, 1) * 255, {}
+
+
+def gaussian_blur(x, severity, rng):
+    c = [1, 2, 3, 4, 6][severity - 1]
+    return np.clip(_gaussian(np.array(x) / 255.0, c, channel_axis=-1), 0, 1) * 255, {}
+
+
+def glass_blur(x, severity, rng):
+    c = [(0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)][severity - 1]
+    x = np.uint8(_gaussian(np.array(x) / 255.0, c[0], channel_axis=-1) * 255)
+    x = _glass_shuffle(x, c[1], c[2], rng)
+    return np.clip(_gaussian(x / 255.0, c[0], channel_axis=-1), 0, 1) * 255, {}
+
+
+def defocus_blur(x, severity, rng):
+    c = [(3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)][severity - 1]
+    x = np.array(x) / 255.0
+    kernel = _disk(radius=c[0], alias_blur=c[1])
+    channels = np.array([cv2.filter2D(x[:, :, d], -1, kernel) for d in range(3)]).transpose((1, 2, 0))
+    return np.clip(channels, 0, 1) * 255, {}
+
+
+def motion_blur(x, severity, rng, angle: float | None = None):
+    radius, sigma = kernels.MOTION_BLUR_PARAMS[severity - 1]
+    if angle is None:
+        angle = float(rng.uniform(-45, 45))
+    return kernels.motion_blur_apply(x, radius, sigma, angle), {"angle": float(angle)}
+
+
+def zoom_blur(x, severity, rng):
+    c = [
+        np.arange(1, 1.11, 0.01),
+        np.arange(1, 1.16, 0.01),
+        np.arange(1, 1.21, 0.02),
+        np.arange(1, 1.26, 0.02),
+        np.arange(1, 1.31, 0.03),
+    ][severity - 1]
+    x = (np.array(x) / 255.0).astype(np.float32)
+    out = np.zeros_like(x)
+    for zoom_factor in c:
+        zoom_layer = _clipped_zoom(x, zoom_factor)[: x.shape[0], : x.shape[1], :]
+        out[: zoom_layer.shape[0], : zoom_layer.shape[1]] += zoom_layer
+    x = (x + out) / (len(c) + 1)
+    return np.clip(x, 0, 1) * 255, {}
+
+
+def snow(x, severity, rng):
+    c = [
+        (0.1, 0.3, 3, 0.5, 10, 4, 0.8),
+        (0.2, 0.3, 2, 0.5, 12, 4, 0.7),
+        (0.55, 0.3, 4, 0.9, 12, 8, 0.7),
+        (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65),
+        (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55),
+    ][severity - 1]
+    x = np.array(x, dtype=np.float32) / 255.0
+    snow_layer = rng.normal(size=x.shape[:2], loc=c[0], scale=c[1])
+    snow_layer = _clipped_zoom(snow_layer[..., np.newaxis], c[2])
+    snow_layer[snow_layer < c[3]] = 0
+    snow_layer = np.clip(snow_layer.squeeze(), 0, 1)
+    angle = float(rng.uniform(-135, -45))
+    snow_layer = kernels.motion_blur_float(snow_layer, radius=c[4], sigma=c[5], angle=angle)
+    snow_layer = np.round(snow_layer * 255).astype(np.uint8) / 255.0
+    snow_layer = snow_layer[..., np.newaxis][: x.shape[0], : x.shape[1], :]
+    gray = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY).reshape(x.shape[0], x.shape[1], 1)
+    x = c[6] * x + (1 - c[6]) * np.maximum(x, gray * 1.5 + 0.5)
+    return np.clip(x + snow_layer + np.rot90(snow_layer, k=2), 0, 1) * 255, {"angle": angle}
+
+
+def frost(x, severity, rng):
+    c = [(1, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75)][severity - 1]
+    idx = int(randint(rng, 0, 6))
+    texture = _frost_texture(idx)
+    fh, fw = texture.shape[:2]
+    h, w = x.shape[:2]
+    scaling_factor = 1
+    if fh >= h and fw >= w:
+        scaling_factor = 1
+    elif fh < h and fw >= w:
+        scaling_factor = h / fh
+    elif fh >= h and fw < w:
+        scaling_factor = w / fw
+    else:
+        scaling_factor = np.maximum(h / fh, w / fw)
+    scaling_factor *= 1.1
+    new_shape = (int(np.ceil(fw * scaling_factor)), int(np.ceil(fh * scaling_factor)))
+    texture = cv2.resize(texture, dsize=new_shape, interpolation=cv2.INTER_CUBIC)
+    x_start = int(randint(rng, 0, texture.shape[0] - h))
+    y_start = int(randint(rng, 0, texture.shape[1] - w))
+    texture = texture[x_start : x_start + h, y_start : y_start + w][..., [2, 1, 0]]
+    return np.clip(c[0] * np.array(x) + c[1] * texture, 0, 255), {"texture": idx, "row": x_start, "col": y_start}
+
+
+def fog(x, severity, rng):
+    c = [(1.5, 2), (2.0, 2), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4)][severity - 1]
+    h, w = x.shape[:2]
+    map_size = 1 << (int(max(x.shape)) - 1).bit_length()
+    x = np.array(x) / 255.0
+    max_val = x.max()
+    x += c[0] * _plasma_fractal(rng, mapsize=map_size, wibbledecay=c[1])[:h, :w][..., np.newaxis]
+    return np.clip(x * max_val / (max_val + c[0]), 0, 1) * 255, {}
+
+
+def brightness(x, severity, rng):
+    c = [0.1, 0.2, 0.3, 0.4, 0.5][severity - 1]
+    x = _rgb2hsv(np.array(x) / 255.0)
+    x[:, :, 2] = np.clip(x[:, :, 2] + c, 0, 1)
+    return np.clip(_hsv2rgb(x), 0, 1) * 255, {}
+
+
+def contrast(x, severity, rng):
+    c = [0.4, 0.3, 0.2, 0.1, 0.05][severity - 1]
+    x = np.array(x) / 255.0
+    means = np.mean(x, axis=(0, 1), keepdims=True)
+    return np.clip((x - means) * c + means, 0, 1) * 255, {}
+
+
+def elastic_transform(image, severity, rng):
+    image = np.array(image, dtype=np.float32) / 255.0
+    shape = image.shape
+    sigma = np.array(shape[:2]) * 0.01
+    alpha = [250 * 0.05, 250 * 0.065, 250 * 0.085, 250 * 0.1, 250 * 0.12][severity - 1]
+    max_d = shape[0] * 0.005
+    dx = (_gaussian(rng.uniform(-max_d, max_d, size=shape[:2]), sigma, mode="reflect", truncate=3) * alpha).astype(np.float32)
+    dy = (_gaussian(rng.uniform(-max_d, max_d, size=shape[:2]), sigma, mode="reflect", truncate=3) * alpha).astype(np.float32)
+    dx, dy = dx[..., np.newaxis], dy[..., np.newaxis]
+    x, y, z = np.meshgrid(np.arange(shape[1]), np.arange(shape[0]), np.arange(shape[2]))
+    indices = np.reshape(y + dy, (-1, 1)), np.reshape(x + dx, (-1, 1)), np.reshape(z, (-1, 1))
+    return np.clip(ndimage.map_coordinates(image, indices, order=1, mode="reflect").reshape(shape), 0, 1) * 255, {}
+
+
+def pixelate(x, severity, rng):
+    from PIL import Image
+
+    c = [0.6, 0.5, 0.4, 0.3, 0.25][severity - 1]
+    h, w = x.shape[:2]
+    img = Image.fromarray(x).resize((int(w * c), int(h * c)), Image.BOX)
+    return np.array(img.resize((w, h), Image.NEAREST)), {}
+
+
+def jpeg_compression(x, severity, rng):
+    from PIL import Image
+
+    c = [25, 18, 15, 10, 7][severity - 1]
+    buf = BytesIO()
+    Image.fromarray(x).save(buf, "JPEG", quality=c)
+    buf.seek(0)
+    return np.array(Image.open(buf).convert("RGB")), {}
+
+
+def spatter(x, severity, rng):
+    c = [
+        (0.65, 0.3, 4, 0.69, 0.6, 0),
+        (0.65, 0.3, 3, 0.68, 0.6, 0),
+        (0.65, 0.3, 2, 0.68, 0.5, 0),
+        (0.65, 0.3, 1, 0.65, 1.5, 1),
+        (0.67, 0.4, 1, 0.65, 1.5, 1),
+    ][severity - 1]
+    x = np.array(x, dtype=np.float32) / 255.0
+    liquid_layer = rng.normal(size=x.shape[:2], loc=c[0], scale=c[1])
+    liquid_layer = _gaussian(liquid_layer, c[2])
+    liquid_layer[liquid_layer < c[3]] = 0
+    if c[5] == 0:
+        liquid_layer = (liquid_layer * 255).astype(np.uint8)
+        dist = 255 - cv2.Canny(liquid_layer, 50, 150)
+        dist = cv2.distanceTransform(dist, cv2.DIST_L2, 5)
+        _, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)
+        dist = cv2.blur(dist, (3, 3)).astype(np.uint8)
+        dist = cv2.equalizeHist(dist)
+        ker = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
+        dist = cv2.filter2D(dist, cv2.CV_8U, ker)
+        dist = cv2.blur(dist, (3, 3)).astype(np.float32)
+        m = cv2.cvtColor(liquid_layer * dist, cv2.COLOR_GRAY2BGRA)
+        peak = np.max(m, axis=(0, 1))
+        # the reference divides by zero (NaN output) when no liquid survives; here: no spatter
+        m /= np.where(peak > 0, peak, 1)
+        m *= c[4]
+        # water is pale turquoise
+        color = np.concatenate(
+            (175 / 255.0 * np.ones_like(m[..., :1]), 238 / 255.0 * np.ones_like(m[..., :1]), 238 / 255.0 * np.ones_like(m[..., :1])),
+            axis=2,
+        )
+        color = cv2.cvtColor(color, cv2.COLOR_BGR2BGRA)
+        x = cv2.cvtColor(x, cv2.COLOR_BGR2BGRA)
+        return cv2.cvtColor(np.clip(x + m * color, 0, 1), cv2.COLOR_BGRA2BGR) * 255, {}
+    m = np.where(liquid_layer > c[3], 1, 0)
+    m = _gaussian(m.astype(np.float32), c[4])
+    m[m < 0.8] = 0
+    # mud brown
+    ones = np.ones_like(x[..., :1], dtype=np.float64)
+    color = np.concatenate((63 / 255.0 * ones, 42 / 255.0 * ones, 20 / 255.0 * ones), axis=2)
+    color *= m[..., np.newaxis]
+    x *= 1 - m[..., np.newaxis]
+    return np.clip(x + color, 0, 1) * 255, {}
+
+
+def saturate(x, severity, rng):
+    c = [(0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (20, 0.2)][severity - 1]
+    x = _rgb2hsv(np.array(x) / 255.0)
+    x[:, :, 1] = np.clip(x[:, :, 1] * c[0] + c[1], 0, 1)
+    return np.clip(_hsv2rgb(x), 0, 1) * 255, {}
+
+
+# -- registry -----------------------------------------------------------------------------------
+
+#: name -> function, in the reference's order: the 15 ImageNet-C corruptions, then the 4 extra ones.
+CORRUPTIONS: dict[str, Callable[..., tuple[np.ndarray, Params]]] = {
+    f.__name__: f
+    for f in (
+        gaussian_noise, shot_noise, impulse_noise, defocus_blur, glass_blur, motion_blur, zoom_blur,
+        snow, frost, fog, brightness, contrast, elastic_transform, pixelate, jpeg_compression,
+        speckle_noise, gaussian_blur, spatter, saturate,
+    )
+}  # fmt: skip
+SEVERITIES = (1, 2, 3, 4, 5)
+
+
+def check_corruption(name: str, severity: int) -> None:
+    """Raise :class:`RvosError` for an unknown corruption name or a severity outside 1..5."""
+    if name not in CORRUPTIONS:
+        raise RvosError(f"unknown corruption type {name!r}; choose one of: {', '.join(CORRUPTIONS)}")
+    if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)) or int(severity) not in SEVERITIES:
+        raise RvosError(f"severity must be an integer 1..5, got {severity!r}")
+
+
+def corrupt_image(image: np.ndarray, name: str, severity: int, rng: Rng, *, angle: float | None = None) -> tuple[np.ndarray, Params]:
+    """Corrupt one RGB image, as ``imagecorruptions.corrupt(image, severity, name)`` does.
+
+    Args:
+        image: ``uint8 (H, W, 3)`` RGB (or ``(H, W)`` / ``(H, W, 1)`` grey, stacked to 3 channels
+            like the reference), at least 32x32.
+        name: one of :data:`CORRUPTIONS`.
+        severity: 1..5.
+        rng: where the draws come from (:func:`rvoskit.corrupt.rng.make_rng`).
+        angle: ``motion_blur`` only: use this angle (degrees) instead of drawing one.
+
+    Returns:
+        ``(uint8 (H, W, 3) corrupted image, drawn scalar parameters)``; the float result is
+        truncated to uint8 as the reference's ``np.uint8`` does. Parameters: ``motion_blur`` and
+        ``snow`` ``{"angle"}``; ``frost`` ``{"texture", "row", "col"}``; others ``{}``.
+
+    Raises:
+        RvosError: unknown name, bad severity, not a uint8 image, image smaller than 32x32.
+    """
+    check_corruption(name, severity)
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        raise RvosError("expected a uint8 image array")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 2:
+        image = np.stack((image,) * 3, axis=-1)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise RvosError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
+    if image.shape[0] < 32 or image.shape[1] < 32:
+        raise RvosError(f"image is {image.shape[1]}x{image.shape[0]}; corruptions need at least 32x32")
+    image = np.ascontiguousarray(image)
+    fn = CORRUPTIONS[name]
+    out, params = fn(image, int(severity), rng, angle=angle) if name == "motion_blur" else fn(image, int(severity), rng)
+    return np.uint8(out) if out.dtype != np.uint8 else out, params
