@@ -4,9 +4,10 @@ the ground truth, RVOS (unsupervised) result masks as candidate tracks and predi
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import cv2
 import numpy as np
@@ -319,9 +320,8 @@ def test_report(world, tmp_path):
     hidden = runs / ".labels.tmp-x"
     hidden.mkdir()
     fig.savefig(hidden / "partial.png")
-    viz = world["tmp"] / "viz_ds"  # from the resume test or drawn now
-    if not viz.exists():
-        render_dataset(world["ds"], viz, frames=3)
+    viz = tmp_path / "viz"
+    render_dataset(world["ds"], viz, frames=3, expressions=["judo/1"], video="gif", video_width=160)
     report = tmp_path / "out" / "report.html"
     res = build_report([runs, viz], report, title="judo run")
     text = report.read_text()
@@ -333,6 +333,8 @@ def test_report(world, tmp_path):
     assert "ground truth per expression: contact sheet" in text  # caption from viz.json
     assert "jf hist" in text and "0.7421" in text and "0.4567" in text and "J&amp;F" in text
     assert [p.name for p, _ in res.skipped] == ["broken.json"] and "broken.json" in text
+    clips = list(viz.rglob("*.gif"))  # clips are linked
+    assert len(clips) == 1 and quote(os.path.relpath(clips[0], report.parent)) in text
     md = build_report([runs], tmp_path / "report.md")
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md.out.read_text())
     assert {(md.out.parent / unquote(s)).resolve() for s in links} == {p for p in expected if runs in p.parents}

@@ -334,7 +334,7 @@ def _gif_frame(frame: np.ndarray):
     from PIL import Image
 
     im = Image.fromarray(frame)
-    adaptive = im.quantize(colors=256 - len(_RESERVED), method=Image.Quantize.MEDIANCUT)
+    adaptive = im.quantize(colors=256 - len(_RESERVED), method=Image.Quantize.FASTOCTREE)
     colours = [c for rgb in _RESERVED for c in rgb] + adaptive.getpalette()[: 3 * (256 - len(_RESERVED))]
     pal = Image.new("P", (1, 1))
     pal.putpalette(colours + [0] * (768 - len(colours)))
@@ -362,7 +362,7 @@ class VideoSink:
         if self.kind not in ("gif", "mp4"):
             raise RvosError("video output must end in .gif or .mp4", file=self.path)
         self.count = 0
-        self._frames: list[np.ndarray] = []
+        self._frames: list = []  # GIF: Pillow palette images
         self._writer = None
         self._size: tuple[int, int] | None = None
 
@@ -378,7 +378,7 @@ class VideoSink:
         elif frame.shape[:2] != self._size:
             raise RvosError(f"frame of size {frame.shape[:2]} after {self._size}", file=self.path)
         if self.kind == "gif":
-            self._frames.append(frame)
+            self._frames.append(_gif_frame(frame))  # 1 byte per pixel while waiting
         else:
             if self._writer is None:
                 # OpenCV picks the container from the file name: write under a .mp4 name in the temp slot
@@ -398,7 +398,7 @@ class VideoSink:
                 if self.kind == "gif":
                     from PIL import Image
 
-                    ims = [_gif_frame(f) for f in self._frames]
+                    ims = self._frames
                     ims[0].save(
                         self._tmp, format="GIF", save_all=True, append_images=ims[1:],
                         duration=int(round(1000 / self.fps)), loop=0, optimize=False, disposal=1,

@@ -194,17 +194,21 @@ def scene_clips(scene: _Scene, paths: Mapping[str, Path], *, width: int = 640, a
     size = draw.fit_size(H, W, width)
     rows = [r for r in scene.rows if r.key in paths]
     legend = draw.legend_strip(size[1], scene.legend)
-    with contextlib.ExitStack() as stack:
-        sinks = [stack.enter_context(draw.VideoSink(paths[r.key], fps)) for r in rows]
-        texts = [[w for part in r.label for w in draw.wrap(part, size[1] - 16)] for r in rows]
-        for t in range(T):
-            img = draw.resize_frame(scene.frame(t), size)
-            masks = {k: draw.resize_mask(m, size) for k, m in scene.decode(t).items()}
-            for row, sink, text in zip(rows, sinks, texts):
-                layers, outlines, tag = row.layers(masks, t)
-                tile = draw.overlay(img, layers, alpha=alpha, outlines=outlines)
-                caption = draw.caption_strip(size[1], text + [f"frame {v['frames'][t]} ({t + 1}/{T})" + (f"  {tag}" if tag else "")])
-                sink.add(draw.stack([tile, caption, legend]))
+    # MP4 writers stream, so every clip of the video is drawn in one pass over the frames; a GIF
+    # holds its frames until it is written, so GIFs are drawn one at a time (bounded memory)
+    groups = [rows] if all(Path(paths[r.key]).suffix.lower() == ".mp4" for r in rows) else [[r] for r in rows]
+    for group in groups:
+        with contextlib.ExitStack() as stack:
+            sinks = [stack.enter_context(draw.VideoSink(paths[r.key], fps)) for r in group]
+            texts = [[w for part in r.label for w in draw.wrap(part, size[1] - 16)] for r in group]
+            for t in range(T):
+                img = draw.resize_frame(scene.frame(t), size)
+                masks = {k: draw.resize_mask(m, size) for k, m in scene.decode(t).items()}
+                for row, sink, text in zip(group, sinks, texts):
+                    layers, outlines, tag = row.layers(masks, t)
+                    tile = draw.overlay(img, layers, alpha=alpha, outlines=outlines)
+                    caption = draw.caption_strip(size[1], text + [f"frame {v['frames'][t]} ({t + 1}/{T})" + (f"  {tag}" if tag else "")])
+                    sink.add(draw.stack([tile, caption, legend]))
 
 
 # -- output directory -------------------------------------------------------------------------------
@@ -263,6 +267,8 @@ def _run(
     _open_out(out, kind, inputs, options, overwrite)
     result = VizResult(out)
     video_fmt = options.get("video")
+    if progress:
+        progress(0, len(scenes), "")
     for i, (video_id, make) in enumerate(scenes):
         scene = make()
         stem = safe_name(video_id)
@@ -509,25 +515,37 @@ def render_tracks(
 
 
 # -- predictions ------------------------------------------------------------------------------------
-def predictions_scene(ds: RvosDataset, preds: pd.DataFrame, video_id: str, expression_ids: set[str] | None = None) -> _Scene:
+def predictions_scene(
+    ds: RvosDataset,
+    preds: pd.DataFrame,
+    video_id: str,
+    expression_ids: set[str] | None = None,
+    *,
+    source: str | Path = "predictions.parquet",
+) -> _Scene:
     """The prediction scene of one video: one row per predicted expression, true positives green,
     false positives red, false negatives blue, the ground truth outlined white; a prediction
     without ground truth is filled red. Tiles carry the frame's J, labels the mean J over every frame.
 
     Args:
         preds: ``predictions`` rows of this video (from :func:`rvoskit.format.predictions.read_predictions`).
+        expression_ids: draw only these expressions (default: every predicted one).
+        source: the predictions' path, named in errors.
+
+    Raises:
+        RvosError: predicted masks whose size differs from the video, malformed RLE.
     """
     v = ds.video(video_id)
     T, H, W = int(v["num_frames"]), int(v["height"]), int(v["width"])
     if len(preds) and ((preds["height"] != H) | (preds["width"] != W)).any():
-        raise RvosError(f"predicted masks are not {W}x{H} like the dataset video", file="predictions.parquet", item=video_id)
+        raise RvosError(f"predicted masks are not {W}x{H} like the dataset video", file=source, item=video_id)
     gt_rows = ds.masks(video_id)
     gt_index = _by_frame(gt_rows, "obj_id")
     pred_rows = preds.assign(key=list(zip(["pred"] * len(preds), preds["expression_id"])))
     index = _by_frame(pred_rows, "key")
     for t, objs in gt_index.items():
         index.setdefault(t, {}).update({("obj", o): c for o, c in objs.items()})
-    decode = _decoder(index, H, W, "predictions.parquet / masks.parquet", video_id)
+    decode = _decoder(index, H, W, f"{source} or {ds.path / 'masks.parquet'}", video_id)
     ex = ds.expressions
     order = {eid: i for i, eid in enumerate(ex.index[ex["video_id"] == video_id])}
     eids = sorted(preds["expression_id"].unique(), key=lambda e: (order.get(e, len(order)), e))
@@ -627,7 +645,7 @@ def render_predictions(
         raise RvosError("predicted videos are not in the dataset", file=ds.path / "videos.parquet", item=", ".join(unknown))
     vids = vids[:limit] if limit else vids
     by_video = {v: g for v, g in preds.groupby("video_id", sort=False)}
-    scenes = [(v, (lambda v=v: predictions_scene(ds, by_video[v], v, chosen))) for v in vids]
+    scenes = [(v, (lambda v=v: predictions_scene(ds, by_video[v], v, chosen, source=predictions))) for v in vids]
     inputs = {"predictions": str(Path(predictions).resolve()), "dataset": str(ds.path.resolve()), "videos": vids,
               "expressions": sorted(chosen) if chosen else None}
     return _run(Path(out), "predictions", inputs, opts, scenes, overwrite=overwrite, progress=progress)

@@ -2,7 +2,8 @@
 
 The report knows no stage: it walks the given output directories and finds
 
-- PNG files (the stages' plots: mIoU histograms, training curves, J&F histograms, viz sheets), and
+- PNG files (the stages' plots: mIoU histograms, training curves, J&F histograms, viz sheets),
+- GIF / MP4 clips (``rvoskit viz`` clips), linked, and
 - JSON / JSON-lines files (manifests and summaries: ``labels.json``, eval summaries, training
   metrics, ``viz.json``), shown as tables of their scalar values.
 
@@ -64,6 +65,7 @@ class _Section:
     folder: Path
     pngs: list[Path] = field(default_factory=list)
     jsons: list[Path] = field(default_factory=list)
+    clips: list[Path] = field(default_factory=list)
 
 
 def _walk(root: Path, exclude: Path) -> Iterator[_Section]:
@@ -81,7 +83,9 @@ def _walk(root: Path, exclude: Path) -> Iterator[_Section]:
                 sec.pngs.append(p)
             elif suffix in (".json", ".jsonl"):
                 sec.jsons.append(p)
-        if sec.pngs or sec.jsons:
+            elif suffix in (".gif", ".mp4"):
+                sec.clips.append(p)
+        if sec.pngs or sec.jsons or sec.clips:
             yield sec
 
 
@@ -220,10 +224,13 @@ def build_report(
         result.images.extend(sec.pngs)
         result.summaries.extend(j for j in sec.jsons if j in docs)
 
+    def link(path: Path) -> str:
+        return quote(Path(os.path.relpath(path.resolve(), out.resolve().parent)).as_posix())
+
     def src(png: Path) -> str:
         if embed:
             return "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii")
-        return quote(Path(os.path.relpath(png.resolve(), out.resolve().parent)).as_posix())
+        return link(png)
 
     def caption(png: Path) -> str:
         return captions.get(png.resolve()) or png.stem.replace("_", " ").replace("-", " ")
@@ -244,9 +251,9 @@ def build_report(
     stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     intro = f"{len(result.images)} images and {len(result.summaries)} summaries from {len(roots)} run director{'y' if len(roots) == 1 else 'ies'}; rvoskit {__version__}, {stamp}."
     if kind == "html":
-        text = _html(title, intro, roots, sections, tables, src, caption, result.skipped)
+        text = _html(title, intro, roots, sections, tables, src, caption, link, result.skipped)
     else:
-        text = _markdown(title, intro, roots, sections, tables, src, caption, result.skipped)
+        text = _markdown(title, intro, roots, sections, tables, src, caption, link, result.skipped)
     with atomic_file(out) as tmp:
         tmp.write_text(text, encoding="utf-8")
         make_readable(tmp)
@@ -261,7 +268,7 @@ figure{margin:1em 0}img{max-width:100%;border:1px solid #ddd}figcaption{font-siz
 code{font-size:.85em;color:#666}.skipped{color:#a00}"""
 
 
-def _html(title, intro, roots, sections, tables, src, caption, skipped) -> str:
+def _html(title, intro, roots, sections, tables, src, caption, link, skipped) -> str:
     e = html.escape
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -278,8 +285,10 @@ def _html(title, intro, roots, sections, tables, src, caption, skipped) -> str:
         for png in sec.pngs:
             s, c = src(png), caption(png)
             img = f'<img src="{e(s)}" alt="{e(c)}" loading="lazy">'
-            link = img if s.startswith("data:") else f'<a href="{e(s)}">{img}</a>'
-            parts.append(f"<figure>{link}<figcaption>{e(c)} <code>{e(png.name)}</code></figcaption></figure>")
+            anchor = img if s.startswith("data:") else f'<a href="{e(s)}">{img}</a>'
+            parts.append(f"<figure>{anchor}<figcaption>{e(c)} <code>{e(png.name)}</code></figcaption></figure>")
+        if sec.clips:
+            parts.append("<p>Clips: " + ", ".join(f'<a href="{e(link(p))}">{e(p.name)}</a>' for p in sec.clips) + "</p>")
     if skipped:
         parts.append("<h2>Skipped files</h2><ul>")
         parts.extend(f'<li class="skipped"><code>{e(str(p))}</code>: {e(why)}</li>' for p, why in skipped)
@@ -288,7 +297,7 @@ def _html(title, intro, roots, sections, tables, src, caption, skipped) -> str:
     return "\n".join(parts) + "\n"
 
 
-def _markdown(title, intro, roots, sections, tables, src, caption, skipped) -> str:
+def _markdown(title, intro, roots, sections, tables, src, caption, link, skipped) -> str:
     def cell(text: str) -> str:
         return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -300,6 +309,8 @@ def _markdown(title, intro, roots, sections, tables, src, caption, skipped) -> s
         for png in sec.pngs:
             c = caption(png)
             parts += [f"![{cell(c)}]({src(png)})", "", f"*{c}* (`{png.name}`)", ""]
+        if sec.clips:
+            parts += ["Clips: " + ", ".join(f"[{p.name}]({link(p)})" for p in sec.clips), ""]
     if skipped:
         parts += ["## Skipped files", ""] + [f"- `{p}`: {why}" for p, why in skipped] + [""]
     return "\n".join(parts)
