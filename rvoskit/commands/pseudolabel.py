@@ -1,0 +1,107 @@
+"""``rvoskit pseudolabel``: IoU pseudo-labels of candidate tracks (:mod:`rvoskit.labels`)."""
+
+from __future__ import annotations
+
+import warnings
+from enum import Enum
+from pathlib import Path
+from typing import List
+
+import typer
+from rich.console import Console
+
+
+class Target(str, Enum):
+    max = "max"
+    union = "union"
+
+
+def pseudolabel(
+    sources: List[str] = typer.Argument(
+        ...,
+        metavar="TRACKS... DATASET",
+        help="One or more track stores (DIR or name=DIR; the name is the 'source' column, default the "
+        "directory's name), then the common-format dataset with ground truth.",
+        show_default=False,
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Labels directory to write.", show_default=False),
+    iou: float = typer.Option(0.7, "--iou", min=0.0, max=1.0, help="Threshold: label = mIoU > iou (SOLA: 0.7)."),
+    target: Target = typer.Option(
+        Target.max, "--target", help="max: max over the expression's objects (SOLA); union: IoU with their union."
+    ),
+    resolution: str = typer.Option(
+        "540x960", "--resolution", help="Compare at this size (short x long side, oriented like the video; SOLA: 540x960) or 'native'."
+    ),
+    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes (one video per job)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out."),
+) -> None:
+    """Pseudo-label candidate tracks by their mean IoU with the ground truth.
+
+    For every expression and every track of its video: the mean over all frames of the per-frame IoU (both empty = 1) with each target object, the max over objects, and the IoU with the union of the objects. The label is [bold]max > --iou[/] (SOLA) or [bold]union > --iou[/] with --target union.
+
+    Writes labels.parquet, labels.json (options; summary: positives per expression, expressions with none) and miou_hist.png. An interrupted run resumes where it stopped.
+
+    [bold]Examples[/]
+
+      rvoskit pseudolabel work/tracks_grid data/mevis_train --out work/labels
+
+      rvoskit pseudolabel gt=work/tracks_gt grid=work/tracks_grid data/mevis_train --iou 0.7 --out work/labels -j 4
+
+      rvoskit pseudolabel work/tracks_grid data/refdavis_train --resolution native --target union --out work/labels_u
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from rvoskit.errors import RvosError
+    from rvoskit.labels import pseudolabel as run
+
+    if len(sources) < 2:
+        raise RvosError("give at least one track store and the dataset: rvoskit pseudolabel TRACKS... DATASET --out LABELS")
+    *tracks, dataset = sources
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("labelling"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("videos"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("videos", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            meta = run(
+                tracks,
+                dataset,
+                out,
+                iou=iou,
+                target=target.value,
+                resolution=resolution,
+                workers=workers,
+                overwrite=overwrite,
+                progress=progress,
+            )
+    for w in caught:
+        console.print(f"[yellow]warning:[/] {w.message}", highlight=False, soft_wrap=True)
+    s = meta["summary"]
+    typer.echo(
+        f"{s['rows']} (expression, track) rows, {s['positives']} positives; "
+        f"{s['expressions_without_positive']} of {s['expressions']} expressions have no positive "
+        f"({100 * s['lost_for_training_fraction']:.1f}% lost for training); "
+        f"positives per expression: mean {s['positives_per_expression']['mean']:.2f}"
+    )
+    for name, src in s["sources"].items():
+        miss = f", {src['missing_videos']} videos missing" if src["missing_videos"] else ""
+        typer.echo(f"  {name}: {src['tracks']} tracks, {src['positives']} positives, "
+                   f"{src['expressions_with_positive']} expressions with a positive{miss}")
+    typer.echo(f"wrote {out}")
+
+
+def register(app: typer.Typer) -> None:
+    """Register ``rvoskit pseudolabel`` on the root app."""
+    app.command("pseudolabel")(pseudolabel)

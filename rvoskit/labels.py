@@ -1,0 +1,658 @@
+"""IoU pseudo-labels of candidate tracks (SOLA's training labels).
+
+For every expression of a dataset with ground truth and every candidate track of its video (from
+one or more track stores), the mean over all frames of the video of the per-frame IoU between the
+track and each target object of the expression (a frame where both masks are empty counts as 1),
+the maximum over objects, and the same mean against the union of the expression's objects. The
+pseudo-label is ``max > threshold`` (SOLA's rule) or ``union > threshold``.
+
+Source followed (``cvlab-kaist/SOLA`` @ 76f87be): ``track_generation/generate_tokens_grid.py``
+``--save_prec_rec_iou`` (per GT object: ``seg_utils.reshape_masklet`` on track and GT masklets,
+then ``utils.compute_mask_metrics`` -> mean per-frame IoU, empty/empty = 1), and
+``dataloader.py`` l.139-154 (label = max over the expression's ``anno_id`` > 0.7).
+
+Speed: every mask is decoded at most once per video (never per track-object pair); IoUs are computed
+on COCO RLE with :func:`pycocotools.mask.iou`. At the native size nothing is decoded at all; with a
+resolution every mask is decoded once, resized with OpenCV and re-encoded, then compared as RLE.
+
+Output directory (``schemas/FORMAT.md`` section 3)::
+
+    <labels>/labels.parquet   table "labels", one row per (expression, source, track)
+    <labels>/labels.json      threshold, target rule, resolution, dataset, sources, summary
+    <labels>/miou_hist.png    mIoU histogram and positives per expression
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import multiprocessing
+import re
+import shutil
+import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pycocotools.mask as cocomask
+
+from rvoskit import __version__
+from rvoskit.errors import RvosError
+from rvoskit.format import arrow_schema, atomic_dir, atomic_file, open_dataset, read_table, safe_name, write_table
+from rvoskit.format.trackstore import TrackStore
+
+FORMAT_NAME = "rvoskit-labels"
+FORMAT_VERSION = 1
+TARGETS = ("max", "union")
+SOLA_RESOLUTION = "540x960"
+LABELS_FILE = "labels.parquet"
+META_FILE = "labels.json"
+HIST_FILE = "miou_hist.png"
+_CHUNK = 32
+
+__all__ = [
+    "Masklets",
+    "TARGETS",
+    "mean_iou",
+    "parse_resolution",
+    "parse_sources",
+    "pseudolabel",
+    "read_labels",
+    "resize_masks",
+    "target_size",
+    "video_mious",
+]
+
+
+# -- sizes ------------------------------------------------------------------------------------------
+def parse_resolution(spec: str | tuple[int, int] | None) -> tuple[int, int] | None:
+    """Parse ``--resolution``: ``"native"`` (or None) -> None, ``"540x960"`` -> ``(540, 960)``.
+
+    The pair is (short side, long side) and is oriented like each video by :func:`target_size`;
+    its order in the string does not matter.
+
+    Raises:
+        RvosError: anything else (names the option).
+    """
+    if spec is None or (isinstance(spec, str) and spec.strip().lower() == "native"):
+        return None
+    if isinstance(spec, tuple):
+        a, b = spec
+    else:
+        m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", spec)
+        if not m:
+            raise RvosError(f"--resolution must be 'native' or HxW like 540x960, got {spec!r}")
+        a, b = int(m.group(1)), int(m.group(2))
+    if a <= 0 or b <= 0:
+        raise RvosError(f"--resolution must be positive, got {a}x{b}")
+    return (min(a, b), max(a, b))
+
+
+def target_size(height: int, width: int, resolution: tuple[int, int] | None) -> tuple[int, int]:
+    """Size ``(H', W')`` a ``height x width`` video's masks are compared at.
+
+    SOLA's rule (``track_generation/seg_utils.py`` ``reshape_masklet``): ``(540, 960)`` if
+    ``H < W`` else ``(960, 540)``, so square videos are resized to portrait. (The other helper,
+    ``utils.decode_rle_mask``, sends squares to landscape; SOLA's labels go through
+    ``reshape_masklet``, which we follow.) ``resolution=None`` keeps the native size.
+    """
+    if resolution is None:
+        return int(height), int(width)
+    short, long = resolution
+    return (short, long) if height < width else (long, short)
+
+
+def resize_masks(counts: Sequence[bytes | None], height: int, width: int, size: tuple[int, int]) -> list[bytes | None]:
+    """Resize RLE masks to ``size`` the way SOLA does: bilinear, then ``> 0.5``.
+
+    Each mask is decoded once, resized with ``cv2.resize(float32 mask, INTER_LINEAR)`` (half-pixel
+    centres, like ``torch.nn.functional.interpolate(mode="bilinear", align_corners=False)`` that
+    SOLA's ``seg_utils.reshape_masklet`` calls; float32 input, because OpenCV's uint8 path rounds
+    0.5 up) and re-encoded.
+
+    Args:
+        counts: compressed COCO RLE counts of ``height x width`` masks; None = empty.
+        height, width: their size.
+        size: ``(H', W')``.
+
+    Returns:
+        Compressed counts at ``size``; None where the mask is empty (before or after resizing).
+    """
+    import cv2
+
+    out: list[bytes | None] = [None] * len(counts)
+    idx = [i for i, c in enumerate(counts) if c is not None]
+    if not idx:
+        return out
+    oh, ow = size
+    if (oh, ow) == (height, width):
+        for i in idx:
+            out[i] = counts[i]
+        return out
+    for start in range(0, len(idx), _CHUNK):  # bounded memory: _CHUNK decoded masks at a time
+        part = idx[start : start + _CHUNK]
+        dec = cocomask.decode([{"size": [height, width], "counts": counts[i]} for i in part])  # (H, W, n), Fortran
+        res = np.empty((oh, ow, len(part)), np.uint8, order="F")
+        for j in range(len(part)):
+            # dec[:, :, j].T is a C-ordered (W, H) image: resize it transposed, so that the result's
+            # transpose is the Fortran-ordered (H', W') mask pycocotools encodes, without copies.
+            r = cv2.resize(dec[:, :, j].T.astype(np.float32), (oh, ow), interpolation=cv2.INTER_LINEAR)
+            res[:, :, j] = (r > 0.5).T
+        enc = cocomask.encode(res)
+        areas = cocomask.area(enc)
+        for j, i in enumerate(part):
+            if areas[j] > 0:
+                out[i] = enc[j]["counts"]
+    return out
+
+
+# -- IoU ----------------------------------------------------------------------------------------------
+@dataclass
+class Masklets:
+    """``n`` masklets of one video: ``grid[i, t]`` is the compressed RLE of masklet i on frame t
+    (``height x width``), or None where the mask is empty or absent (both count as empty)."""
+
+    height: int
+    width: int
+    grid: np.ndarray  # object (n, T)
+
+    @classmethod
+    def from_rows(cls, rows: pd.DataFrame, key: str, keys: Sequence, num_frames: int, height: int, width: int) -> "Masklets":
+        """Build from ``masks``/``tracks`` rows: masklet ``keys[i]`` takes the rows whose ``key`` equals it.
+
+        Rows with ``area == 0`` are empty; (key, frame) pairs without a row are absent; rows whose key
+        is not in ``keys`` are ignored.
+        """
+        grid = np.full((len(keys), num_frames), None, dtype=object)
+        if len(rows) and len(keys):
+            pos = {k: i for i, k in enumerate(keys)}
+            r = rows[rows["area"].to_numpy() > 0]
+            ki = r[key].map(pos)
+            keep = ki.notna().to_numpy()
+            grid[ki[keep].astype(int).to_numpy(), r["frame_idx"].to_numpy()[keep]] = r["rle"].to_numpy()[keep]
+        return cls(int(height), int(width), grid)
+
+
+def _frame_iou(a: list[bytes | None], b: list[bytes | None], height: int, width: int) -> np.ndarray:
+    """``(len(a), len(b))`` IoU of RLE masks on one frame; empty vs empty = 1, empty vs not = 0."""
+    ea = np.fromiter((x is None for x in a), bool, len(a))
+    eb = np.fromiter((x is None for x in b), bool, len(b))
+    out = np.outer(ea, eb).astype(np.float64)
+    ia, ib = np.flatnonzero(~ea), np.flatnonzero(~eb)
+    if ia.size and ib.size:
+        size = [height, width]
+        dt = [{"size": size, "counts": a[i]} for i in ia]
+        gt = [{"size": size, "counts": b[j]} for j in ib]
+        out[np.ix_(ia, ib)] = np.asarray(cocomask.iou(dt, gt, [0] * len(gt)), np.float64).reshape(ia.size, ib.size)
+    return out
+
+
+def mean_iou(tracks: Sequence[Masklets], targets: Masklets, resolution: tuple[int, int] | None = None) -> np.ndarray:
+    """Mean over frames of the per-frame IoU of every track with every target.
+
+    Follows SOLA ``track_generation/utils.py`` ``compute_mask_metrics`` (IoU 1.0 where the union is
+    empty, mean over all T frames) after ``seg_utils.reshape_masklet`` when ``resolution`` is given.
+
+    Args:
+        tracks: groups of track masklets (one per track store; sizes may differ between groups),
+            each over the same T frames as ``targets``.
+        targets: ground-truth masklets (objects, unions) at the video's size.
+        resolution: ``(short, long)`` side to compare at (oriented by :func:`target_size` on the
+            targets' size), or None to compare at the native size, which every group must then have.
+
+    Returns:
+        ``float64 (sum of n over groups, m)``: rows in group order.
+
+    Raises:
+        RvosError: native comparison of masks of different sizes.
+    """
+    T = targets.grid.shape[1]
+    size = target_size(targets.height, targets.width, resolution)
+    for g in tracks:
+        if g.grid.shape[1] != T:
+            raise RvosError(f"tracks cover {g.grid.shape[1]} frames, the ground truth {T}")
+        if resolution is None and (g.height, g.width) != size:
+            raise RvosError(
+                f"tracks are {g.height}x{g.width} but the video is {size[0]}x{size[1]}; compare with --resolution 540x960"
+            )
+    n = sum(g.grid.shape[0] for g in tracks)
+    acc = np.zeros((n, targets.grid.shape[0]), np.float64)
+    if T == 0:
+        return acc
+    for t in range(T):
+        a: list[bytes | None] = []
+        for g in tracks:
+            a.extend(resize_masks(list(g.grid[:, t]), g.height, g.width, size))
+        b = resize_masks(list(targets.grid[:, t]), targets.height, targets.width, size)
+        acc += _frame_iou(a, b, *size)
+    return acc / T
+
+
+def _union(counts: list[bytes | None], height: int, width: int) -> bytes | None:
+    """Pixelwise union of RLE masks (RLE domain, :func:`pycocotools.mask.merge`)."""
+    present = [c for c in counts if c is not None]
+    if len(present) <= 1:
+        return present[0] if present else None
+    return cocomask.merge([{"size": [height, width], "counts": c} for c in present], intersect=False)["counts"]
+
+
+# -- one video -------------------------------------------------------------------------------------
+def video_mious(
+    video: Mapping[str, Any],
+    expressions: pd.DataFrame,
+    masks: pd.DataFrame,
+    tracks: Mapping[str, pd.DataFrame],
+    resolution: tuple[int, int] | None,
+) -> pd.DataFrame:
+    """mIoU of every (expression, source, track) of one video.
+
+    Args:
+        video: the ``videos`` row (``video_id``, ``num_frames``, ``height``, ``width``).
+        expressions: the video's ``expressions`` rows (``expression_id``, ``obj_ids`` not null).
+        masks: the video's ``masks`` rows (ground truth; no row = absent = empty).
+        tracks: ``{source: tracks rows of this video}``.
+        resolution: see :func:`mean_iou`.
+
+    Returns:
+        ``labels`` rows without a meaningful ``label`` (False; set by the threshold later):
+        ``miou_per_obj`` aligned with ``obj_ids``, ``miou_max`` (NaN for no-target expressions),
+        ``miou_union`` (IoU with the union of the targets; the empty mask for no-target ones).
+
+    Raises:
+        RvosError: frame indices outside the video, several mask sizes in one track store video,
+            or a native comparison of different sizes (names the source and video).
+    """
+    vid = str(video["video_id"])
+    T, H, W = int(video["num_frames"]), int(video["height"]), int(video["width"])
+    obj_lists = [[int(o) for o in e] for e in expressions["obj_ids"]]
+    objects = sorted({o for ol in obj_lists for o in ol})
+    unions = sorted({tuple(sorted(set(ol))) for ol in obj_lists if len(set(ol)) > 1})
+    if len(masks) and (masks["frame_idx"].to_numpy() >= T).any():
+        raise RvosError(f"ground-truth frame index beyond the video's {T} frames", item=vid)
+    gt = Masklets.from_rows(masks, "obj_id", objects, T, H, W)
+    col = {(o,): i for i, o in enumerate(objects)}
+    extra = []
+    for u in unions:
+        col[u] = len(objects) + len(extra)
+        extra.append([_union([gt.grid[col[(o,)], t] for o in u], H, W) for t in range(T)])
+    col[()] = len(objects) + len(extra)
+    extra.append([None] * T)  # empty target of no-target expressions
+    targets = Masklets(H, W, np.concatenate([gt.grid, np.array(extra, dtype=object).reshape(len(extra), T)]))
+
+    groups, owners = [], []
+    for source, rows in tracks.items():
+        ids = sorted(int(x) for x in pd.unique(rows["track_id"]))
+        if not ids:
+            continue
+        if (rows["frame_idx"].to_numpy() >= T).any() or (rows["frame_idx"].to_numpy() < 0).any():
+            raise RvosError(f"track store {source!r}: track frame index outside the video's {T} frames", item=vid)
+        sizes = rows[["height", "width"]].drop_duplicates().to_numpy()
+        if len(sizes) != 1:
+            raise RvosError(f"track store {source!r}: one video's tracks have several sizes {sizes.tolist()}", item=vid)
+        h, w = int(sizes[0][0]), int(sizes[0][1])
+        if resolution is None and (h, w) != (H, W):
+            raise RvosError(
+                f"track store {source!r}: tracks are {h}x{w} but the video is {H}x{W}; compare with --resolution 540x960",
+                item=vid,
+            )
+        groups.append(Masklets.from_rows(rows, "track_id", ids, T, h, w))
+        owners.extend((source, i) for i in ids)
+    if not groups:
+        return _empty_rows()
+    m = mean_iou(groups, targets, resolution)
+
+    out = []
+    for (_, e), ol in zip(expressions.iterrows(), obj_lists):
+        ucol = col[tuple(sorted(set(ol)))]
+        per_obj = m[:, [col[(o,)] for o in ol]] if ol else np.zeros((len(owners), 0))
+        mx = per_obj.max(axis=1) if ol else np.full(len(owners), np.nan)
+        for r, (source, tid) in enumerate(owners):
+            out.append(
+                {
+                    "expression_id": e["expression_id"],
+                    "video_id": vid,
+                    "source": source,
+                    "track_id": tid,
+                    "obj_ids": ol,
+                    "miou_per_obj": per_obj[r].tolist(),
+                    "miou_max": float(mx[r]),
+                    "miou_union": float(m[r, ucol]),
+                    "label": False,
+                }
+            )
+    return pd.DataFrame(out) if out else _empty_rows()
+
+
+def _empty_rows() -> pd.DataFrame:
+    return arrow_schema("labels").empty_table().to_pandas()
+
+
+def _write_labels(path: Path, rows: pd.DataFrame) -> None:
+    """Write ``labels`` rows keeping NaN as NaN (``pa.Table.from_pandas`` would turn the no-target
+    ``miou_max`` NaN into a null, which the non-nullable column refuses)."""
+    schema = arrow_schema("labels")
+    cols = [pa.array(list(rows[f.name]) if pa.types.is_list(f.type) else rows[f.name].to_numpy(), type=f.type)
+            for f in schema]
+    write_table(path, "labels", pa.Table.from_arrays(cols, schema=schema))
+
+
+# -- sources ------------------------------------------------------------------------------------------
+def parse_sources(specs: Sequence[str | Path] | Mapping[str, str | Path]) -> dict[str, Path]:
+    """Name the track stores: ``"DIR"`` -> ``{DIR's name: DIR}``, ``"name=DIR"`` -> ``{name: DIR}``.
+
+    A spec that is an existing path is always a path (even with ``=`` in it).
+
+    Raises:
+        RvosError: no store, an empty name, or two stores with the same name.
+    """
+    if isinstance(specs, Mapping):
+        pairs = [(str(k), Path(v)) for k, v in specs.items()]
+    else:
+        pairs = []
+        for s in specs:
+            s = str(s)
+            if "=" in s and not Path(s).exists():
+                name, _, path = s.partition("=")
+                pairs.append((name.strip(), Path(path)))
+            else:
+                p = Path(s)
+                pairs.append((p.resolve().name, p))
+    if not pairs:
+        raise RvosError("give at least one track store")
+    out: dict[str, Path] = {}
+    for name, path in pairs:
+        if not name:
+            raise RvosError("empty track store name (use name=DIR)", file=path)
+        if name in out:
+            raise RvosError(f"two track stores are named {name!r}; name them with name=DIR", file=path)
+        out[name] = path
+    return out
+
+
+# -- the job -------------------------------------------------------------------------------------------
+_CACHE: dict[tuple, Any] = {}
+
+
+def _open(dataset: str, sources: Mapping[str, str]):
+    key = (dataset, tuple(sorted(sources.items())))
+    if key not in _CACHE:
+        _CACHE.clear()
+        _CACHE[key] = (open_dataset(dataset), {n: TrackStore(p) for n, p in sources.items()})
+    return _CACHE[key]
+
+
+def _label_video(dataset: str, sources: Mapping[str, str], video_id: str, resolution, store_names: Sequence[str]) -> pd.DataFrame:
+    """Worker job: read one video's ground truth and tracks, return its mIoU rows."""
+    ds, stores = _open(dataset, sources)
+    exprs = ds.expressions[ds.expressions["video_id"] == video_id]
+    tracks = {n: stores[n].tracks(video_id) for n in store_names}
+    return video_mious(ds.video(video_id), exprs, ds.masks(video_id), tracks, resolution)
+
+
+def _worker_init() -> None:
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def pseudolabel(
+    tracks: Sequence[str | Path] | Mapping[str, str | Path],
+    dataset: str | Path,
+    out: str | Path,
+    *,
+    iou: float = 0.7,
+    target: str = "max",
+    resolution: str | tuple[int, int] | None = SOLA_RESOLUTION,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Pseudo-label every candidate track of every expression of ``dataset`` and write ``out``.
+
+    Args:
+        tracks: track store directories (``"DIR"`` or ``"name=DIR"``, see :func:`parse_sources`) or
+            ``{name: DIR}``; the name is the ``source`` column.
+        dataset: common-format dataset directory with ground truth.
+        out: labels directory to write (atomically).
+        iou: threshold; label = value > iou (strict, SOLA ``positive_threshold: 0.7``).
+        target: ``"max"`` (SOLA: max over the expression's objects) or ``"union"`` (IoU with the union).
+        resolution: ``"540x960"`` (SOLA; oriented per video by :func:`target_size`), any ``"HxW"``,
+            or ``"native"``/None.
+        workers: processes (videos are the unit of work).
+        overwrite: replace an existing ``out``.
+        progress: called as ``progress(done, total)`` (videos) after each video and on resume.
+
+    Returns:
+        The ``labels.json`` contents (with ``summary``).
+
+    Raises:
+        RvosError: ``out`` exists, bad options, expressions without ground truth (names the split),
+            a store video the dataset does not have, or bad track rows (names store and video).
+
+    Resumes: finished videos are kept in a hidden ``.<out>.parts`` folder beside ``out`` until the
+    labels are written; a rerun with the same dataset, stores and resolution skips them.
+    """
+    if target not in TARGETS:
+        raise RvosError(f"--target must be one of {', '.join(TARGETS)}, got {target!r}")
+    if not (0.0 <= float(iou) <= 1.0):
+        raise RvosError(f"--iou must be in [0, 1], got {iou}")
+    res = parse_resolution(resolution)
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise RvosError("output exists; pass --overwrite to replace it", file=out)
+    sources = {n: str(Path(p).resolve()) for n, p in parse_sources(tracks).items()}
+    _CACHE.clear()  # a dataset or store rewritten at the same path since a previous call
+    ds = open_dataset(dataset)
+    stores = {n: TrackStore(p) for n, p in sources.items()}
+    split = "{}/{}".format(ds.manifest.get("source", {}).get("dataset"), ds.manifest.get("source", {}).get("split"))
+
+    exprs = ds.expressions
+    known = set(ds.videos["video_id"])
+    store_videos = {n: s.done_videos() for n, s in stores.items()}
+    for n, vids in store_videos.items():
+        for v in vids:
+            if v not in known:
+                raise RvosError(f"track store {n!r} has video {v!r}, which dataset {split} does not have", file=sources[n], item=v)
+    no_gt = exprs[exprs["obj_ids"].isna()]
+    if len(no_gt):
+        raise RvosError(
+            f"pseudo-labels need ground truth: {len(no_gt)} expressions of {split} have none (obj_ids null)",
+            file=ds.path / "expressions.parquet",
+            item=str(no_gt["expression_id"].iloc[0]),
+        )
+    videos = [v for v in ds.videos["video_id"] if v in set(exprs["video_id"])]
+    have = {n: set(v) for n, v in store_videos.items()}
+    missing = {n: [v for v in videos if v not in have[n]] for n in sources}
+    for n, vs in missing.items():
+        if vs:
+            warnings.warn(f"track store {n!r} has no tracks for {len(vs)} of {len(videos)} videos (e.g. {vs[0]})", stacklevel=2)
+    work = [v for v in videos if any(v in have[n] for n in sources)]
+
+    options = {"dataset": str(ds.path.resolve()), "sources": sources, "resolution": list(res) if res else None}
+    parts = out.parent / f".{out.name}.parts"
+    done = _open_parts(parts, options)
+    todo = [v for v in work if v not in done]
+    if progress and len(todo) < len(work):
+        progress(len(work) - len(todo), len(work))
+    jobs = [(str(ds.path), sources, v, res, [n for n in sources if v in have[n]]) for v in todo]
+
+    def finish(v: str, rows: pd.DataFrame) -> None:
+        with atomic_file(parts / f"{safe_name(v)}.parquet") as tmp:
+            _write_labels(tmp, rows)
+        done.add(v)
+        if progress:
+            progress(len(done.intersection(work)), len(work))
+
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            finish(job[2], _label_video(*job))
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init) as pool:
+            futures = {pool.submit(_label_video, *job): job[2] for job in jobs}
+            for fut in as_completed(futures):
+                finish(futures[fut], fut.result())
+
+    frames = [read_table(parts / f"{safe_name(v)}.parquet", "labels").to_pandas() for v in work]
+    frames = [f for f in frames if len(f)]
+    table = pd.concat(frames, ignore_index=True) if frames else _empty_rows()
+    value = table["miou_max"] if target == "max" else table["miou_union"]
+    table["label"] = (value.fillna(-math.inf) > float(iou)).to_numpy(bool)
+    table = table.sort_values(["video_id", "expression_id", "source", "track_id"], kind="stable").reset_index(drop=True)
+
+    summary = summarize(table, exprs, sources=list(sources), missing=missing, videos=videos)
+    meta = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "rvoskit_version": __version__,
+        "threshold": float(iou),
+        "target": target,
+        "rule": "label = miou_max > threshold (SOLA)" if target == "max" else "label = miou_union > threshold",
+        "resolution": "native" if res is None else f"{res[0]}x{res[1]}",
+        "resize": None if res is None else "cv2.INTER_LINEAR on float32, > 0.5; H<W -> (short, long), else (long, short)",
+        "dataset": {"path": str(ds.path.resolve()), "source": ds.manifest.get("source", {})},
+        "sources": {
+            n: {"path": sources[n], "videos": len(have[n].intersection(videos)), "missing_videos": len(missing[n])}
+            for n in sources
+        },
+        "summary": summary,
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        _write_labels(tmp / LABELS_FILE, table)
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        plot_histogram(table, float(iou), target, tmp / HIST_FILE)
+    shutil.rmtree(parts, ignore_errors=True)
+    return meta
+
+
+def _open_parts(parts: Path, options: Mapping[str, Any]) -> set[str]:
+    """The resume folder: videos already labelled with the same options (others are discarded)."""
+    opt_file = parts / "options.json"
+    if parts.is_dir():
+        try:
+            same = json.loads(opt_file.read_text(encoding="utf-8")) == json.loads(json.dumps(options))
+        except (OSError, json.JSONDecodeError):
+            same = False
+        if not same:
+            shutil.rmtree(parts)
+    parts.mkdir(parents=True, exist_ok=True)
+    if not opt_file.is_file():
+        opt_file.write_text(json.dumps(options, indent=2) + "\n", encoding="utf-8")
+        return set()
+    videos = set()
+    for p in parts.glob("*.parquet"):
+        t = read_table(p, "labels", columns=["video_id"])
+        if t.num_rows:
+            videos.add(str(t.column("video_id")[0]))
+    # a video with no rows (no tracks in any store) is simply recomputed
+    return videos
+
+
+# -- summary and picture -----------------------------------------------------------------------------
+def summarize(
+    table: pd.DataFrame,
+    expressions: pd.DataFrame,
+    *,
+    sources: Sequence[str],
+    missing: Mapping[str, Sequence[str]],
+    videos: Sequence[str],
+) -> dict:
+    """Counts for ``labels.json``: positives per expression, expressions with none (lost for
+    training), mIoU means, per-source counts, videos missing from each store."""
+    exprs = expressions[expressions["video_id"].isin(set(videos))]
+    labelled = set(table["expression_id"])
+    pos = table.groupby("expression_id")["label"].sum().reindex(list(exprs["expression_id"]), fill_value=0)
+    no_target = set(exprs.loc[exprs["obj_ids"].map(len) == 0, "expression_id"])
+    no_tracks = [e for e in exprs["expression_id"] if e not in labelled]
+    none = pos[pos == 0].index
+    hist = pos.value_counts().sort_index()
+    per_source = {}
+    for s in sources:
+        t = table[table["source"] == s]
+        per_source[s] = {
+            "rows": int(len(t)),
+            "tracks": int(t[["video_id", "track_id"]].drop_duplicates().shape[0]),
+            "positives": int(t["label"].sum()),
+            "expressions_with_positive": int(t.loc[t["label"], "expression_id"].nunique()),
+            "missing_videos": len(missing.get(s, [])),
+            "missing_video_ids": list(missing.get(s, []))[:20],
+        }
+
+    def _mean(x: pd.Series) -> float | None:
+        x = x.dropna()
+        return float(x.mean()) if len(x) else None
+
+    return {
+        "rows": int(len(table)),
+        "positives": int(table["label"].sum()),
+        "videos": len(videos),
+        "expressions": int(len(exprs)),
+        "expressions_labelled": len(labelled),
+        "expressions_without_tracks": len(no_tracks),
+        "expressions_without_positive": int(len(none)),
+        "expressions_without_positive_no_target": int(len(no_target.intersection(none))),
+        "lost_for_training_fraction": float(len(none) / len(exprs)) if len(exprs) else 0.0,
+        "positives_per_expression": {
+            "mean": float(pos.mean()) if len(pos) else 0.0,
+            "median": float(pos.median()) if len(pos) else 0.0,
+            "max": int(pos.max()) if len(pos) else 0,
+            "histogram": {str(int(k)): int(v) for k, v in hist.items()},
+        },
+        "miou_max_mean": _mean(table["miou_max"]),
+        "miou_union_mean": _mean(table["miou_union"]),
+        "sources": per_source,
+    }
+
+
+def plot_histogram(table: pd.DataFrame, threshold: float, target: str, path: str | Path) -> None:
+    """PNG: histogram of mIoU (max over objects and union, log counts, threshold line) and the
+    number of positives per expression."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    bins = np.linspace(0, 1, 51)
+    mx = table["miou_max"].dropna().to_numpy()
+    un = table["miou_union"].dropna().to_numpy()
+    ax1.hist(mx, bins=bins, alpha=0.6, label=f"max over objects (n={len(mx)})")
+    ax1.hist(un, bins=bins, histtype="step", linewidth=1.5, label=f"union (n={len(un)})")
+    ax1.axvline(threshold, color="k", linestyle="--", label=f"threshold {threshold:g} ({target})")
+    ax1.set_yscale("log")
+    ax1.set_xlabel("mIoU (track vs ground truth)")
+    ax1.set_ylabel("(expression, track) pairs")
+    ax1.legend(fontsize=8)
+    pos = table.groupby("expression_id")["label"].sum()
+    if len(pos):
+        k = np.arange(int(pos.max()) + 1)
+        ax2.bar(k, np.bincount(pos.to_numpy(int), minlength=len(k)))
+    ax2.set_xlabel("positives per expression")
+    ax2.set_ylabel("expressions")
+    ax2.set_title(f"{int((pos == 0).sum())} expressions without a positive")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def read_labels(path: str | Path) -> tuple[pd.DataFrame, dict]:
+    """Read a labels directory: ``(labels rows, labels.json)``. Rows are keyed by
+    ``(expression_id, source, track_id)``.
+
+    Raises:
+        RvosError: not a labels directory, or a table that does not fit the schema.
+    """
+    path = Path(path)
+    mpath = path / META_FILE
+    if not mpath.is_file():
+        raise RvosError("not an rvoskit labels directory (no labels.json)", file=path)
+    meta = json.loads(mpath.read_text(encoding="utf-8"))
+    if meta.get("format") != FORMAT_NAME or meta.get("format_version") != FORMAT_VERSION:
+        raise RvosError("not a v1 rvoskit labels directory", file=mpath)
+    return read_table(path / LABELS_FILE, "labels").to_pandas(), meta
