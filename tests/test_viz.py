@@ -16,13 +16,13 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from rvoskit.errors import RvosError
-from rvoskit.format import DatasetWriter, open_dataset
-from rvoskit.format import rle
+from rvoskit.format import DatasetWriter, open_dataset, rle
 from rvoskit.format.predictions import read_predictions, write_predictions
 from rvoskit.format.trackstore import TrackStore
 from rvoskit.viz import (
     build_report,
     dataset_scene,
+    draw,
     frame_j,
     predictions_scene,
     render_dataset,
@@ -32,7 +32,6 @@ from rvoskit.viz import (
     scene_sheet,
     tracks_scene,
 )
-from rvoskit.viz import draw
 
 DATA = Path(__file__).parent / "data"
 FRAMES = DATA / "davis17_judo_frames_cutie" / "JPEGImages" / "judo"
@@ -164,12 +163,12 @@ def test_dataset_sheet_colours_and_text(world):
     x, y, w, h = sheet.labels[1]
     assert _is(sheet.image[y : y + h, x : x + 20], red).sum() >= 80
     # legend band: one swatch per object and its text; its right end is empty background
-    x, y, w, h = sheet.legend
+    _, y, _, h = sheet.legend
     band = sheet.image[y : y + h]
     assert _is(band, red).sum() >= 100 and _is(band, green).sum() >= 100
     assert _bright(band) > 100
     assert _is(band[:, -200:], draw.BACKGROUND).all()
-    x, y, w, h = sheet.title
+    _, y, _, h = sheet.title
     assert _bright(sheet.image[y : y + h]) > 100
 
 
@@ -181,7 +180,7 @@ def test_tracks_sheet(world):
     rvos = world["rvos"]
     for k, o in enumerate(RVOS_TRACK_IDS):
         colour = draw.PALETTE[k]
-        x, y, w, h = sheet.labels[k + 1]
+        x, y, _, h = sheet.labels[k + 1]
         assert _is(sheet.image[y : y + h, x : x + 20], colour).sum() >= 80  # swatch of the track's row
         for c, t in enumerate(sampled):
             tile = _tile(sheet, k + 1, c)
@@ -206,7 +205,10 @@ def test_predictions_sheet_tp_fp_fn_and_j(world):
     inter = (gt & pred).sum((1, 2))
     union = (gt | pred).sum((1, 2))
     dense = np.where(union == 0, 1.0, inter / np.maximum(union, 1))
-    counts = lambda m: rle.encode_batch(m.astype(np.uint8))  # noqa: E731
+
+    def counts(m):
+        return rle.encode_batch(m.astype(np.uint8))
+
     j = frame_j(dict(enumerate(counts(pred))), {t: [c] for t, c in enumerate(counts(gt))}, len(gt), H, W)
     np.testing.assert_allclose(j, dense, atol=1e-9)
     assert 0.3 < j.mean() < 0.9
@@ -358,3 +360,11 @@ def test_cli(world, tmp_path):
     assert r.exit_code == 0, r.output
     assert "judo.png" in (tmp_path / "r.md").read_text()
     assert runner.invoke(app, ["viz", "predictions", "--help"]).exit_code == 0
+
+
+def test_no_torch_import():
+    import subprocess
+    import sys
+
+    code = "import sys, rvoskit.viz, rvoskit.commands.viz; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

@@ -10,7 +10,14 @@ Public API:
 No torch: this package draws with OpenCV, Pillow and matplotlib only.
 """
 
-from rvoskit.viz.draw import PALETTE, Sheet, VideoSink, contact_sheet, overlay, sample_frames
+from rvoskit.viz.draw import (
+    PALETTE,
+    Sheet,
+    VideoSink,
+    contact_sheet,
+    overlay,
+    sample_frames,
+)
 from rvoskit.viz.render import (
     VizResult,
     dataset_scene,

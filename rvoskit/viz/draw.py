@@ -396,7 +396,6 @@ class VideoSink:
                 if self.count == 0:
                     raise RvosError("no frames to write", file=self.path)
                 if self.kind == "gif":
-                    from PIL import Image
 
                     ims = self._frames
                     ims[0].save(
