@@ -56,6 +56,9 @@ def _register() -> None:
 
     convert.register(app)
     dataset_tools.register(app)
+    from rvoskit.commands import pseudolabel
+
+    pseudolabel.register(app)
 
     from rvoskit.commands import viz
 
