@@ -127,6 +127,7 @@ def test_helpers():
     assert draw.fit_size(480, 854, 200) == (112, 200)
     assert draw.fit_size(480, 854, 4000) == (480, 854)  # never upscaled
     assert draw.ascii_text("café über") == "cafe uber"
+    assert draw.ascii_text("le chat 猫\tnoir") == "le chat ? noir"
     lines = draw.wrap("the judoka on the right wearing a white judogi and a red belt", 120)
     assert len(lines) > 1 and all(draw.text_width(line) <= 120 for line in lines)
     assert draw.wrap("a b c d e f g h i j k l m n o p", 30, max_lines=2)[-1].endswith("...")

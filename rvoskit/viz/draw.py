@@ -7,6 +7,7 @@ OpenCV's BGR happens only when a file is written. Masks are ``uint8 (H, W)`` 0/1
 from __future__ import annotations
 
 import os
+import sys
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,10 +56,16 @@ def colour_of(rank: int) -> Colour:
 def ascii_text(text: str) -> str:
     """Fold text to printable ASCII (OpenCV's Hershey fonts draw nothing else): accents are dropped
     (``"café" -> "cafe"``), other characters become ``?``."""
-    folded = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode("ascii")
-    if not folded and text:
-        folded = "?" * len(text)
-    return "".join(ch if 32 <= ord(ch) < 127 else " " for ch in folded)
+    out = []
+    for ch in str(text):
+        if 32 <= ord(ch) < 127:
+            out.append(ch)
+        elif ch.isspace():
+            out.append(" ")
+        else:
+            folded = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode("ascii")
+            out.append(folded if folded.isprintable() and folded else ("" if unicodedata.combining(ch) else "?"))
+    return "".join(out)
 
 
 def text_width(text: str, scale: float = FONT_SCALE) -> int:
@@ -396,7 +403,6 @@ class VideoSink:
                 if self.count == 0:
                     raise RvosError("no frames to write", file=self.path)
                 if self.kind == "gif":
-
                     ims = self._frames
                     ims[0].save(
                         self._tmp, format="GIF", save_all=True, append_images=ims[1:],
@@ -408,7 +414,7 @@ class VideoSink:
                 make_readable(self._tmp)
         except BaseException:
             self._cleanup()
-            self._ctx.__exit__(*__import__("sys").exc_info())
+            self._ctx.__exit__(*sys.exc_info())
             raise
         if exc_type is not None:
             self._cleanup()
