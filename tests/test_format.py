@@ -126,3 +126,21 @@ def test_reader_refuses_other_versions(judo_dataset, tmp_path):
     (copy / "dataset.json").write_text(json.dumps(m))
     with pytest.raises(RvosError, match="version 2"):
         open_dataset(copy)
+
+
+def test_atomic_outputs_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    from rvoskit.format import atomic_file
+
+    mask = os.umask(0o022)
+    try:
+        with atomic_dir(tmp_path / "d") as tmp:
+            (tmp / "x").write_text("1")
+        with atomic_file(tmp_path / "f.txt") as tmp:
+            tmp.write_text("2")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o644

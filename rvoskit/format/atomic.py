@@ -36,6 +36,17 @@ def safe_name(item_id: str) -> str:
     return "".join(out)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _usual_mode(path: Path, directory: bool) -> None:
+    """mkdtemp/mkstemp create 0700/0600 entries; give outputs the usual umask-based modes."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
@@ -62,6 +73,7 @@ def atomic_dir(out: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
         raise RvosError("output exists; pass --overwrite to replace it", file=out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    _usual_mode(tmp, directory=True)
     try:
         yield tmp
     except BaseException:
@@ -89,6 +101,7 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
     os.close(fd)
     tmp = Path(name)
+    _usual_mode(tmp, directory=False)
     try:
         yield tmp
     except BaseException:
