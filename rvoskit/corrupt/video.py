@@ -1,0 +1,355 @@
+"""Corrupt every frame of a dataset: the video policies, workers, resume and the draws table.
+
+Layout of the output (a derived dataset, see :mod:`rvoskit.format.derive`)::
+
+    <out>/
+      dataset.json          the input's manifest, frame_root "frames", plus "corruption" and "derived_from"
+      videos.parquet        frame_files -> "<safe video_id>/<safe frame>.png"
+      objects.parquet ...   hard links to (or copies of) the input's tables
+      corruption.parquet    one row per frame: video_id, frame_idx, frame, file, seed, angle, params
+      frames/<safe video_id>/<safe frame>.png
+
+While running, everything is built in ``.<out name>.partial/`` beside ``<out>``: each frame is
+written atomically and then recorded in ``draws.jsonl`` there; a rerun with the same options skips
+the recorded frames (a killed run resumes) and, when every frame is there, writes the tables and
+renames the directory to ``<out>``. Every frame's draws depend only on ``(seed, video_id,
+frame_idx)``, so the result does not depend on workers, order or interruptions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import cv2
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rvoskit import __version__
+from rvoskit.corrupt.imagenet_c import check_corruption, corrupt_image
+from rvoskit.corrupt.rng import RNG_KINDS, frame_seed, make_rng, video_seed
+from rvoskit.errors import RvosError
+from rvoskit.format import open_dataset, safe_name
+from rvoskit.format.derive import write_derived_dataset
+from rvoskit.format.store import RvosDataset, sha256_file
+
+ANGLE_POLICIES = ("per_frame", "per_video")
+FORMATS = ("png", "jpeg")
+FRAME_ROOT = "frames"
+DRAWS_TABLE = "corruption.parquet"
+REFERENCE = "imagecorruptions-imaug 1.1.5 (imagecorruptions/corruptions.py)"
+_JOB, _DRAWS = "job.json", "draws.jsonl"
+
+DRAWS_SCHEMA = pa.schema(
+    [
+        pa.field("video_id", pa.string(), nullable=False),
+        pa.field("frame_idx", pa.int32(), nullable=False),
+        pa.field("frame", pa.string(), nullable=False),
+        pa.field("file", pa.string(), nullable=False),
+        pa.field("seed", pa.uint64(), nullable=False),
+        pa.field("angle", pa.float64()),
+        pa.field("params", pa.string(), nullable=False),
+    ]
+)
+
+
+def work_dir(out: str | Path) -> Path:
+    """Where a run towards ``out`` builds its output (kept when the run is killed)."""
+    out = Path(out)
+    return out.parent / f".{out.name}.partial"
+
+
+def _encode_params(image_format: str, quality: int | None) -> tuple[str, list[int]]:
+    if image_format == "png":
+        return ".png", [cv2.IMWRITE_PNG_COMPRESSION, 1]
+    return ".jpg", [
+        cv2.IMWRITE_JPEG_QUALITY,
+        int(quality),
+        cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+        cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444,
+    ]
+
+
+# -- one frame (runs in worker processes) --------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(dataset: str) -> None:
+    cv2.setNumThreads(1)  # one frame per process; OpenCV threads would oversubscribe the cores
+    _WORKER["ds"] = open_dataset(dataset)
+
+
+def _worker_frame(task: dict) -> dict:
+    return _corrupt_frame(task, _WORKER["ds"])
+
+
+def _corrupt_frame(task: dict, ds: RvosDataset) -> dict:
+    """Read, corrupt, encode and atomically write one frame; returns its draws record."""
+    vid, t = task["video_id"], task["frame_idx"]
+    image = ds.read_frame(vid, t)
+    rng = make_rng(task["rng"], task["seed"], task["type"])
+    try:
+        out, params = corrupt_image(image, task["type"], task["severity"], rng, angle=task["angle"])
+    except RvosError as exc:
+        raise RvosError(exc.message, file=ds.frame_paths(vid)[t], item=f"{vid} frame {t}") from None
+    ext, enc = _encode_params(task["format"], task["quality"])
+    ok, buf = cv2.imencode(ext, cv2.cvtColor(out, cv2.COLOR_RGB2BGR), enc)
+    if not ok:
+        raise RvosError(f"could not encode the corrupted frame as {task['format']}", item=f"{vid} frame {t}")
+    dest = Path(task["dest"])
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"  # a kill leaves at most this behind
+    tmp.write_bytes(buf.tobytes())
+    os.replace(tmp, dest)
+    if task["angle"] is not None:
+        params = {**params, "angle_from": "video"}
+    return {"video_id": vid, "frame_idx": t, "seed": task["seed"], "params": params}
+
+
+def _run(tasks: list[dict], ds: RvosDataset, workers: int) -> Iterator[dict]:
+    """Yield the records of ``tasks`` as they finish (in this process, or in a process pool)."""
+    if workers == 1 or len(tasks) <= 1:
+        for task in tasks:
+            yield _corrupt_frame(task, ds)
+        return
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(str(ds.path),)) as pool:
+        queue, running = iter(tasks), set()
+        try:
+            while True:
+                while len(running) < 4 * workers and (task := next(queue, None)) is not None:
+                    running.add(pool.submit(_worker_frame, task))
+                if not running:
+                    return
+                finished, running = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    yield fut.result()
+        finally:
+            for fut in running:
+                fut.cancel()
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+
+def _read_records(path: Path) -> dict[tuple[str, int], dict]:
+    """Records of finished frames; a line cut by a kill is dropped and the file rewritten without it."""
+    if not path.is_file():
+        return {}
+    records, good = {}, []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            r = json.loads(line)
+            records[(r["video_id"], int(r["frame_idx"]))] = r
+            good.append(line)
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            continue
+    path.write_text("".join(g + "\n" for g in good), encoding="utf-8")
+    return records
+
+
+def check_options(
+    corruption: str,
+    severity: int,
+    *,
+    seed: int = 0,
+    angle_policy: str = "per_frame",
+    rng: str = "generator",
+    image_format: str = "png",
+    quality: int | None = None,
+    workers: int = 1,
+) -> int | None:
+    """Check the options of :func:`corrupt_dataset` (before any work); returns the JPEG quality to use.
+
+    Raises:
+        RvosError: the first bad option, in words.
+    """
+    check_corruption(corruption, severity)
+    if angle_policy not in ANGLE_POLICIES:
+        raise RvosError(f"unknown angle policy {angle_policy!r}; choose one of {', '.join(ANGLE_POLICIES)}")
+    if angle_policy == "per_video" and corruption != "motion_blur":
+        raise RvosError(f"--angle-policy per_video applies to motion_blur only, not {corruption}")
+    if rng not in RNG_KINDS:
+        raise RvosError(f"unknown RNG kind {rng!r}; choose one of {', '.join(RNG_KINDS)}")
+    if image_format not in FORMATS:
+        raise RvosError(f"unknown image format {image_format!r}; choose png or jpeg")
+    if image_format == "png" and quality is not None:
+        raise RvosError("--quality applies to jpeg only (png is lossless)")
+    if image_format == "jpeg":
+        quality = 95 if quality is None else quality
+        if not 1 <= int(quality) <= 100:
+            raise RvosError(f"JPEG quality must be 1..100, got {quality}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise RvosError(f"seed must be a non-negative integer, got {seed!r}")
+    if workers < 1:
+        raise RvosError(f"workers must be >= 1, got {workers}")
+    return quality
+
+
+def corrupt_dataset(
+    dataset: str | Path,
+    out: str | Path,
+    *,
+    corruption: str,
+    severity: int,
+    seed: int = 0,
+    angle_policy: str = "per_frame",
+    rng: str = "generator",
+    image_format: str = "png",
+    quality: int | None = None,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Write a copy of a dataset whose frames are corrupted with an ImageNet-C corruption.
+
+    Each frame gets fresh draws (new noise every frame) from its own seed
+    (:func:`rvoskit.corrupt.rng.frame_seed`). ``motion_blur``'s angle is drawn per frame
+    (``per_frame``, what applying ImageNet-C to each frame does) or once per video
+    (``per_video``, from :func:`rvoskit.corrupt.rng.video_seed`). Every frame's seed and drawn
+    parameters go to ``corruption.parquet``; ``corrupt_image(frame, type, severity,
+    make_rng(rng, seed, type), angle=angle)`` reproduces any frame.
+
+    Args:
+        dataset: a common-format dataset directory.
+        out: the output dataset directory.
+        corruption: one of :data:`rvoskit.corrupt.CORRUPTIONS`.
+        severity: 1..5.
+        seed: the run's seed (non-negative integer).
+        angle_policy: ``per_frame`` or ``per_video`` (``motion_blur`` only).
+        rng: ``generator`` (fast) or ``legacy`` (draws of ``np.random.seed(frame seed)``, so each
+            frame equals the reference package's output; see :mod:`rvoskit.corrupt.rng`).
+        image_format: ``png`` (lossless) or ``jpeg`` (4:4:4 chroma; 4:2:0 would halve the noise).
+        quality: JPEG quality 1..100 (default 95); not allowed with png.
+        workers: processes (1 = in this process).
+        overwrite: replace an existing ``out`` and discard a partial run with other options.
+        progress: called as ``progress(frames done, frames total)`` after each frame (and once at
+            the start with the frames already done by an earlier, interrupted run).
+
+    Returns:
+        ``out``.
+
+    Raises:
+        RvosError: unknown corruption, bad severity / policy / format / quality / seed, ``out``
+            exists, a partial run with other options, an unreadable or too small frame (naming
+            the file and the frame).
+    """
+    quality = check_options(corruption, severity, seed=seed, angle_policy=angle_policy, rng=rng, image_format=image_format, quality=quality, workers=workers)
+    ds = open_dataset(dataset)
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise RvosError("output exists; pass --overwrite to replace it", file=out)
+    options = {
+        "type": corruption,
+        "severity": int(severity),
+        "seed": int(seed),
+        "angle_policy": angle_policy,
+        "rng": rng,
+        "format": image_format,
+        "quality": quality,
+    }
+    job = {"input": str(ds.path.resolve()), "input_manifest_sha256": sha256_file(ds.path / "dataset.json"), "options": options}
+    work = work_dir(out)
+    if work.exists():
+        try:
+            old = json.loads((work / _JOB).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            old = None
+        if old != job:
+            if not overwrite:
+                raise RvosError(
+                    "a partial run with other options (or another input) is here; rerun with the same options "
+                    "to resume it, or pass --overwrite to discard it",
+                    file=work,
+                )
+            shutil.rmtree(work)
+    (work / FRAME_ROOT).mkdir(parents=True, exist_ok=True)
+    (work / _JOB).write_text(json.dumps(job, indent=2) + "\n", encoding="utf-8")
+
+    ext = ".png" if image_format == "png" else ".jpg"
+    tasks, frame_files, names = [], {}, {}
+    for vid, frames in zip(ds.videos["video_id"], ds.videos["frames"]):
+        angle = None
+        if angle_policy == "per_video":
+            angle = float(make_rng(rng, video_seed(seed, vid, rng)).uniform(-45, 45))
+        files = [f"{safe_name(vid)}/{safe_name(str(f))}{ext}" for f in frames]
+        frame_files[vid] = files
+        for t, (name, rel) in enumerate(zip(frames, files)):
+            names[(vid, t)] = (str(name), rel)
+            tasks.append(
+                {
+                    "video_id": vid,
+                    "frame_idx": t,
+                    "seed": frame_seed(seed, vid, t, rng),
+                    "angle": angle,
+                    "dest": str(work / FRAME_ROOT / rel),
+                    **{k: options[k] for k in ("type", "severity", "rng", "format", "quality")},
+                }
+            )
+
+    draws_path = work / _DRAWS
+    records = _read_records(draws_path)
+    pending = [t for t in tasks if (t["video_id"], t["frame_idx"]) not in records or not Path(t["dest"]).is_file()]
+    n_done, total = len(tasks) - len(pending), len(tasks)
+    if progress:
+        progress(n_done, total)
+    with open(draws_path, "a", encoding="utf-8") as log:
+        for rec in _run(pending, ds, workers):
+            records[(rec["video_id"], rec["frame_idx"])] = rec
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+            n_done += 1
+            if progress:
+                progress(n_done, total)
+
+    # every frame is there: tables, manifest, then the rename
+    rows = []
+    for task in tasks:
+        key = (task["video_id"], task["frame_idx"])
+        rec = records[key]
+        name, rel = names[key]
+        angle = rec["params"].get("angle") if corruption == "motion_blur" else None
+        rows.append(
+            {
+                "video_id": key[0],
+                "frame_idx": key[1],
+                "frame": name,
+                "file": rel,
+                "seed": int(rec["seed"]),
+                "angle": angle,
+                "params": json.dumps(rec["params"], sort_keys=True),
+            }
+        )
+    pq.write_table(pa.Table.from_pylist(rows, schema=DRAWS_SCHEMA), work / DRAWS_TABLE, compression="zstd")
+    for stray in (work / FRAME_ROOT).glob("*/.*"):  # temporary files of writes cut by a kill
+        stray.unlink()
+    write_derived_dataset(
+        ds,
+        work,
+        frame_files=frame_files,
+        frame_root=FRAME_ROOT,
+        extra={
+            "corruption": {
+                **options,
+                "chroma": "4:4:4" if image_format == "jpeg" else None,
+                "draws": DRAWS_TABLE,
+                "reference": REFERENCE,
+                "rvoskit_version": __version__,
+            }
+        },
+    )
+    (work / _JOB).unlink()
+    draws_path.unlink()
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.replace(out, old)
+        os.replace(work, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(work, out)
+    return out
