@@ -6,7 +6,6 @@ OpenCV's BGR happens only when a file is written. Masks are ``uint8 (H, W)`` 0/1
 
 from __future__ import annotations
 
-import os
 import sys
 import unicodedata
 from dataclasses import dataclass, field
@@ -319,15 +318,7 @@ def write_png(path: str | Path, image: np.ndarray) -> Path:
         raise RvosError("could not encode PNG", file=path)
     with atomic_file(path) as tmp:
         tmp.write_bytes(buf.tobytes())
-        make_readable(tmp)
     return Path(path)
-
-
-def make_readable(path: Path) -> None:
-    """Give a temporary file (created 0600 by ``mkstemp``) the usual ``0666 & ~umask`` mode."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
 
 
 #: Colours every GIF frame keeps exactly (the rest of its 256-colour palette adapts to the frame).
@@ -411,7 +402,6 @@ class VideoSink:
                 else:
                     self._writer.release()
                     self._mp4.replace(self._tmp)
-                make_readable(self._tmp)
         except BaseException:
             self._cleanup()
             self._ctx.__exit__(*sys.exc_info())

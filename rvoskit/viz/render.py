@@ -247,7 +247,6 @@ def _write_manifest(out: Path, kind: str, inputs: dict, options: dict, files: li
     }
     with atomic_file(out / MANIFEST) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        draw.make_readable(tmp)
 
 
 def _run(

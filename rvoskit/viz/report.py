@@ -30,7 +30,6 @@ from urllib.parse import quote
 from rvoskit import __version__
 from rvoskit.errors import RvosError
 from rvoskit.format.atomic import atomic_file
-from rvoskit.viz.draw import make_readable
 
 #: JSON files larger than this are listed, not parsed.
 MAX_JSON_BYTES = 4 << 20
@@ -256,7 +255,6 @@ def build_report(
         text = _markdown(title, intro, roots, sections, tables, src, caption, link, result.skipped)
     with atomic_file(out) as tmp:
         tmp.write_text(text, encoding="utf-8")
-        make_readable(tmp)
     return result
 
 
