@@ -33,6 +33,7 @@ from rvoskit.tracks.prompts import (
 )
 from rvoskit.tracks.sam2_model import (
     FrameSource,
+    check_model_spec,
     config_image_size,
     ModelSpec,
     Timers,
@@ -464,9 +465,9 @@ def store_meta(dataset: RvosDataset, model: ModelSpec, options: TrackOptions, sp
 class _Worker:
     """Per-process state of a run: dataset, store, SAM2 and Grounding DINO (loaded once)."""
 
-    def __init__(self, dataset_path: str, store_path: str, model: ModelSpec, options: TrackOptions, frame_mode: str):
+    def __init__(self, dataset_path: str, store_path: str | None, model: ModelSpec, options: TrackOptions, frame_mode: str):
         self.dataset = open_dataset(dataset_path)
-        self.store = TrackStore(store_path)
+        self.store = TrackStore(store_path) if store_path else None
         self.model, self.options, self.frame_mode = model, options, frame_mode
         self.predictor = load_sam2(model)
         self.gdino = None
@@ -553,6 +554,7 @@ def generate_tracks(
     progress = progress or (lambda *a, **k: None)
     if executor not in ("local", "ray"):
         raise RvosError(f"{executor!r}: use local or ray", item="--executor")
+    check_model_spec(model)
     dataset = open_dataset(dataset_path)
     dataset_path = str(Path(dataset_path).resolve())
     out = str(Path(out).resolve())
@@ -564,6 +566,7 @@ def generate_tracks(
         import torch
 
         torch.set_num_threads(int(threads))
+    worker = _Worker(dataset_path, None, model, options, frame_mode) if executor == "local" else None  # load before writing
     store = TrackStore(out, create=True, meta=store_meta(dataset, model, options, split, frame_mode))
     todo = [v for v in ids if not store.is_done(v)]
     progress("run", total=len(ids), todo=len(todo), frame_mode=frame_mode)
@@ -572,7 +575,7 @@ def generate_tracks(
     infos: dict[str, dict] = {}
     failures: dict[str, str] = {}
     if executor == "local":
-        worker = _Worker(dataset_path, out, model, options, frame_mode)
+        worker.store = store
         for i, vid in enumerate(todo):
             progress("video_start", video_id=vid, index=i, frames=int(dataset.video(vid)["num_frames"]))
             infos[vid] = worker.run(vid, progress)

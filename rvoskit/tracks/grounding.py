@@ -88,15 +88,15 @@ class GroundingDino:
         import torch
 
         inputs = self.processor(images=image, text=caption(text), return_tensors="pt").to(self.device)
-        with torch.autocast(self.device.split(":")[0], enabled=False):
+        with torch.inference_mode(), torch.autocast(self.device.split(":")[0], enabled=False):
             out = self.model(**inputs)
-        res = self.processor.post_process_grounded_object_detection(
-            out,
-            inputs["input_ids"],
-            threshold=opts.box_threshold,
-            text_threshold=opts.text_threshold,
-            target_sizes=[(image.height, image.width)],
-        )[0]
+            res = self.processor.post_process_grounded_object_detection(
+                out,
+                inputs["input_ids"],
+                threshold=opts.box_threshold,
+                text_threshold=opts.text_threshold,
+                target_sizes=[(image.height, image.width)],
+            )[0]
         return res["boxes"].float().cpu().numpy(), res["scores"].float().cpu().numpy()
 
 

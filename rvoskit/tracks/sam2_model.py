@@ -122,6 +122,20 @@ def pick_device(gpu: int | None) -> str:
 _MODELS: dict[ModelSpec, Any] = {}
 
 
+def check_model_spec(spec: ModelSpec) -> str:
+    """Check a :class:`ModelSpec` without building anything; returns the resolved config path.
+
+    Raises:
+        RvosError: unknown config, image size not a multiple of 32 (>= 64), missing checkpoint.
+    """
+    rel = resolve_config(spec.config)
+    if spec.image_size is not None and (spec.image_size < 64 or spec.image_size % 32):
+        raise RvosError(f"--image-size {spec.image_size}: must be a multiple of 32, at least 64", item="--image-size")
+    if spec.checkpoint is not None and not Path(spec.checkpoint).is_file():
+        raise RvosError("SAM2 checkpoint not found", file=spec.checkpoint)
+    return rel
+
+
 def load_sam2(spec: ModelSpec):
     """Build SAM2's video predictor (``sam2.build_sam.build_sam2_video_predictor``), cached per process.
 
@@ -146,18 +160,10 @@ def load_sam2(spec: ModelSpec):
         return _MODELS[spec]
     import torch
 
-    rel = resolve_config(spec.config)
-    overrides = []
-    if spec.image_size is not None:
-        if spec.image_size < 64 or spec.image_size % 32:
-            raise RvosError(f"--image-size {spec.image_size}: must be a multiple of 32, at least 64", item="--image-size")
-        overrides.append(f"++model.image_size={int(spec.image_size)}")
-    ckpt = None
-    if spec.checkpoint is not None:
-        ckpt = Path(spec.checkpoint)
-        if not ckpt.is_file():
-            raise RvosError("SAM2 checkpoint not found", file=ckpt)
-    else:
+    rel = check_model_spec(spec)
+    overrides = [f"++model.image_size={int(spec.image_size)}"] if spec.image_size is not None else []
+    ckpt = Path(spec.checkpoint) if spec.checkpoint is not None else None
+    if ckpt is None:
         warnings.warn(
             "no SAM2 checkpoint given: using RANDOM WEIGHTS (tests and dry runs only; the tracks are meaningless)",
             UserWarning,

@@ -1,0 +1,387 @@
+"""rvoskit tracks: SAM2 Hiera-t (bundled config, random weights, 256 px, 1 thread, denormals flushed)
+on a few real frames of the bedroom and judo fixtures, plus the prompt/suppression logic on
+constructed masks where the right answer is known."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from rvoskit.errors import RvosError
+from rvoskit.format import DatasetWriter
+from rvoskit.format import rle as rlemod
+from rvoskit.format.trackstore import TrackStore
+from rvoskit.tracks import (
+    ModelSpec,
+    Prompt,
+    TrackOptions,
+    box_nms,
+    generate_tracks,
+    generate_video,
+    load_sam2,
+    parse_shard,
+    part_filter,
+    prompt_frames,
+    resolve_config,
+    select_and_track,
+)
+from rvoskit.tracks.prompts import mask_iou
+from rvoskit.tracks.sam2_model import TrackOutput, fill_holes
+
+DATA = Path(__file__).parent / "data"
+T = 5  # frames per test video
+VIDEOS = {
+    "bedroom": ("sam2_bedroom/JPEGImages/bedroom", 540, 960),
+    "judo": ("davis17_judo_frames_cutie/JPEGImages/judo", 480, 854),
+}
+SPEC = ModelSpec("sam2.1_hiera_t", image_size=256)
+# small grid and no quality thresholds: random weights give low IoU/stability scores
+OPTS = TrackOptions(prompts=("gt", "grid"), points_per_side=2, pred_iou_thresh=0.0, stability_score_thresh=0.0, max_tracks=3)
+CLI_ARGS = ["--config", "sam2.1_hiera_t", "--image-size", "256", "--cpu", "--threads", "1", "--prompts", "gt,grid",
+            "--points-per-side", "2", "--pred-iou-thresh", "0", "--stability-thresh", "0", "--max-tracks", "3"]  # fmt: skip
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _torch_cpu():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.set_flush_denormal(True)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _judo_masks() -> dict[int, tuple[int, np.ndarray]]:
+    """Two objects of the Cutie demo masks (frame 0: id 1; frame 5, 853 px wide: id 2, padded to 854)."""
+    m0 = np.array(Image.open(DATA / "davis17_judo_frames_cutie/demo_masks/judo/00000.png"))
+    m5 = np.array(Image.open(DATA / "davis17_judo_frames_cutie/demo_masks/judo/00005.png"))
+    m5 = np.pad(m5, ((0, 0), (0, 854 - m5.shape[1])))
+    return {1: (0, (m0 == 1).astype(np.uint8)), 2: (4, (m5 == 2).astype(np.uint8))}
+
+
+def _write_dataset(out: Path, *, with_gt: bool, videos=("bedroom", "judo")) -> Path:
+    names = [f"{i:05d}" for i in range(T)]
+    with DatasetWriter(out, dataset="test", split="train" if with_gt else "valid", frame_root=DATA) as w:
+        for vid in videos:
+            sub, h, wd = VIDEOS[vid]
+            w.add_video(dict(video_id=vid, split="s", num_frames=T, height=h, width=wd, frames=names,
+                             frame_files=[f"{sub}/{n}.jpg" for n in names]))  # fmt: skip
+        if "judo" in videos:
+            w.add_objects([dict(video_id="judo", obj_id=o, anno_id=None, category=None) for o in (1, 2)])
+            w.add_expressions([
+                dict(video_id="judo", exp_id="0", exp_index=0, text="The person in white", obj_ids=[1] if with_gt else None),
+                dict(video_id="judo", exp_id="1", exp_index=1, text="A man throwing another", obj_ids=[2] if with_gt else None),
+            ])  # fmt: skip
+        for vid in videos:
+            rows = []
+            if vid == "judo" and with_gt:
+                for obj_id, (t, m) in _judo_masks().items():
+                    c = rlemod.encode(m)
+                    a, b = rlemod.area_bbox([c], 480, 854)
+                    rows.append(dict(video_id="judo", obj_id=obj_id, frame_idx=t, height=480, width=854, rle=c, area=int(a[0]), bbox=b[0].tolist()))
+            w.add_masks(vid, rows)
+    return out
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return _write_dataset(tmp_path_factory.mktemp("ds") / "train", with_gt=True)
+
+
+@pytest.fixture(scope="module")
+def reference(dataset, tmp_path_factory) -> Path:
+    """An uninterrupted run through the CLI."""
+    from rvoskit.cli import app
+
+    out = tmp_path_factory.mktemp("ref") / "tracks"
+    res = CliRunner().invoke(app, ["tracks", "generate", str(dataset), "--out", str(out), *CLI_ARGS])
+    assert res.exit_code == 0, res.output
+    assert "RANDOM SAM2 WEIGHTS" in res.output
+    return out
+
+
+def _same_store(a: Path, b: Path, *, exact_tokens: bool = True, videos=tuple(sorted(VIDEOS))) -> None:
+    sa, sb = TrackStore(a), TrackStore(b)
+    assert sa.done_videos() == list(videos)
+    for vid in videos:
+        ta, tb = sa.tracks(vid), sb.tracks(vid)
+        assert ta.drop(columns=["bbox"]).equals(tb.drop(columns=["bbox"]))
+        assert np.array_equal(np.stack(ta["bbox"]), np.stack(tb["bbox"]))
+        (pa, ia), (pb, ib) = sa.tokens(vid), sb.tokens(vid)
+        assert np.array_equal(ia, ib)
+        if exact_tokens:
+            assert pa.dtype == pb.dtype and np.array_equal(pa, pb)
+        else:
+            np.testing.assert_allclose(pa.astype(np.float32), pb.astype(np.float32), rtol=2e-3, atol=2e-3)
+
+
+# -- end to end on real frames -------------------------------------------------------------------
+
+
+def test_generate_end_to_end(reference, dataset):
+    from rvoskit.format import open_dataset
+
+    ds = open_dataset(dataset)
+    store = TrackStore(reference)
+    meta = store.meta
+    assert meta["sam2"]["config"] == "configs/sam2.1/sam2.1_hiera_t.yaml"
+    assert meta["sam2"]["checkpoint"] is None and meta["sam2"]["image_size"] == 256
+    assert meta["options"]["prompt_frames"] == "interval"  # the dataset has ground truth
+    run = store.manifest["runs"][-1]
+    assert run["videos_processed"] == 2 and run["frames"] == 2 * T and run["seconds_per_frame"] > 0
+    gt_objects = ds.object_masks("judo")
+    for vid, (_, H, W) in VIDEOS.items():
+        rows = store.tracks(vid)
+        ptr, ids = store.tokens(vid)
+        n = len(ids)
+        assert ptr.shape == (n, T, 256) and ptr.dtype == np.float32 and np.isfinite(ptr).all()
+        assert list(ids) == list(range(n))
+        # every track has a row, a mask and a token on every frame
+        assert sorted(rows.groupby("track_id").size().items()) == [(i, T) for i in range(n)]
+        assert (rows["height"] == H).all() and (rows["width"] == W).all()
+        masks = rlemod.decode_batch(list(rows["rle"]), H, W)
+        assert np.array_equal(masks.reshape(len(rows), -1).sum(1), rows["area"].to_numpy())
+        kinds = rows.groupby("track_id")["prompt_kind"].first()
+        grid = rows[rows["prompt_kind"] == "grid"]
+        assert 1 <= grid["track_id"].nunique() <= OPTS.max_tracks
+        assert set(grid["prompt_frame_idx"]) <= {0, 4}  # every 4th frame
+        info = store.video_info(vid)
+        assert info["encoder_calls"] == T  # image features computed once per frame, shared by all batches
+        assert info["tracks"]["grid"] == (kinds == "grid").sum()
+    # one GT track per object, prompted on its mask; SAM2 outputs the prompt mask on the prompt frame
+    rows = store.tracks("judo")
+    gt = rows[rows["prompt_kind"] == "gt"]
+    assert sorted(gt["obj_id"].unique()) == [1, 2]
+    for obj_id, (t, m) in _judo_masks().items():
+        r = gt[(gt["obj_id"] == obj_id) & (gt["frame_idx"] == t)].iloc[0]
+        assert r["prompt_frame_idx"] == t
+        assert mask_iou(r["rle"], rlemod.encode(gt_objects[obj_id][t]), 480, 854) > 0.8
+    assert store.tracks("bedroom")["prompt_kind"].eq("grid").all()  # no objects in bedroom
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(reference, dataset, tmp_path):
+    out = tmp_path / "tracks"
+
+    def stop_at_second_video(event, **kw):
+        if event == "video_start" and kw["index"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        generate_tracks(dataset, out, model=SPEC, options=OPTS, progress=stop_at_second_video)
+    store = TrackStore(out)
+    assert store.done_videos() == ["bedroom"] and store.manifest["runs"] == []
+    summary = generate_tracks(dataset, out, model=SPEC, options=OPTS)
+    assert summary["videos_skipped"] == 1 and summary["videos_processed"] == 1
+    _same_store(out, reference)  # deterministic, and a resume gives the uninterrupted result
+    with pytest.raises(RvosError, match="other options"):
+        generate_tracks(dataset, out, model=SPEC, options=TrackOptions(**{**OPTS.__dict__, "max_tracks": 2}))
+
+
+def test_feature_cache_is_transparent(reference, dataset):
+    """A one-frame feature cache (SAM2's own behaviour) gives the same tracks, with more encoder calls."""
+    from rvoskit.format import open_dataset
+
+    opts = TrackOptions(**{**OPTS.__dict__, "feature_cache_mb": 1e-6})
+    res = generate_video(open_dataset(dataset), "bedroom", load_sam2(SPEC), opts, frame_mode="interval")
+    ptr, _ = TrackStore(reference).tokens("bedroom")
+    assert np.array_equal(res.obj_ptr, ptr)
+    assert [r["rle"] for r in res.rows] == list(TrackStore(reference).tracks("bedroom")["rle"])
+    assert res.info["encoder_calls"] > T
+
+
+def test_ray_executor(reference, dataset, tmp_path):
+    ray = pytest.importorskip("ray")
+    started = False
+    if not ray.is_initialized():
+        try:
+            ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+            started = True
+        except Exception as exc:  # pragma: no cover - environment without a working Ray
+            pytest.skip(f"a local Ray instance could not start: {exc}")
+    try:
+        out = tmp_path / "tracks"
+        opts = TrackOptions(**{**OPTS.__dict__, "token_dtype": "float16"})
+        # shard 1/2 of the sorted videos (bedroom, judo) is judo
+        summary = generate_tracks(dataset, out, model=SPEC, options=opts, executor="ray", gpus_per_task=0, threads=1, shard=(1, 2))
+        assert summary["videos_processed"] == 1 and summary["executor"] == "ray" and summary["shard"] == "1/2"
+        assert TrackStore(out).tokens("judo")[0].dtype == np.float16
+        # another process, the same seeded weights: the same tracks, tokens equal up to float16 rounding
+        _same_store(out, reference, exact_tokens=False, videos=("judo",))
+    finally:
+        if started:
+            ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def tiny_grounding_dino(tmp_path_factory) -> Path:
+    """A random-weight Grounding DINO in transformers' local-directory layout (tiny config, own vocab)."""
+    try:
+        from transformers import BertConfig, BertTokenizer, GroundingDinoConfig, GroundingDinoForObjectDetection, GroundingDinoProcessor, SwinConfig
+        from transformers.models.grounding_dino.image_processing_pil_grounding_dino import GroundingDinoImageProcessorPil
+    except Exception as exc:  # pragma: no cover
+        pytest.skip(f"transformers' Grounding DINO does not import without torchvision here: {exc}")
+    d = tmp_path_factory.mktemp("gdino")
+    words = "[PAD] [UNK] [CLS] [SEP] [MASK] . the a person in white man throwing another".split()
+    (d / "vocab.txt").write_text("\n".join(words) + "\n")
+    torch.manual_seed(0)
+    cfg = GroundingDinoConfig(
+        backbone_config=SwinConfig(embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], out_features=["stage2", "stage3", "stage4"]),
+        text_config=BertConfig(vocab_size=len(words), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32),
+        d_model=32, encoder_layers=1, decoder_layers=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
+        encoder_attention_heads=2, decoder_attention_heads=2, num_queries=20, max_text_len=32,
+        encoder_n_points=2, decoder_n_points=2,
+    )  # fmt: skip
+    GroundingDinoForObjectDetection(cfg).save_pretrained(d)
+    GroundingDinoProcessor(
+        image_processor=GroundingDinoImageProcessorPil(size={"shortest_edge": 128, "longest_edge": 224}),
+        tokenizer=BertTokenizer(str(d / "vocab.txt")),
+    ).save_pretrained(d)
+    return d
+
+
+def test_grounded_prompts_per_expression(tiny_grounding_dino, tmp_path):
+    ds = _write_dataset(tmp_path / "valid", with_gt=False, videos=("judo",))
+    opts = TrackOptions(prompts=("grid", "grounded"), grounding_model=str(tiny_grounding_dino), points_per_side=2,
+                        pred_iou_thresh=0.0, stability_score_thresh=0.0, max_tracks=1,
+                        grounded_stability_thresh=0.0, max_grounded_tracks=2, batch_size=2)  # fmt: skip
+    generate_tracks(ds, tmp_path / "tracks", model=SPEC, options=opts)
+    store = TrackStore(tmp_path / "tracks")
+    assert store.meta["options"]["prompt_frames"] == "eval"  # no ground truth: {0, T//2}
+    rows = store.tracks("judo")
+    per_track = rows.groupby("track_id").first()
+    grid, grounded = per_track[per_track["prompt_kind"] == "grid"], per_track[per_track["prompt_kind"] == "grounded"]
+    assert len(grid) == 1 and grid["expression_id"].isna().all() and set(grid["prompt_frame_idx"]) <= {0, 2}
+    assert set(grounded["expression_id"]) <= {"judo/0", "judo/1"} and len(grounded) >= 1
+    assert grounded.groupby("expression_id").size().max() <= 2
+    assert set(grounded["prompt_frame_idx"]) <= {0, 4}  # every 4th frame
+    assert grounded["predicted_iou"].notna().all() and grounded["stability_score"].notna().all()
+    assert store.tokens("judo")[0].shape == (len(per_track), T, 256)
+
+
+# -- logic on constructed masks ------------------------------------------------------------------
+
+
+def test_prompt_frames():
+    assert prompt_frames(10, "interval", 4) == [0, 4, 8]
+    assert prompt_frames(9, "eval") == [0, 4]  # SOLA's frames[::9//2] would also give 8
+    assert prompt_frames(8, "eval") == [0, 4]
+    assert prompt_frames(1, "eval") == [0]
+    assert prompt_frames(3, "interval", 1) == [0, 1, 2]
+    with pytest.raises(ValueError):
+        prompt_frames(5, "interval", 0)
+
+
+def _rect(h, w, y0, y1, x0, x1) -> np.ndarray:
+    m = np.zeros((h, w), np.uint8)
+    m[y0:y1, x0:x1] = 1
+    return m
+
+
+def test_part_filter_drops_masks_inside_larger_ones():
+    H, W = 40, 40
+    big = _rect(H, W, 0, 20, 0, 20)  # 400
+    inside = _rect(H, W, 2, 10, 2, 10)  # 64, fully inside big -> part
+    near_dup = _rect(H, W, 0, 19, 0, 20)  # 380, inside big -> part
+    half = _rect(H, W, 10, 30, 10, 20)  # 200, half inside big (0.5) -> kept
+    mostly = _rect(H, W, 14, 24, 0, 10)  # 100, 60 % inside big -> kept
+    apart = _rect(H, W, 30, 40, 30, 40)  # 100, disjoint -> kept
+    in_half = _rect(H, W, 22, 28, 12, 18)  # 36, inside 'half' only -> part of a kept mask
+    masks = [inside, half, big, apart, near_dup, mostly, in_half]
+    rles = [rlemod.encode(m) for m in masks]
+    areas = [int(m.sum()) for m in masks]
+    keep = part_filter(rles, areas, H, W, 0.7)
+    assert keep.tolist() == [False, True, True, True, False, True, False]
+
+
+def test_box_nms_matches_torchvision_semantics():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 10], [1, 0, 11, 10], [5, 5, 5, 9], [5, 5, 5, 9]], float)
+    scores = np.array([0.5, 0.9, 0.3, 0.5, 0.4, 0.8, 0.1])
+    # visit 1 (0.9): keep; 5 (0.8, zero area, IoU 0 with 1): keep; 0 (IoU 81/119 = 0.68 with 1): keep;
+    # 3 (tie with 0, later index; IoU 1 with 0): suppressed; 4 (IoU 90/110 = 0.82 with 1): suppressed;
+    # 2: keep; 6 (same degenerate box as 5: IoU 0/0 never suppresses): keep
+    assert box_nms(boxes, scores, 0.7).tolist() == [1, 5, 0, 2, 6]
+    assert box_nms(np.zeros((0, 4)), np.zeros(0), 0.7).tolist() == []
+
+
+def _prompt(frame, mask, **kw) -> Prompt:
+    return Prompt(kind="grid", frame_idx=frame, rle=rlemod.encode(mask), area=int(mask.sum()), **kw)
+
+
+def test_select_and_track_suppression_batching_and_cap():
+    H, W, n_frames = 20, 20, 3
+    A = _rect(H, W, 0, 10, 0, 10)  # 100
+    A2 = _rect(H, W, 0, 10, 0, 9)  # 90, IoU 0.9 with A
+    B = _rect(H, W, 10, 20, 10, 18)  # 80
+    C = _rect(H, W, 0, 8, 12, 20)  # 64
+    D = _rect(H, W, 12, 20, 0, 7)  # 56
+    E = _rect(H, W, 0, 7, 12, 20)  # 56, IoU 0.875 with C
+    # largest first; frames: A f0, A2 f1, B f0, C f1, D f0, E f2
+    prompts = [_prompt(0, A), _prompt(1, A2), _prompt(0, B), _prompt(1, C), _prompt(0, D), _prompt(2, E)]
+    calls = []
+
+    def track(batch):
+        # a "tracker" whose track is the prompt mask on every frame
+        calls.append([(p.frame_idx, p.area) for p in batch])
+        return [TrackOutput(rles=[p.rle] * n_frames, obj_ptr=np.zeros((n_frames, 256), np.float32)) for p in batch]
+
+    out, st = select_and_track(prompts, track, height=H, width=W, batch_size=2, suppress_iou=0.7, max_tracks=10)
+    # batch 1 = A, B (frame 0; A2 on frame 1 is passed over); A's track suppresses A2 (IoU 0.9 on frame 1).
+    # batch 2 = C (the first pending prompt, frame 1, the only one left there); C's track suppresses
+    # E (IoU 0.875 on frame 2). batch 3 = D.
+    assert calls == [[(0, 100), (0, 80)], [(1, 64)], [(0, 56)]]
+    assert [p.area for p, _ in out] == [100, 80, 64, 56]
+    assert (st.tracked, st.suppressed, st.not_tracked, st.batches) == (4, 2, 0, 3)
+    calls.clear()
+    out, st = select_and_track(prompts, track, height=H, width=W, batch_size=4, suppress_iou=0.7, max_tracks=2)
+    assert calls == [[(0, 100), (0, 80)]] and len(out) == 2  # the cap ends the first batch early
+    calls.clear()
+    out, st = select_and_track(prompts, track, height=H, width=W, batch_size=4, suppress_iou=None, max_tracks=None)
+    assert len(out) == 6 and st.suppressed == 0  # GT mode: everything tracked
+
+
+def test_mask_iou_both_empty_is_one():
+    z = rlemod.encode(np.zeros((5, 5), np.uint8))
+    assert mask_iou(z, z, 5, 5) == 1.0
+    assert mask_iou(z, rlemod.encode(_rect(5, 5, 0, 2, 0, 2)), 5, 5) == 0.0
+
+
+def test_fill_holes_like_sam2():
+    logits = torch.full((1, 1, 12, 12), 5.0)
+    logits[0, 0, 2:4, 2:4] = -3.0  # 4-pixel hole -> filled with 0.1
+    logits[0, 0, 6:10, 6:10] = -3.0  # 16-pixel hole -> kept
+    logits[0, 0, 0, 11] = -1.0  # 1-pixel background corner (also a component <= 8) -> filled
+    out = fill_holes(logits, 8)[0, 0]
+    assert torch.all(out[2:4, 2:4] == 0.1) and out[0, 11] == 0.1
+    assert torch.all(out[6:10, 6:10] == -3.0) and out[5, 5] == 5.0
+
+
+def test_config_names_and_shards():
+    assert resolve_config("sam2.1_hiera_t") == "configs/sam2.1/sam2.1_hiera_t.yaml"
+    assert resolve_config("sam2_hiera_large") == "configs/sam2/sam2_hiera_l.yaml"
+    assert resolve_config("configs/sam2.1/sam2.1_hiera_b+.yaml") == "configs/sam2.1/sam2.1_hiera_b+.yaml"
+    assert resolve_config("sam2.1-hiera-base-plus") == "configs/sam2.1/sam2.1_hiera_b+.yaml"
+    with pytest.raises(RvosError, match="unknown SAM2 config"):
+        resolve_config("sam3_hiera_t")
+    assert parse_shard("1/4") == (1, 4) and parse_shard(None) == (0, 1)
+    for bad in ("4/4", "x", "1/0"):
+        with pytest.raises(RvosError):
+            parse_shard(bad)
+
+
+def test_cli_errors_are_one_line(dataset, tmp_path):
+    from rvoskit.cli import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["tracks", "generate", str(tmp_path / "missing"), "--out", str(tmp_path / "o"), "--cpu"])
+    assert res.exit_code == 2 and "not an rvoskit dataset" in res.output
+    res = runner.invoke(app, ["tracks", "generate", str(dataset), "--out", str(tmp_path / "o"), "--config", "sam2_hiera_xl", "--cpu"])
+    assert res.exit_code == 2 and "unknown SAM2 config" in res.output
+    res = runner.invoke(app, ["tracks", "generate", str(dataset), "--out", str(tmp_path / "o"), "--checkpoint", str(tmp_path / "no.pt"), "--cpu"])
+    assert res.exit_code == 2 and "checkpoint not found" in res.output
+    res = runner.invoke(app, ["tracks", "generate", str(dataset), "--out", str(tmp_path / "o"), "--prompts", "grounded", "--cpu"])
+    assert res.exit_code == 2 and "--grounding-model" in res.output
+    assert not (tmp_path / "o").exists()  # nothing is written before the inputs are checked
