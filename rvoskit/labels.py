@@ -55,8 +55,13 @@ META_FILE = "labels.json"
 HIST_FILE = "miou_hist.png"
 _CHUNK = 32
 
+
+class MissingTracksWarning(UserWarning):
+    """A track store has no tracks for some videos of the dataset (their expressions lose candidates)."""
+
 __all__ = [
     "Masklets",
+    "MissingTracksWarning",
     "TARGETS",
     "mean_iou",
     "parse_resolution",
@@ -465,12 +470,17 @@ def pseudolabel(
             file=ds.path / "expressions.parquet",
             item=str(no_gt["expression_id"].iloc[0]),
         )
-    videos = [v for v in ds.videos["video_id"] if v in set(exprs["video_id"])]
+    with_exprs = set(exprs["video_id"])
+    videos = [v for v in ds.videos["video_id"] if v in with_exprs]
     have = {n: set(v) for n, v in store_videos.items()}
     missing = {n: [v for v in videos if v not in have[n]] for n in sources}
     for n, vs in missing.items():
         if vs:
-            warnings.warn(f"track store {n!r} has no tracks for {len(vs)} of {len(videos)} videos (e.g. {vs[0]})", stacklevel=2)
+            warnings.warn(
+                f"track store {n!r} has no tracks for {len(vs)} of {len(videos)} videos (e.g. {vs[0]})",
+                MissingTracksWarning,
+                stacklevel=2,
+            )
     work = [v for v in videos if any(v in have[n] for n in sources)]
 
     options = {"dataset": str(ds.path.resolve()), "sources": sources, "resolution": list(res) if res else None}
@@ -495,8 +505,12 @@ def pseudolabel(
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init) as pool:
             futures = {pool.submit(_label_video, *job): job[2] for job in jobs}
-            for fut in as_completed(futures):
-                finish(futures[fut], fut.result())
+            try:
+                for fut in as_completed(futures):
+                    finish(futures[fut], fut.result())
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)  # finished videos stay in the parts folder
+                raise
 
     frames = [read_table(parts / f"{safe_name(v)}.parquet", "labels").to_pandas() for v in work]
     frames = [f for f in frames if len(f)]
@@ -526,7 +540,7 @@ def pseudolabel(
     with atomic_dir(out, overwrite=overwrite) as tmp:
         _write_labels(tmp / LABELS_FILE, table)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-        plot_histogram(table, float(iou), target, tmp / HIST_FILE)
+        plot_histogram(table, summary, float(iou), target, tmp / HIST_FILE)
     shutil.rmtree(parts, ignore_errors=True)
     return meta
 
@@ -610,13 +624,14 @@ def summarize(
     }
 
 
-def plot_histogram(table: pd.DataFrame, threshold: float, target: str, path: str | Path) -> None:
+def plot_histogram(table: pd.DataFrame, summary: Mapping[str, Any], threshold: float, target: str, path: str | Path) -> None:
     """PNG: histogram of mIoU (max over objects and union, log counts, threshold line) and the
-    number of positives per expression."""
+    number of positives per expression (from :func:`summarize`, so expressions without tracks count as 0)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     bins = np.linspace(0, 1, 51)
@@ -624,18 +639,20 @@ def plot_histogram(table: pd.DataFrame, threshold: float, target: str, path: str
     un = table["miou_union"].dropna().to_numpy()
     ax1.hist(mx, bins=bins, alpha=0.6, label=f"max over objects (n={len(mx)})")
     ax1.hist(un, bins=bins, histtype="step", linewidth=1.5, label=f"union (n={len(un)})")
-    ax1.axvline(threshold, color="k", linestyle="--", label=f"threshold {threshold:g} ({target})")
+    ax1.axvline(threshold, color="k", linestyle="--", label=f"threshold {threshold:g} (label: {target})")
     ax1.set_yscale("log")
     ax1.set_xlabel("mIoU (track vs ground truth)")
     ax1.set_ylabel("(expression, track) pairs")
     ax1.legend(fontsize=8)
-    pos = table.groupby("expression_id")["label"].sum()
-    if len(pos):
-        k = np.arange(int(pos.max()) + 1)
-        ax2.bar(k, np.bincount(pos.to_numpy(int), minlength=len(k)))
+    hist = {int(k): v for k, v in summary["positives_per_expression"]["histogram"].items()}
+    if hist:
+        k = np.arange(max(hist) + 1)
+        ax2.bar(k, [hist.get(int(i), 0) for i in k])
+    ax2.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax2.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax2.set_xlabel("positives per expression")
     ax2.set_ylabel("expressions")
-    ax2.set_title(f"{int((pos == 0).sum())} expressions without a positive")
+    ax2.set_title(f"{summary['expressions_without_positive']} of {summary['expressions']} expressions without a positive")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

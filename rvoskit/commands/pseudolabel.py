@@ -52,6 +52,7 @@ def pseudolabel(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from rvoskit.errors import RvosError
+    from rvoskit.labels import MissingTracksWarning
     from rvoskit.labels import pseudolabel as run
 
     if len(sources) < 2:
@@ -74,7 +75,7 @@ def pseudolabel(
             bar.update(task, completed=done, total=total)
 
         with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+            warnings.simplefilter("always", MissingTracksWarning)
             meta = run(
                 tracks,
                 dataset,
@@ -87,7 +88,10 @@ def pseudolabel(
                 progress=progress,
             )
     for w in caught:
-        console.print(f"[yellow]warning:[/] {w.message}", highlight=False, soft_wrap=True)
+        if issubclass(w.category, MissingTracksWarning):
+            console.print(f"[yellow]warning:[/] {w.message}", highlight=False, soft_wrap=True)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     s = meta["summary"]
     typer.echo(
         f"{s['rows']} (expression, track) rows, {s['positives']} positives; "
