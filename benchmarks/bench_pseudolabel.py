@@ -32,7 +32,7 @@ from rvoskit.format.trackstore import TrackStore
 def synth(rng, n_tracks, n_obj, T, H, W):
     """Objects: convex polygons drifting over time, absent on a few frames. Tracks: noisy copies of
     objects (shifted, dilated or partial), random blobs and a few empty frames."""
-    yy, xx = np.mgrid[:H, :W]
+    xx = np.arange(W)[None, :]
     objects = np.zeros((n_obj, T, H, W), np.uint8)
     present = rng.random((n_obj, T)) > 0.1
     for o in range(n_obj):

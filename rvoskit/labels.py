@@ -31,10 +31,11 @@ import multiprocessing
 import re
 import shutil
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -43,7 +44,15 @@ import pycocotools.mask as cocomask
 
 from rvoskit import __version__
 from rvoskit.errors import RvosError
-from rvoskit.format import arrow_schema, atomic_dir, atomic_file, open_dataset, read_table, safe_name, write_table
+from rvoskit.format import (
+    arrow_schema,
+    atomic_dir,
+    atomic_file,
+    open_dataset,
+    read_table,
+    safe_name,
+    write_table,
+)
 from rvoskit.format.trackstore import TrackStore
 
 FORMAT_NAME = "rvoskit-labels"
@@ -59,16 +68,19 @@ _CHUNK = 32
 class MissingTracksWarning(UserWarning):
     """A track store has no tracks for some videos of the dataset (their expressions lose candidates)."""
 
+
 __all__ = [
+    "TARGETS",
     "Masklets",
     "MissingTracksWarning",
-    "TARGETS",
     "mean_iou",
     "parse_resolution",
     "parse_sources",
+    "plot_histogram",
     "pseudolabel",
     "read_labels",
     "resize_masks",
+    "summarize",
     "target_size",
     "video_mious",
 ]
@@ -167,7 +179,7 @@ class Masklets:
     grid: np.ndarray  # object (n, T)
 
     @classmethod
-    def from_rows(cls, rows: pd.DataFrame, key: str, keys: Sequence, num_frames: int, height: int, width: int) -> "Masklets":
+    def from_rows(cls, rows: pd.DataFrame, key: str, keys: Sequence, num_frames: int, height: int, width: int) -> Masklets:
         """Build from ``masks``/``tracks`` rows: masklet ``keys[i]`` takes the rows whose ``key`` equals it.
 
         Rows with ``area == 0`` are empty; (key, frame) pairs without a row are absent; rows whose key
@@ -590,7 +602,7 @@ def summarize(
     for s in sources:
         t = table[table["source"] == s]
         per_source[s] = {
-            "rows": int(len(t)),
+            "rows": len(t),
             "tracks": int(t[["video_id", "track_id"]].drop_duplicates().shape[0]),
             "positives": int(t["label"].sum()),
             "expressions_with_positive": int(t.loc[t["label"], "expression_id"].nunique()),
@@ -603,14 +615,14 @@ def summarize(
         return float(x.mean()) if len(x) else None
 
     return {
-        "rows": int(len(table)),
+        "rows": len(table),
         "positives": int(table["label"].sum()),
         "videos": len(videos),
-        "expressions": int(len(exprs)),
+        "expressions": len(exprs),
         "expressions_labelled": len(labelled),
         "expressions_without_tracks": len(no_tracks),
-        "expressions_without_positive": int(len(none)),
-        "expressions_without_positive_no_target": int(len(no_target.intersection(none))),
+        "expressions_without_positive": len(none),
+        "expressions_without_positive_no_target": len(no_target.intersection(none)),
         "lost_for_training_fraction": float(len(none) / len(exprs)) if len(exprs) else 0.0,
         "positives_per_expression": {
             "mean": float(pos.mean()) if len(pos) else 0.0,

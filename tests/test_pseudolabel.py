@@ -110,7 +110,7 @@ def known(tmp_path_factory):
 
 
 def test_iou_known_answers(known):
-    _, _, _, t = known
+    *_, t = known
     # exact track, absent frame 3 with an empty track counts 1
     assert row(t, "v1/0", 0)["miou_per_obj"].tolist() == [1.0]
     # empty track: IoU 1 only on frame 3 (object absent) -> 1/4
@@ -322,7 +322,7 @@ def test_fast_path_matches_naive_loop(tmp_path, resolution, monkeypatch):
 
 # -- several stores, missing videos, workers, CLI -----------------------------------------------------
 def test_cli_two_named_stores_missing_video_and_workers(known, tmp_path):
-    tmp, ds, grid, t = known
+    _, _, grid, t = known
     gt_tracks = np.stack([np.stack([A, A, A, Z]), np.stack([B, B, Z, Z])])
     # v2 only in the gt store, v3 in neither: a warning and a count, not a crash
     gt = make_store(tmp_path / "gt_store", {"v1": gt_tracks, "v2": np.stack([np.stack([A, Z])])})
@@ -351,7 +351,7 @@ def test_cli_two_named_stores_missing_video_and_workers(known, tmp_path):
 
 
 def test_errors(known, tmp_path):
-    tmp, ds, grid, t = known
+    tmp, ds, grid, _ = known
     runner = CliRunner()
     # output exists
     res = runner.invoke(app, ["pseudolabel", str(grid), str(ds), "--out", str(tmp / "labels")])

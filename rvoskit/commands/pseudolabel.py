@@ -5,7 +5,6 @@ from __future__ import annotations
 import warnings
 from enum import Enum
 from pathlib import Path
-from typing import List
 
 import typer
 from rich.console import Console
@@ -17,7 +16,7 @@ class Target(str, Enum):
 
 
 def pseudolabel(
-    sources: List[str] = typer.Argument(
+    sources: list[str] = typer.Argument(
         ...,
         metavar="TRACKS... DATASET",
         help="One or more track stores (DIR or name=DIR; the name is the 'source' column, default the "
@@ -49,7 +48,14 @@ def pseudolabel(
 
       rvoskit pseudolabel work/tracks_grid data/refdavis_train --resolution native --target union --out work/labels_u
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from rvoskit.errors import RvosError
     from rvoskit.labels import MissingTracksWarning
