@@ -64,6 +64,11 @@ def _register() -> None:
 
     viz.register(app)
 
+    from rvoskit.commands import score, train
+
+    train.register(app)
+    score.register(app)
+
 
 _register()
 

@@ -85,8 +85,27 @@ def _merge(base: dict, update: Mapping, path: tuple[str, ...], file: str | None)
                 raise RvosError(f"config key {'.'.join(here)!r} must be a mapping", file=file)
             _merge(base[key], value, here, file)
         else:
-            base[key] = value
+            base[key] = _coerce(base[key], value, ".".join(here), file)
     return base
+
+
+def _coerce(default: Any, value: Any, key: str, file: str | None) -> Any:
+    """Check a leaf value against its default's type. Strings are turned into numbers where a number
+    is expected (PyYAML reads ``1e-5`` without a dot as a string)."""
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise RvosError(f"config key {key!r} must be true or false, not {value!r}", file=file)
+        return value
+    if isinstance(default, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, str):
+            try:
+                value = float(value) if any(c in value for c in ".eEn") else int(value)
+            except ValueError:
+                raise RvosError(f"config key {key!r} must be a number, not {value!r}", file=file) from None
+        if not isinstance(value, (int, float)):
+            raise RvosError(f"config key {key!r} must be a number, not {value!r}", file=file)
+        return float(value) if isinstance(default, float) else value
+    return value
 
 
 def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> dict:

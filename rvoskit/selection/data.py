@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from rvoskit.errors import RvosError
-from rvoskit.format import read_table
+from rvoskit.format import read_table, safe_name
 from rvoskit.format.trackstore import TrackStore
 from rvoskit.selection.text import TextFeature
 
@@ -32,20 +32,15 @@ from rvoskit.selection.text import TextFeature
 def parse_track_sources(specs: Iterable[str] | Mapping[str, str | Path]) -> dict[str, Path]:
     """``["gt=DIR", "DIR2"]`` (or a mapping) -> ``{"gt": DIR, "<name of DIR2>": DIR2}``, in order.
 
+    The same convention as ``rvoskit pseudolabel`` (:func:`rvoskit.labels.parse_sources`, which this
+    calls): the name is the labels' ``source``; a spec that is an existing path is a path.
+
     Raises:
-        RvosError: an empty name or a name given twice.
+        RvosError: no store, an empty name or a name given twice.
     """
-    items = specs.items() if isinstance(specs, Mapping) else [s.split("=", 1) if "=" in s else (None, s) for s in specs]
-    out: dict[str, Path] = {}
-    for name, path in items:
-        path = Path(path)
-        name = name if name is not None else path.resolve().name
-        if not name:
-            raise RvosError("a track store needs a non-empty name (NAME=DIR)", item=str(path))
-        if name in out:
-            raise RvosError(f"track source {name!r} is given twice", item=str(path))
-        out[str(name)] = path
-    return out
+    from rvoskit.labels import parse_sources
+
+    return parse_sources(specs if isinstance(specs, Mapping) else list(specs))
 
 
 def open_stores(sources: Mapping[str, str | Path]) -> dict[str, TrackStore]:
@@ -76,12 +71,23 @@ class Sample:
     labels: np.ndarray | None = field(default=None, repr=False)
 
 
+def _track_owners(store: TrackStore, video_id: str) -> pd.DataFrame:
+    """``track_id, expression_id`` of a completed video's tracks (expression_id: grounded tracks only).
+
+    Reads two columns of ``tracks/<safe video_id>.parquet`` (``schemas/FORMAT.md`` section 2).
+    """
+    if not store.is_done(video_id):
+        raise RvosError("video is labelled but not in this track store", file=store.path, item=video_id)
+    t = read_table(store.path / "tracks" / f"{safe_name(video_id)}.parquet", "tracks", columns=["track_id", "expression_id"])
+    return t.to_pandas().drop_duplicates("track_id")
+
+
 def labelled_samples(dataset, stores: Mapping[str, TrackStore], labels_dir: str | Path) -> list[Sample]:
     """Training samples: every expression that has pseudo-labels for the given stores.
 
-    The candidates of an expression are its label rows whose ``source`` is one of ``stores``
-    (``rvoskit pseudolabel`` writes one row per (expression, track) it considered: all tracks of the
-    video for grid/gt stores, the expression's own tracks for grounded stores).
+    The candidates of an expression are the tracks of its video in each store (``source``) that
+    have a label row and whose ``expression_id`` in the track store is null (grid / gt tracks) or
+    this expression (grounded tracks of other expressions are not candidates, as in SOLA).
 
     Args:
         dataset: an opened :class:`~rvoskit.format.RvosDataset` (texts, videos).
@@ -89,30 +95,36 @@ def labelled_samples(dataset, stores: Mapping[str, TrackStore], labels_dir: str 
         labels_dir: a labels directory (``labels.parquet``) or the Parquet file itself.
 
     Returns:
-        Samples in dataset order.
+        Samples in dataset order; labels are the table's ``label`` column.
 
     Raises:
-        RvosError: a source without label rows, labels of an unknown expression, a video missing from
-        a store.
+        RvosError: a source without label rows, labels of an unknown expression or of a track that is not
+        in its store, a video missing from a store.
     """
     path = Path(labels_dir)
     path = path / "labels.parquet" if path.is_dir() else path
     table = read_table(path, "labels", columns=["expression_id", "video_id", "source", "track_id", "label"]).to_pandas()
     known = sorted(table["source"].unique())
-    order = {name: i for i, name in enumerate(stores)}
     for name in stores:
         if name not in known:
             raise RvosError(f"no pseudo-labels for track source {name!r} (sources in the table: {known})", file=path)
-    table = table[table["source"].isin(list(stores))].copy()
+    table = table[table["source"].isin(list(stores))]
     exprs = dataset.expressions
     unknown = sorted(set(table["expression_id"]) - set(exprs.index))
     if unknown:
         raise RvosError(f"{len(unknown)} labelled expressions are not in the dataset", file=path, item=unknown[0])
-    table["_src"] = table["source"].map(order)
+    owners = []
+    for name, vid in table[["source", "video_id"]].drop_duplicates().itertuples(index=False):
+        o = _track_owners(stores[name], vid)
+        owners.append(o.assign(source=name, video_id=vid).rename(columns={"expression_id": "owner"}))
+    table = table.merge(pd.concat(owners, ignore_index=True), on=["source", "video_id", "track_id"], how="left", indicator=True)
+    stray = table[table["_merge"] != "both"]
+    if len(stray):
+        r = stray.iloc[0]
+        raise RvosError(f"track {r['track_id']} is labelled but not in the store", file=stores[r["source"]].path, item=r["video_id"])
+    table = table[table["owner"].isna() | (table["owner"] == table["expression_id"])].copy()
+    table["_src"] = table["source"].map({name: i for i, name in enumerate(stores)})
     table = table.sort_values(["expression_id", "_src", "track_id"], kind="stable")
-    for (name, vid) in table[["source", "video_id"]].drop_duplicates().itertuples(index=False):
-        if not stores[name].is_done(vid):
-            raise RvosError(f"video is labelled but not in track store {name!r}", file=stores[name].path, item=vid)
     groups = {eid: g for eid, g in table.groupby("expression_id", sort=False)}
     out = []
     for eid, e in exprs.iterrows():

@@ -189,13 +189,13 @@ def write_metrics(run_dir: Path, history: list[dict]) -> None:
 
 def plot_curves(history: list[dict], path: str | Path) -> None:
     """PNG with the train / valid loss and the valid accuracy, precision, recall, F1 per epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     ep = [h["epoch"] for h in history]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig = Figure(figsize=(10, 3.8))
+    FigureCanvasAgg(fig)
+    a, b = fig.subplots(1, 2)
     a.plot(ep, [h["train_loss"] for h in history], "o-", label="train loss")
     if any(h.get("valid_loss") is not None for h in history):
         a.plot(ep, [h.get("valid_loss") for h in history], "o-", label="valid loss")
@@ -203,15 +203,17 @@ def plot_curves(history: list[dict], path: str | Path) -> None:
     a.set_title("loss (BCE + 0.3 alignment)")
     a.legend()
     for key in ("accuracy", "precision", "recall", "f1"):
-        b.plot(ep, [h.get(key) for h in history], "o-", label=key)
+        if any(key in h for h in history):
+            b.plot(ep, [h.get(key, float("nan")) for h in history], "o-", label=key)
     b.set_ylim(0, 1.02)
     b.set_xlabel("epoch")
-    b.set_title("validation at the threshold" if history and history[0].get("valid_loss") is not None else "training set at the threshold")
-    b.legend()
+    thr = history[-1].get("threshold", 0.5) if history else 0.5
+    b.set_title(f"validation at threshold {thr:g}" if any(h.get("valid_loss") is not None for h in history) else "no validation set")
+    if b.lines:
+        b.legend()
     fig.tight_layout()
     with atomic_file(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
 
 
 def _prepare_run(out: Path, cfg: dict, resume: bool, overwrite: bool) -> dict | None:
@@ -355,6 +357,7 @@ def train(
             "train_alignment": counts.mean("alignment"),
             "train_seconds": seconds,
             "train_expressions_per_second": counts.n / seconds if seconds > 0 else float("nan"),
+            "threshold": float(tcfg["threshold"]),
         }
         if valid_samples:
             v = evaluate(model, valid_samples, features, valid_tokens, cfg, dev, progress, epoch)
