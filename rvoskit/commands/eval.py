@@ -1,0 +1,95 @@
+"""``rvoskit eval``: score predictions with the MeViS, DAVIS or Ref-DAVIS protocol."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import typer
+
+
+def eval_command(
+    dataset: Path = typer.Argument(..., help="Common-format dataset directory with ground truth (rvoskit convert ...)."),
+    predictions: Path = typer.Argument(
+        ...,
+        help="A predictions directory / predictions.parquet, or a PNG folder: <video>/<exp_id>/<frame>.png "
+        "(MeViS, Ref-YouTube-VOS; an Annotations/ root is entered), <seq>/<frame>.png (DAVIS palette) or "
+        "anno_<k>/<seq>/<frame>.png (ReferFormer Ref-DAVIS).",
+    ),
+    protocol: str = typer.Option("mevis", "--protocol", "-p", help="mevis, davis-semi, davis-unsup or ref-davis."),
+    out: Path = typer.Option(None, "--out", "-o", help="Write summary.json, per-item Parquet/CSV and histogram.png here."),
+    per_frame: bool = typer.Option(False, "--per-frame", help="Also write per_frame.parquet/.csv (needs --out)."),
+    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes (one video per work unit)."),
+    missing_frame_empty: bool = typer.Option(
+        False, "--missing-frame-empty", help="Score missing prediction frames as empty masks instead of failing."
+    ),
+    davis_task: str = typer.Option("unsupervised", "--davis-task", help="ref-davis: DAVIS task per set (unsupervised or semi-supervised)."),
+    anno_set: int = typer.Option(None, "--anno-set", min=0, max=3, help="davis-semi/-unsup on per-expression predictions: Ref-DAVIS set 0..3."),
+    aggregate: str = typer.Option("mean", "--aggregate", help="ref-davis: mean (of the four sets) or each."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out directory."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; print the summary JSON only."),
+) -> None:
+    """Score predictions: J (region IoU), F (boundary) and J&F, identical to the official code per frame.
+
+    [bold]Protocols[/]
+      mevis        union of the expression's objects, every frame, mean per expression then over
+                   expressions; a video without predictions scores 0 and is reported
+      davis-semi   per object, first and last frames dropped (davis2017 semi-supervised)
+      davis-unsup  up to 20 proposals matched to objects (Hungarian), void pixels ignored
+      ref-davis    the four Ref-DAVIS17 expression sets scored separately, then averaged
+
+    [bold]Examples[/]
+      rvoskit eval data/mevis-valid_u runs/pred --out runs/eval --workers 4
+      rvoskit eval data/mevis-valid_u output/mevis/inference --protocol mevis --per-frame --out runs/eval-png
+      rvoskit eval data/refdavis-val runs/pred --protocol ref-davis --aggregate each
+      rvoskit eval data/davis-val results/semi-supervised/osvos --protocol davis-semi
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from rvoskit.errors import RvosError
+    from rvoskit.metrics import evaluate, summary_table, write_results
+    from rvoskit.metrics.report import _json_safe
+
+    if per_frame and out is None:
+        raise RvosError("--per-frame needs --out")
+    if out is not None and out.exists() and not overwrite:
+        raise RvosError("output exists; pass --overwrite to replace it", file=out)
+    console = Console()
+    t0 = time.perf_counter()
+    kw = dict(
+        workers=workers,
+        missing_frame_empty=missing_frame_empty,
+        davis_task=davis_task,
+        anno_set=anno_set,
+        aggregate=aggregate,
+    )
+    if quiet:
+        result = evaluate(dataset, predictions, protocol, **kw)
+    else:
+        cols = (TextColumn("[bold]eval[/] {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+        with Progress(*cols, console=console, transient=True) as bar:
+            task = bar.add_task(protocol, total=None)
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            result = evaluate(dataset, predictions, protocol, progress=progress, **kw)
+    paths = write_results(result, out, per_frame=per_frame, overwrite=overwrite) if out is not None else {}
+    if quiet:
+        typer.echo(json.dumps(_json_safe(result.summary), indent=2))
+        return
+    console.print(summary_table(result))
+    missing = result.summary.get("missing_videos") or []
+    if missing:
+        shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+        console.print(f"[yellow]{len(missing)} video(s) without predictions scored 0:[/] {shown}")
+    for name, p in paths.items():
+        console.print(f"  {name}: {p}")
+    console.print(f"[dim]{len(result.items)} {result.item_name}s in {time.perf_counter() - t0:.1f} s[/]")
+
+
+def register(app: typer.Typer) -> None:
+    """Register ``rvoskit eval`` on the root app."""
+    app.command("eval")(eval_command)

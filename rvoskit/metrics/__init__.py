@@ -1,0 +1,34 @@
+"""J, F and J&F: per-frame metrics identical to the DAVIS/MeViS code, and the benchmark protocols.
+
+No SAM2 or torch import here (``metrics`` knows nothing of models).
+
+- :func:`frame_jf`, :func:`jaccard`, :func:`boundary_f`, :func:`video_jf`, :func:`seg2bmap`:
+  per-frame J and F (:mod:`rvoskit.metrics.jf`).
+- :func:`evaluate`: a whole split with the ``mevis``, ``davis-semi``, ``davis-unsup`` or
+  ``ref-davis`` protocol (:mod:`rvoskit.metrics.evaluate`); :func:`write_results` writes it.
+"""
+
+from rvoskit.metrics.evaluate import PROTOCOLS, EvalResult, evaluate
+from rvoskit.metrics.jf import BOUND_TH, bound_pix, boundary_f, disk, frame_jf, jaccard, seg2bmap, video_jf
+from rvoskit.metrics.protocols import davis_summary, db_statistics, merge_label_map, mevis_summary
+from rvoskit.metrics.report import summary_table, write_results
+
+__all__ = [
+    "BOUND_TH",
+    "PROTOCOLS",
+    "EvalResult",
+    "bound_pix",
+    "boundary_f",
+    "davis_summary",
+    "db_statistics",
+    "disk",
+    "evaluate",
+    "frame_jf",
+    "jaccard",
+    "merge_label_map",
+    "mevis_summary",
+    "seg2bmap",
+    "summary_table",
+    "video_jf",
+    "write_results",
+]

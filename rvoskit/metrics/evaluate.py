@@ -1,0 +1,484 @@
+"""Whole-split evaluation: ground truth from a common-format dataset, predictions from a table or
+PNG folders, scored with one of the protocols, one video per work unit (``workers`` processes).
+
+Protocols:
+
+- ``mevis`` (MeViS ``tools/eval_mevis.py``; also Ref-YouTube-VOS train/val-style splits with
+  ground truth): ground truth = union of the expression's objects, every frame scored, J and F
+  averaged per expression then over expressions, ``J&F = (J + F) / 2``. A video without any
+  prediction scores ``J = F = 0`` for each of its expressions (reported as ``missing_video``); a
+  missing frame is an error unless ``missing_frame_empty``.
+- ``davis-semi`` (davis2017 ``evaluation.py``, semi-supervised): per object, first and last frames
+  dropped, result label ``k`` is object ``k``, no void pixels (the reference passes ``None``).
+- ``davis-unsup`` (unsupervised): all frames, void pixels ignored, up to 20 proposals matched to
+  the objects by the Hungarian algorithm on ``(mean J + mean F) / 2``.
+- ``ref-davis``: the four Ref-DAVIS17 expression sets (``anno_0..3`` = annotator 1 first-frame,
+  annotator 1 full-video, annotator 2 first-frame, annotator 2 full-video), each merged into one
+  label map per frame (ReferFormer's argmax rule, :func:`merge_label_map`) and scored with the
+  DAVIS protocol ``davis_task`` (unsupervised, as ReferFormer's ``dist_test_davis.sh``), then
+  reported per set and, with ``aggregate="mean"``, averaged over the sets.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from rvoskit import __version__
+from rvoskit.errors import RvosError
+from rvoskit.format import rle as rlemod
+from rvoskit.format.store import RvosDataset, open_dataset, read_table
+from rvoskit.metrics.jf import BOUND_TH, frame_jf
+from rvoskit.metrics.protocols import (
+    DAVIS_COLUMNS,
+    davis_semi_frames,
+    davis_summary,
+    davis_unsup_frames,
+    db_statistics,
+    mean_over_frames,
+    merge_label_map,
+    mevis_summary,
+)
+from rvoskit.metrics.sources import (
+    ExpressionMasks,
+    LabelMaps,
+    PredictionSpec,
+    check_predictions,
+    open_predictions,
+)
+
+PROTOCOLS = ("mevis", "davis-semi", "davis-unsup", "ref-davis")
+DAVIS_TASKS = ("unsupervised", "semi-supervised")
+REF_DAVIS_SETS = {0: (1, "first_frame"), 1: (1, "full_video"), 2: (2, "first_frame"), 3: (2, "full_video")}
+"""``anno_<k>`` -> (annotator, kind), ReferFormer's ``exp_id = 4 * obj + k`` order."""
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """Options of one evaluation (picklable; sent to the workers)."""
+
+    protocol: str = "mevis"
+    missing_frame_empty: bool = False
+    davis_task: str = "unsupervised"
+    anno_set: int | None = None
+    bound_th: float = BOUND_TH
+
+
+@dataclass
+class EvalResult:
+    """What :func:`evaluate` returns.
+
+    Attributes:
+        summary: JSON-serialisable headline numbers (values in [0, 1]) and run facts.
+        items: per expression (``mevis``), per object (``davis-*``) or per (set, object)
+            (``ref-davis``) scores.
+        frames: per-frame J and F of every item (``frame_idx``, ``frame``).
+    """
+
+    summary: dict[str, Any]
+    items: pd.DataFrame
+    frames: pd.DataFrame = field(repr=False)
+
+    @property
+    def item_name(self) -> str:
+        """``"expression"`` or ``"object"``: what one row of :attr:`items` is."""
+        return "expression" if self.summary["protocol"] in ("mevis", "ref-davis") else "object"
+
+
+# -- per-process state ---------------------------------------------------------------------------
+
+_DATASETS: dict[str, RvosDataset] = {}
+
+
+def _dataset(path: str) -> RvosDataset:
+    if path not in _DATASETS:
+        _DATASETS.clear()
+        _DATASETS[path] = open_dataset(path)
+    return _DATASETS[path]
+
+
+class _GtFrames:
+    """Ground-truth object masks of one video, decoded one frame at a time (bounded memory)."""
+
+    def __init__(self, ds: RvosDataset, video_id: str, shape: tuple[int, int]):
+        rows = ds.masks(video_id, columns=["obj_id", "frame_idx", "rle", "area"])
+        self.shape = shape
+        self.zeros = np.zeros(shape, np.uint8)
+        self._rows = {(int(o), int(t)): (r, int(a)) for o, t, r, a in zip(rows["obj_id"], rows["frame_idx"], rows["rle"], rows["area"])}
+        self._t = -1
+        self._cache: dict[int, np.ndarray] = {}
+
+    def obj(self, obj_id: int, t: int) -> np.ndarray:
+        if t != self._t:
+            self._t, self._cache = t, {}
+        m = self._cache.get(obj_id)
+        if m is None:
+            hit = self._rows.get((obj_id, t))
+            m = self.zeros if hit is None or hit[1] == 0 else rlemod.decode(hit[0], *self.shape)
+            self._cache[obj_id] = m
+        return m
+
+    def union(self, obj_ids: list[int], t: int) -> np.ndarray:
+        """Union of the objects on frame ``t`` (MeViS rule; no target gives zeros)."""
+        ms = [self.obj(int(o), t) for o in obj_ids]
+        if not ms:
+            return self.zeros
+        out = ms[0]
+        for m in ms[1:]:
+            out = np.bitwise_or(out, m)
+        return out
+
+
+def _missing(opts: EvalOptions, what: str, file, item: str) -> None:
+    if not opts.missing_frame_empty:
+        raise RvosError(f"{what} (pass --missing-frame-empty to score missing frames as empty masks)", file=file, item=item)
+
+
+# -- MeViS ---------------------------------------------------------------------------------------
+
+
+def _mevis_video(ds: RvosDataset, spec: PredictionSpec, opts: EvalOptions, video_id: str, rows) -> list[dict]:
+    v = ds.video(video_id)
+    T, shape = int(v["num_frames"]), (int(v["height"]), int(v["width"]))
+    exprs = ds.expressions[ds.expressions["video_id"] == video_id]
+    for eid, obj_ids in zip(exprs["expression_id"], exprs["obj_ids"]):
+        if obj_ids is None:
+            raise RvosError("expression has no ground truth (obj_ids is null): not an evaluation split", file=ds.path, item=eid)
+    src = ExpressionMasks(spec, v, rows)
+    out = [
+        {"expression_id": eid, "video_id": video_id, "exp_id": str(x), "obj_ids": list(o), "status": "ok", "J_t": None, "F_t": None}
+        for eid, x, o in zip(exprs["expression_id"], exprs["exp_id"], exprs["obj_ids"])
+    ]
+    if not src.has_video:
+        for r in out:
+            r["status"] = "missing_video"
+        return out
+    for r in out:
+        if not src.has_expression(r["exp_id"]):
+            _missing(opts, "no prediction for this expression", spec.path, r["expression_id"])
+    gt = _GtFrames(ds, video_id, shape)
+    J = np.empty((len(out), T))
+    F = np.empty((len(out), T))
+    for t in range(T):
+        for i, r in enumerate(out):
+            pred = src.get(r["exp_id"], t)
+            if pred is None:
+                _missing(opts, "missing prediction frame", spec.path, f"{r['expression_id']} frame {v['frames'][t]}")
+                pred = gt.zeros
+            J[i, t], F[i, t] = frame_jf(pred, gt.union(r["obj_ids"], t), None, opts.bound_th)
+    for i, r in enumerate(out):
+        r["J_t"], r["F_t"] = J[i], F[i]
+    return out
+
+
+# -- DAVIS ---------------------------------------------------------------------------------------
+
+
+def _sets(ds: RvosDataset, spec: PredictionSpec, opts: EvalOptions) -> list[int | None]:
+    if opts.protocol == "ref-davis":
+        if spec.kind == "png-labels":
+            raise RvosError("ref-davis needs anno_<k>/ folders or per-expression predictions, not one label-map folder", file=spec.path)
+        return [0, 1, 2, 3]
+    if spec.kind == "png-labels":
+        return [None]
+    if opts.anno_set is None:
+        raise RvosError(
+            "these predictions are per expression (or per Ref-DAVIS set): choose the expression set with --anno-set 0..3, "
+            "or use --protocol ref-davis",
+            file=spec.path,
+        )
+    return [opts.anno_set]
+
+
+def _label_source(ds: RvosDataset, spec: PredictionSpec, video: pd.Series, k: int | None, rows, opts: EvalOptions):
+    """``(has_video, get(t) -> label map or None, expression_id by obj_id)`` for set ``k``."""
+    if spec.kind in ("png-labels", "png-sets"):
+        root = spec.path if k is None else spec.set_root(k)
+        lm = LabelMaps(root, video)
+        return lm.has_video, lm.get, {}, root
+    annotator, kind = REF_DAVIS_SETS[k]
+    e = ds.expressions
+    sel = e[(e["video_id"] == video["video_id"]) & (e["annotator"] == annotator) & (e["kind"] == kind)]
+    by_obj = {}
+    for eid, x, o in zip(sel["expression_id"], sel["exp_id"], sel["obj_ids"]):
+        if o is None or len(o) != 1:
+            raise RvosError("a Ref-DAVIS expression must have exactly one target object", file=ds.path, item=eid)
+        by_obj[int(o[0])] = (eid, str(x))
+    src = ExpressionMasks(spec, video, rows)
+    shape = (int(video["height"]), int(video["width"]))
+    present = [(o, x) for o, (_, x) in sorted(by_obj.items()) if src.has_expression(x)]
+
+    def get(t: int) -> np.ndarray | None:
+        masks = []
+        for o, x in present:
+            m = src.get(x, t)
+            if m is None:
+                return None
+            masks.append((o, m))
+        return merge_label_map(masks, shape)
+
+    return bool(present), get, {o: eid for o, (eid, _) in by_obj.items()}, spec.path
+
+
+def _davis_video(ds: RvosDataset, spec: PredictionSpec, opts: EvalOptions, video_id: str, rows) -> list[dict]:
+    v = ds.video(video_id)
+    T, shape = int(v["num_frames"]), (int(v["height"]), int(v["width"]))
+    task = {"davis-semi": "semi-supervised", "davis-unsup": "unsupervised"}.get(opts.protocol, opts.davis_task)
+    objects = ds.object_masks(video_id)
+    # The reference builds objects 1..max(label in the first ground-truth frame).
+    n = max((o for o, m in objects.items() if T and m[0].any()), default=0)
+    zeros = np.zeros((T, *shape), np.uint8)
+    gt = [objects.get(i, zeros) for i in range(1, n + 1)]
+    frames = list(range(1, T - 1)) if task == "semi-supervised" else list(range(T))
+    void = ds.void_masks(video_id) if task == "unsupervised" else None
+    if void is not None and not void.any():
+        void = None  # no void pixel: the same numbers, without the extra work
+    out = []
+    for k in _sets(ds, spec, opts):
+        has_video, get, expr_of, where = _label_source(ds, spec, v, k, rows, opts)
+        if not has_video:
+            _missing(opts, "no prediction for this sequence", where, video_id if k is None else f"anno_{k}/{video_id}")
+        labels = np.zeros((len(frames), *shape), np.uint8)
+        for i, t in enumerate(frames):
+            lab = get(t) if has_video else None
+            if lab is None:
+                if has_video:
+                    _missing(opts, "missing prediction frame", where, f"{video_id} frame {v['frames'][t]}")
+                continue
+            labels[i] = lab if lab.dtype == np.uint8 else _as_u8_labels(lab, where, video_id)
+        try:
+            if task == "semi-supervised":
+                J, F = davis_semi_frames([g[frames] for g in gt], labels, opts.bound_th)
+                props, objs = np.arange(1, n + 1), np.arange(n)
+            else:
+                J, F, props, objs = davis_unsup_frames(gt, labels, void, opts.bound_th)
+        except ValueError as exc:
+            raise RvosError(str(exc), file=where, item=video_id) from None
+        for i in range(len(J)):
+            obj_id = int(objs[i]) + 1
+            out.append(
+                {
+                    "set": None if k is None else f"anno_{k}",
+                    "video_id": video_id,
+                    "obj_id": obj_id,
+                    "proposal": int(props[i]),
+                    "expression_id": expr_of.get(obj_id),
+                    "status": "ok",
+                    "frames": frames,
+                    "J_t": J[i],
+                    "F_t": F[i],
+                }
+            )
+    return out
+
+
+def _as_u8_labels(lab: np.ndarray, where, video_id: str) -> np.ndarray:
+    if lab.size and (lab.min() < 0 or lab.max() > 255):
+        raise RvosError("label values outside 0..255", file=where, item=video_id)
+    return lab.astype(np.uint8)
+
+
+# -- driver --------------------------------------------------------------------------------------
+
+
+def _run_video(job: tuple) -> tuple[str, list[dict]]:
+    ds_path, spec, opts, video_id, rows = job
+    ds = _dataset(ds_path)
+    fn = _mevis_video if opts.protocol == "mevis" else _davis_video
+    return video_id, fn(ds, spec, opts, video_id, rows)
+
+
+def evaluate(
+    dataset: str | Path | RvosDataset,
+    predictions: str | Path | PredictionSpec,
+    protocol: str = "mevis",
+    *,
+    workers: int = 1,
+    missing_frame_empty: bool = False,
+    davis_task: str = "unsupervised",
+    anno_set: int | None = None,
+    aggregate: str = "mean",
+    bound_th: float = BOUND_TH,
+    videos: list[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> EvalResult:
+    """Score predictions against a dataset's ground truth with one benchmark protocol.
+
+    Args:
+        dataset: a common-format dataset directory (or an open :class:`RvosDataset`).
+        predictions: a predictions directory / ``predictions.parquet``, or a PNG folder in the
+            MeViS / Ref-YouTube-VOS / DAVIS / ReferFormer Ref-DAVIS layout
+            (:func:`rvoskit.metrics.sources.open_predictions`).
+        protocol: one of :data:`PROTOCOLS` (see the module docstring).
+        workers: processes; each scores whole videos.
+        missing_frame_empty: score a missing prediction frame (or expression, or DAVIS sequence)
+            as an empty mask instead of failing. A MeViS video without any prediction always
+            scores 0 (as the MeViS script does) and is listed in ``summary["missing_videos"]``.
+        davis_task: the DAVIS task ``ref-davis`` scores each set with (``unsupervised`` or
+            ``semi-supervised``).
+        anno_set: the Ref-DAVIS expression set (0..3) for ``davis-semi`` / ``davis-unsup`` with
+            per-expression predictions.
+        aggregate: ``ref-davis``: ``"mean"`` (headline = mean over the four sets) or ``"each"``
+            (per-set numbers only).
+        bound_th: F boundary tolerance.
+        videos: score only these videos (default: every video of the dataset).
+        progress: called as ``progress(done, total)`` after each video.
+
+    Returns:
+        :class:`EvalResult`.
+
+    Raises:
+        RvosError: unknown protocol, unknown ids in the predictions, size mismatches,
+            unreadable PNGs, missing frames (without ``missing_frame_empty``), a split without
+            ground truth, more than 20 DAVIS proposals.
+    """
+    if protocol not in PROTOCOLS:
+        raise RvosError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    if davis_task not in DAVIS_TASKS:
+        raise RvosError(f"unknown DAVIS task {davis_task!r}; choose one of {', '.join(DAVIS_TASKS)}")
+    if aggregate not in ("mean", "each"):
+        raise RvosError(f"unknown aggregate {aggregate!r}; choose mean or each")
+    if anno_set is not None and anno_set not in REF_DAVIS_SETS:
+        raise RvosError(f"--anno-set must be 0..3, got {anno_set}")
+    ds = dataset if isinstance(dataset, RvosDataset) else open_dataset(dataset)
+    spec = predictions if isinstance(predictions, PredictionSpec) else open_predictions(predictions)
+    if protocol == "mevis" and spec.kind not in ("table", "png-expr"):
+        raise RvosError(f"the mevis protocol needs per-expression predictions; this folder looks like {spec.kind}", file=spec.path)
+    if protocol == "ref-davis":
+        e = ds.expressions
+        if e["annotator"].isna().all() or e["kind"].isna().all():
+            raise RvosError("ref-davis needs a Ref-DAVIS17 dataset (expressions with annotator and kind)", file=ds.path)
+    check_predictions(spec, ds)
+    opts = EvalOptions(protocol, missing_frame_empty, davis_task, anno_set, bound_th)
+    vids = list(ds.videos.index) if videos is None else list(videos)
+    for vid in vids:
+        ds.video(vid)
+    per_video_rows: dict[str, pd.DataFrame | None] = {v: None for v in vids}
+    if spec.kind == "table":
+        table = read_table(spec.path, "predictions", columns=["video_id", "exp_id", "frame_idx", "rle", "area"]).to_pandas()
+        for vid, part in table.groupby("video_id", sort=False):
+            if vid in per_video_rows:
+                per_video_rows[vid] = part
+    jobs = [(str(ds.path), spec, opts, vid, per_video_rows[vid]) for vid in vids]
+    results: dict[str, list[dict]] = {}
+    if workers <= 1 or len(jobs) <= 1:
+        _DATASETS[str(ds.path)] = ds
+        for i, job in enumerate(jobs):
+            vid, rows = _run_video(job)
+            results[vid] = rows
+            if progress:
+                progress(i + 1, len(jobs))
+    else:
+        import multiprocessing as mp
+
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+            futs = [pool.submit(_run_video, job) for job in jobs]
+            for i, fut in enumerate(as_completed(futs)):
+                vid, rows = fut.result()
+                results[vid] = rows
+                if progress:
+                    progress(i + 1, len(jobs))
+    rows = [r for vid in vids for r in results[vid]]
+    return _collect(ds, spec, opts, aggregate, rows)
+
+
+def _collect(ds: RvosDataset, spec: PredictionSpec, opts: EvalOptions, aggregate: str, rows: list[dict]) -> EvalResult:
+    base = {
+        "protocol": opts.protocol,
+        "dataset": str(Path(ds.path).resolve()),
+        "predictions": str(Path(spec.path).resolve()),
+        "predictions_layout": spec.kind,
+        "rvoskit_version": __version__,
+        "bound_th": opts.bound_th,
+        "missing_frame_empty": opts.missing_frame_empty,
+    }
+    frame_rows = []
+    if opts.protocol == "mevis":
+        items = []
+        for r in rows:
+            ok = r["status"] == "ok"
+            j = mean_over_frames(r["J_t"]) if ok else 0.0
+            f = mean_over_frames(r["F_t"]) if ok else 0.0
+            items.append(
+                {
+                    "expression_id": r["expression_id"],
+                    "video_id": r["video_id"],
+                    "exp_id": r["exp_id"],
+                    "n_frames": len(r["J_t"]) if ok else 0,
+                    "J": j,
+                    "F": f,
+                    "J&F": (j + f) / 2,
+                    "status": r["status"],
+                }
+            )
+            if ok:
+                frame_rows.append(pd.DataFrame({"expression_id": r["expression_id"], "video_id": r["video_id"], "exp_id": r["exp_id"], "frame_idx": np.arange(len(r["J_t"]), dtype=np.int32), "J": r["J_t"], "F": r["F_t"]}))
+        items_df = pd.DataFrame(items, columns=["expression_id", "video_id", "exp_id", "n_frames", "J", "F", "J&F", "status"])
+        summ = mevis_summary(items_df["J"].tolist(), items_df["F"].tolist())
+        missing = sorted({r["video_id"] for r in rows if r["status"] == "missing_video"})
+        summary = {**base, **summ, "n_expressions": len(items_df), "n_missing_videos": len(missing), "missing_videos": missing}
+    else:
+        items = []
+        for r in rows:
+            jm, jr, jd = db_statistics(r["J_t"])
+            fm, fr, fd = db_statistics(r["F_t"])
+            items.append(
+                {
+                    "set": r["set"],
+                    "video_id": r["video_id"],
+                    "obj_id": r["obj_id"],
+                    "proposal": r["proposal"],
+                    "expression_id": r["expression_id"],
+                    "J": jm,
+                    "F": fm,
+                    "J&F": (jm + fm) / 2,
+                    "J-Recall": jr,
+                    "J-Decay": jd,
+                    "F-Recall": fr,
+                    "F-Decay": fd,
+                }
+            )
+            frame_rows.append(
+                pd.DataFrame(
+                    {
+                        "set": r["set"],
+                        "video_id": r["video_id"],
+                        "obj_id": r["obj_id"],
+                        "proposal": r["proposal"],
+                        "frame_idx": np.asarray(r["frames"], dtype=np.int32),
+                        "J": r["J_t"],
+                        "F": r["F_t"],
+                    }
+                )
+            )
+        items_df = pd.DataFrame(items, columns=["set", "video_id", "obj_id", "proposal", "expression_id", "J", "F", "J&F", "J-Recall", "J-Decay", "F-Recall", "F-Decay"])
+        sets = sorted({r["set"] for r in rows}, key=lambda s: (s is None, s))
+        per_set = {}
+        for s in sets:
+            sel = [r for r in rows if r["set"] == s]
+            per_set[s] = davis_summary([r["J_t"] for r in sel], [r["F_t"] for r in sel])
+        task = {"davis-semi": "semi-supervised", "davis-unsup": "unsupervised"}.get(opts.protocol, opts.davis_task)
+        summary = {**base, "davis_task": task, "n_objects": len(items_df)}
+        if opts.protocol == "ref-davis":
+            summary["aggregate"] = aggregate
+            summary["sets"] = {s: {**per_set[s], "n_objects": sum(1 for r in rows if r["set"] == s)} for s in sets}
+            if aggregate == "mean" and sets:
+                for key in DAVIS_COLUMNS:
+                    summary[key] = float(np.mean([per_set[s][key] for s in sets]))
+        else:
+            if opts.anno_set is not None:
+                summary["anno_set"] = opts.anno_set
+            summary.update(per_set[sets[0]] if sets else {k: math.nan for k in DAVIS_COLUMNS})
+        if "J-Mean" in summary:
+            summary["J"], summary["F"], summary["J&F"] = summary["J-Mean"], summary["F-Mean"], summary["J&F-Mean"]
+    frames_df = pd.concat(frame_rows, ignore_index=True) if frame_rows else pd.DataFrame()
+    if not frames_df.empty:
+        names = {vid: list(fr) for vid, fr in zip(ds.videos.index, ds.videos["frames"])}
+        frames_df.insert(frames_df.columns.get_loc("frame_idx") + 1, "frame", [names[v][t] for v, t in zip(frames_df["video_id"], frames_df["frame_idx"])])
+    return EvalResult(summary=summary, items=items_df, frames=frames_df)

@@ -1,0 +1,204 @@
+"""Protocol arithmetic: how per-frame J and F become the numbers the benchmarks report.
+
+Pure functions on arrays; reading ground truth and predictions is :mod:`rvoskit.metrics.evaluate`.
+
+Sources (see ``docs/eval.md`` for the full list of quirks kept):
+
+- MeViS ``tools/eval_mevis.py``: per expression ``J = mean_t J_t``, ``F = mean_t F_t`` over every
+  frame; ``J = mean`` over expressions, ``F`` likewise, ``J&F = (J + F) / 2``.
+- davis2017-evaluation ``davis2017/evaluation.py`` (semi-supervised and unsupervised),
+  ``davis2017/utils.py`` (``db_statistics``) and ``evaluation_method.py`` (the global table).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Sequence
+
+import numpy as np
+
+from rvoskit.metrics.jf import BOUND_TH, frame_jf
+
+MAX_PROPOSALS = 20
+"""The DAVIS unsupervised protocol refuses results with a label above this."""
+
+DAVIS_COLUMNS = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")
+"""Columns of the DAVIS global results table, in the order ``evaluation_method.py`` prints them."""
+
+
+def mean_over_frames(values: np.ndarray) -> float:
+    """Mean of per-frame values as the MeViS script takes it (``np.mean`` of a float64 array)."""
+    return float(np.mean(np.asarray(values, np.float64)))
+
+
+def mevis_summary(j_expr: Sequence[float], f_expr: Sequence[float]) -> dict[str, float]:
+    """MeViS aggregation: each expression weighs the same, whatever its length.
+
+    Args:
+        j_expr, f_expr: per-expression J and F (a missing prediction video contributes 0, 0).
+
+    Returns:
+        ``{"J", "F", "J&F"}`` in [0, 1]; ``nan`` when there are no expressions.
+    """
+    if len(j_expr) == 0:
+        return {"J": math.nan, "F": math.nan, "J&F": math.nan}
+    J = float(np.mean(np.asarray(j_expr, np.float64)))
+    F = float(np.mean(np.asarray(f_expr, np.float64)))
+    return {"J": J, "F": F, "J&F": (J + F) / 2}
+
+
+def db_statistics(per_frame_values: np.ndarray) -> tuple[float, float, float]:
+    """Mean, recall and decay of one object's per-frame values (davis2017 ``utils.db_statistics``).
+
+    ``M = nanmean(v)``, ``R = nanmean(v > 0.5)``, ``D = nanmean(first bin) - nanmean(last bin)``
+    over 4 bins cut at ``round(linspace(1, T, 5)) - 1``. The bin indices are cast to ``uint8``
+    as in the reference, so decay differs from the intended one for more than 256 frames.
+    """
+    v = np.asarray(per_frame_values, np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        M = np.nanmean(v)
+        R = np.nanmean(v > 0.5)
+        ids = (np.round(np.linspace(1, len(v), 5) + 1e-10) - 1).astype(np.uint8)
+        bins = [v[ids[i] : ids[i + 1] + 1] for i in range(4)]
+        D = np.nanmean(bins[0]) - np.nanmean(bins[3])
+    return float(M), float(R), float(D)
+
+
+def davis_summary(j_objects: Sequence[np.ndarray], f_objects: Sequence[np.ndarray]) -> dict[str, float]:
+    """The DAVIS global table from per-object per-frame J and F, objects pooled over sequences.
+
+    Follows ``evaluation_method.py``: ``J-Mean = nanmean`` of the per-object means, ``F-Mean = mean``,
+    likewise for recall and decay, ``J&F-Mean = (J-Mean + F-Mean) / 2``.
+
+    Returns:
+        A dict keyed by :data:`DAVIS_COLUMNS` (values in [0, 1], ``nan`` without objects).
+    """
+    if len(j_objects) == 0:
+        return {k: math.nan for k in DAVIS_COLUMNS}
+    js = np.array([db_statistics(j) for j in j_objects])
+    fs = np.array([db_statistics(f) for f in f_objects])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        jm, jr, jd = (np.nanmean(list(js[:, i])) for i in range(3))
+        fm, fr, fd = (np.mean(list(fs[:, i])) for i in range(3))
+    return {
+        "J&F-Mean": float((jm + fm) / 2.0),
+        "J-Mean": float(jm),
+        "J-Recall": float(jr),
+        "J-Decay": float(jd),
+        "F-Mean": float(fm),
+        "F-Recall": float(fr),
+        "F-Decay": float(fd),
+    }
+
+
+def merge_label_map(masks: Sequence[tuple[int, np.ndarray]], shape: tuple[int, int]) -> np.ndarray:
+    """Merge binary object masks into one label map, lowest ``obj_id`` first.
+
+    ReferFormer (``inference_davis.py``) takes ``argmax`` over ``[0.1 background, mask_1, ...]``;
+    with binary masks that is: background where no mask is set, else the first object (in
+    ascending ``obj_id``) whose mask is set. This function reproduces that rule.
+
+    Args:
+        masks: ``(obj_id, mask (H, W))`` pairs, any order; ids in 1..255.
+        shape: ``(H, W)``.
+
+    Returns:
+        ``uint8 (H, W)`` label map (0 = background, else the ``obj_id``).
+    """
+    out = np.zeros(shape, np.uint8)
+    for obj_id, m in sorted(masks, key=lambda x: x[0], reverse=True):  # lowest id written last wins
+        if not 0 < obj_id < 256:
+            raise ValueError(f"obj_id {obj_id} does not fit a palette PNG")
+        out[np.asarray(m) != 0] = obj_id
+    return out
+
+
+def davis_semi_frames(
+    gt_objects: Sequence[np.ndarray],
+    labels: np.ndarray,
+    bound_th: float = BOUND_TH,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Semi-supervised DAVIS per-frame scores: object ``i`` against result label ``i + 1``.
+
+    The caller passes the frames already cut to ``[1:-1]`` (the reference drops the first and
+    last frames) and no void pixels (the reference passes ``None`` in this task).
+
+    Args:
+        gt_objects: N ground-truth masks, each ``(T, H, W)``, in label order (label ``i + 1``).
+        labels: result label maps ``(T, H, W)``; labels above N are an error in the reference.
+
+    Returns:
+        ``(J, F)``: ``float64 (N, T)``.
+
+    Raises:
+        ValueError: a label above N.
+    """
+    n = len(gt_objects)
+    T = labels.shape[0]
+    if labels.size and int(labels.max()) > n:
+        raise ValueError(f"the result has label {int(labels.max())} but the sequence has {n} objects")
+    J = np.zeros((n, T))
+    F = np.zeros((n, T))
+    for t in range(T):
+        lab = labels[t]
+        for i in range(n):
+            J[i, t], F[i, t] = frame_jf(lab == i + 1, gt_objects[i][t], None, bound_th)
+    return J, F
+
+
+def davis_unsup_frames(
+    gt_objects: Sequence[np.ndarray],
+    labels: np.ndarray,
+    void: np.ndarray | None,
+    bound_th: float = BOUND_TH,
+    max_proposals: int = MAX_PROPOSALS,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Unsupervised DAVIS: every proposal against every object, then Hungarian matching.
+
+    Proposals are labels ``1..max(labels)`` (padded with empty proposals up to the number of
+    objects). The assignment maximises ``(nanmean_t J + mean_t F) / 2`` with
+    ``scipy.optimize.linear_sum_assignment``; the matched pairs are returned in the reference's
+    order (ascending proposal), which is the order its per-object lists are built in.
+
+    Args:
+        gt_objects: N masks ``(T, H, W)``.
+        labels: result label maps ``(T, H, W)``.
+        void: void pixels ``(T, H, W)`` or None.
+
+    Returns:
+        ``(J, F, proposal, obj_index)``: ``float64 (N, T)`` each for J and F, and the matched
+        proposal label and ground-truth object index (0-based) per row.
+
+    Raises:
+        ValueError: more than ``max_proposals`` proposals.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    n = len(gt_objects)
+    T = labels.shape[0]
+    n_prop = int(labels.max()) if labels.size else 0
+    if n_prop > max_proposals:
+        raise ValueError(f"the result has label {n_prop}, more than the {max_proposals} proposals allowed")
+    n_prop = max(n_prop, n)
+    J = np.zeros((n_prop, n, T))
+    F = np.zeros((n_prop, n, T))
+    for t in range(T):
+        lab = labels[t]
+        present = set(np.unique(lab).tolist())
+        vt = None if void is None else void[t]
+        for jj in range(n_prop):
+            prop = lab == jj + 1 if jj + 1 in present else _zeros_like(lab)
+            for ii in range(n):
+                J[jj, ii, t], F[jj, ii, t] = frame_jf(prop, gt_objects[ii][t], vt, bound_th)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        score = (np.nanmean(J, axis=2) + np.mean(F, axis=2)) / 2
+    rows, cols = linear_sum_assignment(-score)
+    return J[rows, cols, :], F[rows, cols, :], rows + 1, cols
+
+
+def _zeros_like(lab: np.ndarray) -> np.ndarray:
+    return np.zeros(lab.shape, np.bool_)

@@ -1,0 +1,286 @@
+"""Prediction sources for ``rvoskit eval``: a predictions table or PNG folders.
+
+Layouts (``docs/eval.md``):
+
+- ``table``: a predictions directory (``predictions.parquet`` + ``predictions.json``) or a bare
+  ``predictions.parquet``: one RLE per (expression, frame) (``schemas/FORMAT.md`` section 4).
+- ``png-expr``: MeViS / Ref-YouTube-VOS submission layout ``<root>/<video>/<exp_id>/<frame>.png``
+  (a root holding only ``Annotations/`` is entered). Read as ``cv2.IMREAD_GRAYSCALE`` and any
+  nonzero pixel is foreground, as MeViS ``tools/eval_mevis.py`` reads them.
+- ``png-labels``: DAVIS results ``<root>/<sequence>/<frame>.png``, indexed (``P``) or ``L`` PNGs,
+  pixel value = object / proposal id, read with PIL as davis2017 ``results.py`` does.
+- ``png-sets``: ReferFormer's Ref-DAVIS layout ``<root>/anno_<k>/<sequence>/<frame>.png``
+  (k = 0..3), one ``png-labels`` folder per expression set.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from rvoskit.errors import RvosError
+from rvoskit.format import rle as rlemod
+from rvoskit.format.atomic import safe_name
+from rvoskit.format.predictions import read_predictions
+from rvoskit.format.store import RvosDataset, read_table
+
+_SET_DIR = re.compile(r"anno_([0-3])")
+_IGNORED = ("__MACOSX",)
+
+
+@dataclass(frozen=True)
+class PredictionSpec:
+    """Where predictions are and how they are laid out (small and picklable, for workers)."""
+
+    kind: str  # "table" | "png-expr" | "png-labels" | "png-sets"
+    path: Path  # the table file, or the PNG root
+
+    def set_root(self, k: int) -> Path:
+        """The ``png-labels`` folder of expression set ``k`` of a ``png-sets`` layout."""
+        return self.path / f"anno_{k}"
+
+
+def _subdirs(path: Path) -> list[str]:
+    try:
+        with os.scandir(path) as it:
+            return sorted(e.name for e in it if e.is_dir() and not e.name.startswith(".") and e.name not in _IGNORED)
+    except OSError as exc:
+        raise RvosError(f"cannot list the folder: {exc.strerror}", file=path) from None
+
+
+def _files(path: Path, suffix: str = ".png") -> list[str]:
+    with os.scandir(path) as it:
+        return sorted(e.name for e in it if e.is_file() and e.name.endswith(suffix) and not e.name.startswith("."))
+
+
+def check_id(item_id: str, what: str, where: Path) -> str:
+    """Refuse an id that would not stay inside its folder as a path component (``safe_name`` rule)."""
+    if safe_name(item_id) != item_id:
+        raise RvosError(f"{what} id {item_id!r} cannot be used as a file name as is", file=where, item=item_id)
+    return item_id
+
+
+def open_predictions(path: str | Path) -> PredictionSpec:
+    """Detect the layout of ``path`` (see the module docstring).
+
+    Raises:
+        RvosError: the path does not exist, or holds no recognisable predictions.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise RvosError("predictions not found", file=path)
+    if path.is_file():
+        if path.suffix != ".parquet":
+            raise RvosError("expected a predictions directory, a predictions.parquet or a PNG folder", file=path)
+        return PredictionSpec("table", path)
+    if (path / "predictions.parquet").is_file():
+        read_predictions(path)  # checks the manifest
+        return PredictionSpec("table", path / "predictions.parquet")
+    dirs = _subdirs(path)
+    if not dirs:
+        raise RvosError("empty prediction folder (no sequence or video folders)", file=path)
+    if dirs == ["Annotations"]:  # Ref-YouTube-VOS submission layout
+        return open_predictions(path / "Annotations")
+    if all(_SET_DIR.fullmatch(d) for d in dirs):
+        return PredictionSpec("png-sets", path)
+    first = path / dirs[0]
+    if _files(first):
+        return PredictionSpec("png-labels", path)
+    if _subdirs(first):
+        return PredictionSpec("png-expr", path)
+    raise RvosError("no PNG files under the first video folder", file=first)
+
+
+# -- checks against the dataset ------------------------------------------------------------------
+
+
+def _unknown(kind: str, ids: list[str], where: Path) -> RvosError:
+    shown = ", ".join(repr(i) for i in ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+    return RvosError(f"{len(ids)} unknown {kind} id(s) not in the dataset: {shown}", file=where)
+
+
+def table_index(path: Path) -> pd.DataFrame:
+    """The key columns of a predictions table (no RLE), for checks and per-video splitting."""
+    cols = ["expression_id", "video_id", "exp_id", "frame_idx", "height", "width"]
+    return read_table(path, "predictions", columns=cols).to_pandas()
+
+
+def check_predictions(spec: PredictionSpec, ds: RvosDataset) -> None:
+    """Check that every id in the predictions exists in the dataset, sizes match, no duplicates.
+
+    Raises:
+        RvosError: unknown video / expression / frame ids, a size that differs from the video's,
+            duplicate rows, or no predictions at all.
+    """
+    videos = ds.videos
+    if spec.kind == "table":
+        idx = table_index(spec.path)
+        if idx.empty:
+            raise RvosError("the predictions table has no rows", file=spec.path)
+        bad_v = sorted(set(idx["video_id"]) - set(videos.index))
+        if bad_v:
+            raise _unknown("video", bad_v, spec.path)
+        exprs = ds.expressions
+        bad_e = sorted(set(idx["expression_id"]) - set(exprs.index))
+        if bad_e:
+            raise _unknown("expression", bad_e, spec.path)
+        e = exprs.loc[idx["expression_id"]]
+        wrong = (e["video_id"].to_numpy() != idx["video_id"].to_numpy()) | (e["exp_id"].to_numpy() != idx["exp_id"].to_numpy())
+        if wrong.any():
+            i = int(np.flatnonzero(wrong)[0])
+            raise RvosError("video_id/exp_id do not match the expression", file=spec.path, item=idx["expression_id"].iloc[i])
+        v = videos.loc[idx["video_id"]]
+        for col, ref in (("height", "height"), ("width", "width")):
+            off = idx[col].to_numpy() != v[ref].to_numpy()
+            if off.any():
+                i = int(np.flatnonzero(off)[0])
+                raise RvosError(
+                    f"prediction size {idx['height'].iloc[i]}x{idx['width'].iloc[i]} differs from the video's "
+                    f"{v['height'].iloc[i]}x{v['width'].iloc[i]}",
+                    file=spec.path,
+                    item=f"{idx['expression_id'].iloc[i]} frame {idx['frame_idx'].iloc[i]}",
+                )
+        out = (idx["frame_idx"].to_numpy() < 0) | (idx["frame_idx"].to_numpy() >= v["num_frames"].to_numpy())
+        if out.any():
+            i = int(np.flatnonzero(out)[0])
+            raise RvosError("frame_idx outside the video", file=spec.path, item=f"{idx['expression_id'].iloc[i]} frame {idx['frame_idx'].iloc[i]}")
+        dup = idx.duplicated(["expression_id", "frame_idx"])
+        if dup.any():
+            i = int(np.flatnonzero(dup.to_numpy())[0])
+            raise RvosError("duplicate prediction rows", file=spec.path, item=f"{idx['expression_id'].iloc[i]} frame {idx['frame_idx'].iloc[i]}")
+        return
+    roots = [spec.set_root(k) for k in range(4) if spec.set_root(k).is_dir()] if spec.kind == "png-sets" else [spec.path]
+    for root in roots:
+        dirs = _subdirs(root)
+        if not dirs:
+            raise RvosError("empty prediction folder", file=root)
+        bad_v = sorted(set(dirs) - set(videos.index))
+        if bad_v:
+            raise _unknown("video", bad_v, root)
+        if spec.kind == "png-expr":
+            by_video = ds.expressions.groupby("video_id")["exp_id"].agg(set)
+            for vid in dirs:
+                bad_e = sorted(set(_subdirs(root / vid)) - by_video.get(vid, set()))
+                if bad_e:
+                    raise _unknown(f"expression (video {vid})", bad_e, root / vid)
+
+
+# -- reading per video ---------------------------------------------------------------------------
+
+
+def _check_shape(mask: np.ndarray, shape: tuple[int, int], file, item: str) -> np.ndarray:
+    if mask.shape != shape:
+        raise RvosError(
+            f"prediction size {mask.shape[0]}x{mask.shape[1]} differs from the ground truth {shape[0]}x{shape[1]}",
+            file=file,
+            item=item,
+        )
+    return mask
+
+
+def read_gray_png(path: Path, shape: tuple[int, int], item: str) -> np.ndarray | None:
+    """Read a MeViS-style prediction PNG as ``cv2.IMREAD_GRAYSCALE`` (None when the file is missing).
+
+    Raises:
+        RvosError: unreadable file, or a size other than ``shape``.
+    """
+    if not path.is_file():
+        return None
+    m = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if m is None:
+        raise RvosError("unreadable PNG", file=path, item=item)
+    return _check_shape(m, shape, path, item)
+
+
+def read_label_png(path: Path, shape: tuple[int, int], item: str) -> np.ndarray | None:
+    """Read a DAVIS result PNG (palette indices, or gray values) with PIL (None when missing).
+
+    Raises:
+        RvosError: unreadable file, a colour (RGB) PNG, or a size other than ``shape``.
+    """
+    from PIL import Image
+
+    if not path.is_file():
+        return None
+    try:
+        with Image.open(path) as im:
+            a = np.array(im)
+    except (OSError, ValueError) as exc:
+        raise RvosError(f"unreadable PNG: {exc}", file=path, item=item) from None
+    if a.ndim != 2:
+        raise RvosError("expected an indexed (P) or grayscale (L) PNG of object ids", file=path, item=item)
+    return _check_shape(a, shape, path, item)
+
+
+class ExpressionMasks:
+    """Predicted masks of the expressions of one video (``table`` or ``png-expr`` source).
+
+    Args:
+        spec: the source.
+        video: the ``videos`` row.
+        rows: for a table, that video's prediction rows (``exp_id``, ``frame_idx``, ``rle``, ``area``).
+    """
+
+    def __init__(self, spec: PredictionSpec, video: pd.Series, rows: pd.DataFrame | None = None):
+        self.spec = spec
+        self.video_id = str(video["video_id"])
+        self.frames = list(video["frames"])
+        self.shape = (int(video["height"]), int(video["width"]))
+        self._zeros = np.zeros(self.shape, np.uint8)
+        self._table: dict[tuple[str, int], tuple[bytes, int]] = {}
+        if spec.kind == "table":
+            if rows is not None:
+                for e, t, r, a in zip(rows["exp_id"], rows["frame_idx"], rows["rle"], rows["area"]):
+                    self._table[(str(e), int(t))] = (r, int(a))
+            self._exps = {e for e, _ in self._table}
+            self.has_video = bool(self._table)
+        else:
+            check_id(self.video_id, "video", spec.path)
+            self._dir = spec.path / self.video_id
+            self.has_video = self._dir.is_dir()
+            self._exps = set(_subdirs(self._dir)) if self.has_video else set()
+
+    def has_expression(self, exp_id: str) -> bool:
+        """Whether the source has any prediction for this expression."""
+        return exp_id in self._exps
+
+    def get(self, exp_id: str, t: int) -> np.ndarray | None:
+        """The predicted mask ``(H, W)`` (nonzero = foreground) on frame ``t``, None when missing.
+
+        Raises:
+            RvosError: unreadable or wrongly sized PNG, malformed RLE.
+        """
+        item = f"{self.video_id}/{exp_id} frame {self.frames[t]}"
+        if self.spec.kind == "table":
+            hit = self._table.get((exp_id, t))
+            if hit is None:
+                return None
+            counts, area = hit
+            if area == 0:
+                return self._zeros
+            H, W = self.shape
+            rlemod.check(counts, H, W, file=str(self.spec.path), item=item)
+            return rlemod.decode(counts, H, W)
+        check_id(exp_id, "expression", self._dir)
+        return read_gray_png(self._dir / exp_id / f"{self.frames[t]}.png", self.shape, item)
+
+
+class LabelMaps:
+    """DAVIS result label maps of one sequence from a ``png-labels`` folder."""
+
+    def __init__(self, root: Path, video: pd.Series):
+        self.video_id = check_id(str(video["video_id"]), "video", root)
+        self.root = root / self.video_id
+        self.frames = list(video["frames"])
+        self.shape = (int(video["height"]), int(video["width"]))
+        self.has_video = self.root.is_dir()
+
+    def get(self, t: int) -> np.ndarray | None:
+        """Label map ``(H, W)`` of frame ``t`` (None when the PNG is missing)."""
+        return read_label_png(self.root / f"{self.frames[t]}.png", self.shape, f"{self.video_id} frame {self.frames[t]}")
