@@ -180,7 +180,7 @@ def _write_davis(zf: zipfile.ZipFile, rows: pd.DataFrame, ds: RvosDataset, src: 
         raise RvosError("davis export needs a Ref-DAVIS17 dataset (expressions with annotator and kind)", file=ds.path)
     if anno_set is not None and anno_set not in REF_DAVIS_SETS:
         raise RvosError(f"anno_set must be 0..3, got {anno_set}")
-    per_expr = {eid: (v, x, got) for v, x, got in _frame_rows(rows, ds, missing, src)}
+    per_expr = {x["expression_id"]: (v, x, got) for v, x, got in _frame_rows(rows, ds, missing, src)}
     sets = [anno_set] if anno_set is not None else list(REF_DAVIS_SETS)
     for k in sets:
         annotator, kind = REF_DAVIS_SETS[k]
