@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
@@ -19,12 +18,12 @@ err_console = Console(stderr=True)
 class _Group(TyperGroup):
     """Reports :class:`RvosError` as one red line and exit status 2 (no traceback)."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except RvosError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
-            raise click.exceptions.Exit(2) from None
+            raise typer.Exit(2) from None
 
 
 app = typer.Typer(
@@ -52,22 +51,13 @@ def _root(
 
 
 def _register() -> None:
-    from rvoskit.commands import convert, dataset_tools
+    from rvoskit.commands import convert, corrupt, dataset_tools, demo, pseudolabel, score, tracks, train, viz
 
-    convert.register(app)
-    dataset_tools.register(app)
-    from rvoskit.commands import pseudolabel
+    for module in (demo, convert, dataset_tools, tracks, pseudolabel, corrupt, train, score, viz):
+        module.register(app)
+    from rvoskit.commands import eval as eval_cmd
 
-    pseudolabel.register(app)
-
-    from rvoskit.commands import viz
-
-    viz.register(app)
-
-    from rvoskit.commands import score, train
-
-    train.register(app)
-    score.register(app)
+    eval_cmd.register(app)
 
 
 _register()
