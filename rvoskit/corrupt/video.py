@@ -19,6 +19,7 @@ frame_idx)``, so the result does not depend on workers, order or interruptions.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -118,7 +119,9 @@ def _run(tasks: list[dict], ds: RvosDataset, workers: int) -> Iterator[dict]:
         for task in tasks:
             yield _corrupt_frame(task, ds)
         return
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(str(ds.path),)) as pool:
+    # spawn, not fork: forking a process that runs OpenCV / Arrow / BLAS threads can deadlock the children
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(str(ds.path),)) as pool:
         queue, running = iter(tasks), set()
         try:
             while True:
@@ -272,19 +275,19 @@ def corrupt_dataset(
     (work / _JOB).write_text(json.dumps(job, indent=2) + "\n", encoding="utf-8")
 
     ext = ".png" if image_format == "png" else ".jpg"
-    tasks, frame_files, names = [], {}, {}
+    tasks, frame_files = [], {}
     for vid, frames in zip(ds.videos["video_id"], ds.videos["frames"]):
         angle = None
         if angle_policy == "per_video":
             angle = float(make_rng(rng, video_seed(seed, vid, rng)).uniform(-45, 45))
-        files = [f"{safe_name(vid)}/{safe_name(str(f))}{ext}" for f in frames]
-        frame_files[vid] = files
-        for t, (name, rel) in enumerate(zip(frames, files)):
-            names[(vid, t)] = (str(name), rel)
+        frame_files[vid] = [f"{safe_name(vid)}/{safe_name(str(f))}{ext}" for f in frames]
+        for t, (name, rel) in enumerate(zip(frames, frame_files[vid])):
             tasks.append(
                 {
                     "video_id": vid,
                     "frame_idx": t,
+                    "frame": str(name),
+                    "file": rel,
                     "seed": frame_seed(seed, vid, t, rng),
                     "angle": angle,
                     "dest": str(work / FRAME_ROOT / rel),
@@ -310,18 +313,12 @@ def corrupt_dataset(
     # every frame is there: tables, manifest, then the rename
     rows = []
     for task in tasks:
-        key = (task["video_id"], task["frame_idx"])
-        rec = records[key]
-        name, rel = names[key]
-        angle = rec["params"].get("angle") if corruption == "motion_blur" else None
+        rec = records[(task["video_id"], task["frame_idx"])]
         rows.append(
             {
-                "video_id": key[0],
-                "frame_idx": key[1],
-                "frame": name,
-                "file": rel,
+                **{k: task[k] for k in ("video_id", "frame_idx", "frame", "file")},
                 "seed": int(rec["seed"]),
-                "angle": angle,
+                "angle": rec["params"].get("angle") if corruption == "motion_blur" else None,
                 "params": json.dumps(rec["params"], sort_keys=True),
             }
         )
