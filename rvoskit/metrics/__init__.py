@@ -5,10 +5,10 @@ No SAM2 or torch import here (``metrics`` knows nothing of models).
 - :func:`frame_jf`, :func:`jaccard`, :func:`boundary_f`, :func:`video_jf`, :func:`seg2bmap`:
   per-frame J and F (:mod:`rvoskit.metrics.jf`).
 - :func:`evaluate`: a whole split with the ``mevis``, ``davis-semi``, ``davis-unsup`` or
-  ``ref-davis`` protocol (:mod:`rvoskit.metrics.evaluate`); :func:`write_results` writes it.
+  ``ref-davis`` protocol (:mod:`rvoskit.metrics.evaluation`); :func:`write_results` writes it.
 """
 
-from rvoskit.metrics.evaluate import PROTOCOLS, EvalResult, evaluate
+from rvoskit.metrics.evaluation import PROTOCOLS, EvalResult, evaluate
 from rvoskit.metrics.jf import BOUND_TH, bound_pix, boundary_f, disk, frame_jf, jaccard, seg2bmap, video_jf
 from rvoskit.metrics.protocols import davis_summary, db_statistics, merge_label_map, mevis_summary
 from rvoskit.metrics.report import summary_table, write_results

@@ -1,6 +1,6 @@
 """Protocol arithmetic: how per-frame J and F become the numbers the benchmarks report.
 
-Pure functions on arrays; reading ground truth and predictions is :mod:`rvoskit.metrics.evaluate`.
+Pure functions on arrays; reading ground truth and predictions is :mod:`rvoskit.metrics.evaluation`.
 
 Sources (see ``docs/eval.md`` for the full list of quirks kept):
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.table import Table
 
 from rvoskit.format.atomic import atomic_dir
-from rvoskit.metrics.evaluate import EvalResult
+from rvoskit.metrics.evaluation import EvalResult
 from rvoskit.metrics.protocols import DAVIS_COLUMNS
 
 

@@ -375,9 +375,7 @@ def evaluate(
             if progress:
                 progress(i + 1, len(jobs))
     else:
-        import multiprocessing as mp
-
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context()) as pool:
             futs = [pool.submit(_run_video, job) for job in jobs]
             for i, fut in enumerate(as_completed(futs)):
                 vid, rows = fut.result()
@@ -386,6 +384,14 @@ def evaluate(
                     progress(i + 1, len(jobs))
     rows = [r for vid in vids for r in results[vid]]
     return _collect(ds, spec, opts, aggregate, rows)
+
+
+def _mp_context():
+    """``fork`` on Linux (workers start at once; pyarrow's thread pools are fork-safe), else ``spawn``."""
+    import multiprocessing as mp
+    import sys
+
+    return mp.get_context("fork" if sys.platform == "linux" else "spawn")
 
 
 def _collect(ds: RvosDataset, spec: PredictionSpec, opts: EvalOptions, aggregate: str, rows: list[dict]) -> EvalResult:
