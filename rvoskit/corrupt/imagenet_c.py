@@ -11,8 +11,7 @@ What the port replaces: ``skimage.filters.gaussian`` by the ``scipy.ndimage.gaus
 it makes (same modes and truncation), ``skimage.color.rgb2hsv`` / ``hsv2rgb`` by verbatim numpy
 copies, the numba pixel shuffle of ``glass_blur`` by an exact vectorised equivalent, and
 ``gaussian_noise`` / ``motion_blur`` by the fast exact kernels of :mod:`rvoskit.corrupt.kernels`.
-``jpeg_compression`` and ``pixelate`` use Pillow as the reference does (Pillow comes with
-matplotlib). ``frost`` reads its six texture images from the installed ``imagecorruptions``
+``jpeg_compression`` and ``pixelate`` use Pillow, as the reference does. ``frost`` reads its six texture images from the installed ``imagecorruptions``
 package (they are not redistributed here).
 """
 
@@ -216,7 +215,7 @@ def impulse_noise(x, severity, rng):
     salted = rng.random(x.shape) <= 0.5
     out[flipped & salted] = 1
     out[flipped & ~salted] = 0.0
-    return np.clip(np.clip(out, 0.0, 1.0), 0, 1) * 255, {}
+    return np.clip(np.clip(out, 0.0, 1.0), 0, 1) * 255, {}  # scikit-image's clip, then the reference's
 
 
 def speckle_noise(x, severity, rng):

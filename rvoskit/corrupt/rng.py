@@ -14,9 +14,8 @@ Two kinds of generator:
 - ``legacy``: what ``imagecorruptions`` itself draws from. The frame seed is 32-bit and the
   generator is ``numpy.random.RandomState(seed)``, i.e. the global state after
   ``np.random.seed(seed)``; ``impulse_noise`` (which the reference seeds through scikit-image)
-  gets ``numpy.random.default_rng(seed)``. With this kind every corruption except
-  ``jpeg_compression`` and ``pixelate`` (PIL vs OpenCV codecs) is pixel-identical to
-  ``np.random.seed(s); imagecorruptions.corrupt(frame, severity, name, **kw)`` where ``kw`` is
+  gets ``numpy.random.default_rng(seed)``. With this kind every corruption is pixel-identical
+  to ``np.random.seed(s); imagecorruptions.corrupt(frame, severity, name, **kw)`` where ``kw`` is
   ``{"seed": s}`` for ``impulse_noise`` and ``glass_blur`` and empty otherwise.
 """
 
