@@ -128,15 +128,15 @@ def bench_frames(n: int) -> None:
 
 def bench_split(videos: int, frames: int) -> None:
     import pycocotools.mask as cocomask
-
-    from rvoskit.metrics import evaluate
-    from rvoskit.format.predictions import write_predictions
     from test_eval import build_dataset, prediction_rows, write_png_expr
+
+    from rvoskit.format.predictions import write_predictions
+    from rvoskit.metrics import evaluate
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_metrics_"))
     try:
         srcs = [labels("semi-supervised", "osvos", s) for s in ("judo", "blackswan", "bike-packing")]
-        vids, preds, gts = {}, {}, {}
+        vids, preds = {}, {}
         for i in range(videos):
             lab = srcs[i % 3][:frames]
             lab = np.stack([up720(x) for x in lab])

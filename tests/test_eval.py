@@ -18,7 +18,7 @@ from rvoskit.errors import RvosError
 from rvoskit.format import DatasetWriter, open_dataset
 from rvoskit.format import rle as rlemod
 from rvoskit.format.predictions import write_predictions
-from rvoskit.metrics import evaluate, write_results
+from rvoskit.metrics import evaluate
 
 DATA = Path(__file__).resolve().parent / "data"
 OSVOS = DATA / "davis17_eval_sample_results" / "semi-supervised" / "osvos"
@@ -137,7 +137,7 @@ def mevis_case(tmp_path_factory):
         "blackswan": {"frames": bf, "labels": bl, "expressions": [("0", [1], None, None)]},
     }
     ds = build_dataset(tmp / "ds", videos)
-    nxt = lambda lab, ids: np.isin(np.concatenate([lab[1:], lab[-1:]]), ids).astype(np.uint8)  # noqa: E731
+    nxt = lambda lab, ids: np.isin(np.concatenate([lab[1:], lab[-1:]]), ids).astype(np.uint8)
     empty_some = np.zeros_like(jl)
     empty_some[2, 10:20, 30:60] = 1  # a false positive on a no-target expression
     preds = {

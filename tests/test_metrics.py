@@ -15,8 +15,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from rvoskit.metrics import (
+    bound_pix,
+    boundary_f,
+    disk,
+    frame_jf,
+    jaccard,
+    seg2bmap,
+    video_jf,
+)
 from rvoskit.metrics import jf as jfmod
-from rvoskit.metrics import bound_pix, boundary_f, disk, frame_jf, jaccard, seg2bmap, video_jf
 
 DATA = Path(__file__).resolve().parent / "data" / "davis17_eval_sample_results"
 

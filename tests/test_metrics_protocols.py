@@ -82,7 +82,7 @@ def test_unsupervised_pads_missing_proposals_and_limits_to_20():
     a, b = _objects()
     labels = np.zeros_like(a)
     labels[a == 1] = 1
-    J, F, props, objs = davis_unsup_frames([a, b], labels, None)
+    J, F, _, objs = davis_unsup_frames([a, b], labels, None)
     got = {int(o): (J[i].mean(), F[i].mean()) for i, o in enumerate(objs)}
     assert got[0] == (1.0, 1.0) and got[1] == (0.0, 0.0)  # object b matched to an empty proposal
     labels[0, 0, 0] = 21

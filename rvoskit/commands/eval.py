@@ -46,7 +46,14 @@ def eval_command(
       rvoskit eval data/davis-val results/semi-supervised/osvos --protocol davis-semi
     """
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from rvoskit.errors import RvosError
     from rvoskit.metrics import evaluate, summary_table, write_results
@@ -58,13 +65,13 @@ def eval_command(
         raise RvosError("output exists; pass --overwrite to replace it", file=out)
     console = Console()
     t0 = time.perf_counter()
-    kw = dict(
-        workers=workers,
-        missing_frame_empty=missing_frame_empty,
-        davis_task=davis_task,
-        anno_set=anno_set,
-        aggregate=aggregate,
-    )
+    kw = {
+        "workers": workers,
+        "missing_frame_empty": missing_frame_empty,
+        "davis_task": davis_task,
+        "anno_set": anno_set,
+        "aggregate": aggregate,
+    }
     if quiet:
         result = evaluate(dataset, predictions, protocol, **kw)
     else:

@@ -9,8 +9,22 @@ No SAM2 or torch import here (``metrics`` knows nothing of models).
 """
 
 from rvoskit.metrics.evaluation import PROTOCOLS, EvalResult, evaluate
-from rvoskit.metrics.jf import BOUND_TH, bound_pix, boundary_f, disk, frame_jf, jaccard, seg2bmap, video_jf
-from rvoskit.metrics.protocols import davis_summary, db_statistics, merge_label_map, mevis_summary
+from rvoskit.metrics.jf import (
+    BOUND_TH,
+    bound_pix,
+    boundary_f,
+    disk,
+    frame_jf,
+    jaccard,
+    seg2bmap,
+    video_jf,
+)
+from rvoskit.metrics.protocols import (
+    davis_summary,
+    db_statistics,
+    merge_label_map,
+    mevis_summary,
+)
 from rvoskit.metrics.report import summary_table, write_results
 
 __all__ = [
