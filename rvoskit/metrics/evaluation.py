@@ -220,7 +220,9 @@ def _label_source(ds: RvosDataset, spec: PredictionSpec, video: pd.Series, k: in
         for o, x in present:
             m = src.get(x, t)
             if m is None:
-                return None
+                if not opts.missing_frame_empty:
+                    return None  # the caller reports the missing frame
+                continue  # this object's mask is empty on this frame
             masks.append((o, m))
         return merge_label_map(masks, shape)
 
@@ -388,7 +390,7 @@ def evaluate(
 
 
 def _mp_context():
-    """``fork`` on Linux (workers start at once; pyarrow's thread pools are fork-safe), else ``spawn``."""
+    """``fork`` on Linux (workers start at once, and scripts need no ``__main__`` guard), else ``spawn``."""
     import multiprocessing as mp
     import sys
 
