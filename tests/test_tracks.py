@@ -23,6 +23,7 @@ from rvoskit.tracks import (
     box_nms,
     generate_tracks,
     generate_video,
+    gt_prompts,
     load_sam2,
     parse_shard,
     part_filter,
@@ -220,12 +221,21 @@ def test_ray_executor(reference, dataset, tmp_path):
 def tiny_grounding_dino(tmp_path_factory) -> Path:
     """A random-weight Grounding DINO in transformers' local-directory layout (tiny config, own vocab)."""
     try:
-        from transformers import BertConfig, BertTokenizer, GroundingDinoConfig, GroundingDinoForObjectDetection, GroundingDinoProcessor, SwinConfig
-        from transformers.models.grounding_dino.image_processing_pil_grounding_dino import GroundingDinoImageProcessorPil
+        from transformers import (
+            BertConfig,
+            BertTokenizer,
+            GroundingDinoConfig,
+            GroundingDinoForObjectDetection,
+            GroundingDinoProcessor,
+            SwinConfig,
+        )
+        from transformers.models.grounding_dino.image_processing_pil_grounding_dino import (
+            GroundingDinoImageProcessorPil,
+        )
     except Exception as exc:  # pragma: no cover
         pytest.skip(f"transformers' Grounding DINO does not import without torchvision here: {exc}")
     d = tmp_path_factory.mktemp("gdino")
-    words = "[PAD] [UNK] [CLS] [SEP] [MASK] . the a person in white man throwing another".split()
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "the", "a", "person", "in", "white", "man", "throwing", "another"]
     (d / "vocab.txt").write_text("\n".join(words) + "\n")
     torch.manual_seed(0)
     cfg = GroundingDinoConfig(
@@ -341,6 +351,21 @@ def test_select_and_track_suppression_batching_and_cap():
     calls.clear()
     out, st = select_and_track(prompts, track, height=H, width=W, batch_size=4, suppress_iou=None, max_tracks=None)
     assert len(out) == 6 and st.suppressed == 0  # GT mode: everything tracked
+
+
+def test_gt_prompts_use_each_objects_largest_mask():
+    import pandas as pd
+
+    H, W = 8, 8
+    sizes = {(3, 0): 0, (3, 1): 4, (3, 2): 9, (3, 3): 9, (5, 2): 0, (7, 1): 1}  # (obj_id, frame) -> area
+    rows = []
+    for (obj_id, t), area in sizes.items():
+        m = np.zeros((H, W), np.uint8)
+        m.flat[:area] = 1
+        rows.append({"obj_id": obj_id, "frame_idx": t, "rle": rlemod.encode(m), "area": area})
+    prompts = gt_prompts(pd.DataFrame(rows[::-1]))  # row order does not matter
+    assert [(p.obj_id, p.frame_idx, p.area) for p in prompts] == [(3, 2, 9), (7, 1, 1)]  # ties: earliest; 5 is empty
+    assert rlemod.decode(prompts[0].rle, H, W).sum() == 9 and prompts[0].kind == "gt"
 
 
 def test_mask_iou_both_empty_is_one():

@@ -83,10 +83,23 @@ def generate(
 
       rvoskit tracks generate tests/data/tiny --out /tmp/tracks --config sam2.1_hiera_t --image-size 256 --points-per-side 4 --cpu   [dim](random weights: a dry run)[/]
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from rvoskit.commands._common import summary_table
-    from rvoskit.tracks import ModelSpec, TrackOptions, generate_tracks, parse_shard, pick_device
+    from rvoskit.tracks import (
+        ModelSpec,
+        TrackOptions,
+        generate_tracks,
+        parse_shard,
+        pick_device,
+    )
 
     console = Console(stderr=True)
     kinds = tuple(k.strip() for k in prompts.split(",") if k.strip())

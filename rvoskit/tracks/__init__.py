@@ -19,8 +19,21 @@ from rvoskit.tracks.generate import (
     parse_shard,
     select_and_track,
 )
-from rvoskit.tracks.prompts import GridOptions, Prompt, box_nms, gt_prompts, part_filter, prompt_frames
-from rvoskit.tracks.sam2_model import ModelSpec, VideoSession, load_sam2, pick_device, resolve_config
+from rvoskit.tracks.prompts import (
+    GridOptions,
+    Prompt,
+    box_nms,
+    gt_prompts,
+    part_filter,
+    prompt_frames,
+)
+from rvoskit.tracks.sam2_model import (
+    ModelSpec,
+    VideoSession,
+    load_sam2,
+    pick_device,
+    resolve_config,
+)
 
 __all__ = [
     "GridOptions",

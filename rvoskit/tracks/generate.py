@@ -11,9 +11,10 @@ import datetime as _dt
 import os
 import socket
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -33,12 +34,12 @@ from rvoskit.tracks.prompts import (
 )
 from rvoskit.tracks.sam2_model import (
     FrameSource,
-    check_model_spec,
-    config_image_size,
     ModelSpec,
     Timers,
     TrackOutput,
     VideoSession,
+    check_model_spec,
+    config_image_size,
     inference_context,
     load_sam2,
     precision_name,
@@ -97,7 +98,7 @@ class TrackOptions:
     token_dtype: str = "float32"
     feature_cache_mb: float = 4096.0
 
-    def check(self) -> "TrackOptions":
+    def check(self) -> TrackOptions:
         """Validate; returns self. Raises RvosError naming the option."""
         kinds = tuple(self.prompts)
         bad = [k for k in kinds if k not in PROMPT_KINDS]
@@ -155,7 +156,7 @@ class SelectionStats:
     not_tracked: int = 0
     batches: int = 0
 
-    def add(self, other: "SelectionStats") -> None:
+    def add(self, other: SelectionStats) -> None:
         for k in ("prompts", "tracked", "suppressed", "not_tracked", "batches"):
             setattr(self, k, getattr(self, k) + getattr(other, k))
 
@@ -291,9 +292,8 @@ def generate_video(
         ``options.token_dtype`` and ``info`` (counts per kind, stage seconds).
 
     Raises:
-        RvosError: unreadable frames, frames whose size disagrees with ``videos.parquet``, an
-            expression-less video with grounded prompts is fine (no tracks), GT prompts on a
-            dataset without masks give no tracks.
+        RvosError: unreadable frames, or frames or GT masks whose size or count disagrees with
+            ``videos.parquet``.
     """
     timers = timers or Timers(str(predictor.device))
     progress = progress or (lambda *a, **k: None)
@@ -326,8 +326,16 @@ def generate_video(
 
     with inference_context(str(predictor.device)):
         if "gt" in options.prompts:
-            objects = dataset.object_masks(video_id)
-            prompts = gt_prompts(objects)
+            mrows = dataset.masks(video_id)
+            bad = mrows[(mrows["height"] != H) | (mrows["width"] != W)]
+            if len(bad):
+                raise RvosError(
+                    f"mask of object {bad['obj_id'].iloc[0]} on frame {bad['frame_idx'].iloc[0]} is "
+                    f"{bad['width'].iloc[0]}x{bad['height'].iloc[0]}, the video is {W}x{H}",
+                    file=dataset.path / "masks.parquet",
+                    item=video_id,
+                )
+            prompts = gt_prompts(mrows)
             progress("prompts", video_id=video_id, kind="gt", n=len(prompts))
             tb, ob = tracker("gt")
             # GT prompts are tracked once each (no suppression, no cap); batching them changes nothing
@@ -347,7 +355,10 @@ def generate_video(
             results += res
             counts["grid"] = {**asdict(st), "prompt_frames": pframes}
         if "grounded" in options.prompts:
-            from rvoskit.tracks.grounding import GroundingOptions, grounded_prompts_for_frame
+            from rvoskit.tracks.grounding import (
+                GroundingOptions,
+                grounded_prompts_for_frame,
+            )
 
             ex = dataset.expressions
             ex = ex[ex["video_id"] == video_id]
@@ -445,7 +456,7 @@ def select_videos(dataset: RvosDataset, split: str | None, shard: tuple[int, int
     return ids[k::n]
 
 
-def store_meta(dataset: RvosDataset, model: ModelSpec, options: TrackOptions, split: str | None, frame_mode: str) -> dict:
+def store_meta(dataset: RvosDataset, model: ModelSpec, options: TrackOptions, split: str | None, frame_mode: str, precision: str) -> dict:
     """The track store manifest ``meta``: everything a resume must agree on (no paths)."""
     return {
         "dataset": {"source": dataset.manifest.get("source", {}), "split": split},
@@ -455,7 +466,7 @@ def store_meta(dataset: RvosDataset, model: ModelSpec, options: TrackOptions, sp
             "checkpoint_sha256": sha256_file(model.checkpoint) if model.checkpoint else None,
             "random_weights_seed": None if model.checkpoint else model.seed,
             "image_size": model.image_size or config_image_size(model.config),
-            "precision": precision_name(model.device),
+            "precision": precision,
             "hole_fill": "rvoskit (OpenCV) in place of sam2._C",
         },
         "options": {**options.record(), **({"prompt_frames": frame_mode} if "grid" in options.prompts else {})},
@@ -497,7 +508,9 @@ def _ray_video(dataset_path: str, store_path: str, video_id: str, model: dict, o
 
     if threads:
         torch.set_num_threads(int(threads))
-    device = "cuda:0" if use_gpu and torch.cuda.is_available() else "cpu"
+    if use_gpu and not torch.cuda.is_available():
+        raise RvosError(f"the Ray task for {video_id} was given a GPU but torch sees no CUDA device on {socket.gethostname()}")
+    device = "cuda:0" if use_gpu else "cpu"
     spec = ModelSpec(**{**model, "device": device})
     opts = TrackOptions(**{**options, "prompts": tuple(options["prompts"])})
     key = (dataset_path, store_path, spec, opts, frame_mode)
@@ -567,7 +580,9 @@ def generate_tracks(
 
         torch.set_num_threads(int(threads))
     worker = _Worker(dataset_path, None, model, options, frame_mode) if executor == "local" else None  # load before writing
-    store = TrackStore(out, create=True, meta=store_meta(dataset, model, options, split, frame_mode))
+    # Ray tasks run on their own devices: on a GPU (bf16 autocast) when they request one
+    precision = precision_name(model.device if executor == "local" else ("cuda" if gpus_per_task > 0 else "cpu"))
+    store = TrackStore(out, create=True, meta=store_meta(dataset, model, options, split, frame_mode, precision))
     todo = [v for v in ids if not store.is_done(v)]
     progress("run", total=len(ids), todo=len(todo), frame_mode=frame_mode)
     started = _dt.datetime.now(_dt.timezone.utc)
@@ -662,8 +677,8 @@ def run_summary(infos: dict[str, dict], ids: list[str], todo: list[str], started
 
 
 __all__ = [
-    "TrackOptions",
     "SelectionStats",
+    "TrackOptions",
     "VideoResult",
     "generate_tracks",
     "generate_video",

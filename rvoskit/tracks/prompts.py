@@ -8,8 +8,8 @@ semantics, and the model is driven through :class:`rvoskit.tracks.sam2_model.Vid
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 import pycocotools.mask as cocomask
@@ -199,7 +199,11 @@ def grid_prompts_for_frame(session, frame_idx: int, opts: GridOptions) -> list[P
         The frame's prompts, largest first.
     """
     import torch
-    from sam2.utils.amg import batched_mask_to_box, build_point_grid, calculate_stability_score
+    from sam2.utils.amg import (
+        batched_mask_to_box,
+        build_point_grid,
+        calculate_stability_score,
+    )
 
     H, W = session.height, session.width
     S = float(session.p.image_size)
@@ -258,25 +262,27 @@ def grid_prompts_for_frame(session, frame_idx: int, opts: GridOptions) -> list[P
     return [p for p, k in zip(prompts, ok) if k]
 
 
-def gt_prompts(objects: dict[int, np.ndarray]) -> list[Prompt]:
+def gt_prompts(mask_rows) -> list[Prompt]:
     """One prompt per ground-truth object: its mask on the frame where it is largest.
 
     SOLA's GT-track scripts call an unpublished ``utils.get_prompt_masks`` (see docs/tracks.md);
     rvoskit prompts each object once, on its largest annotated mask (earliest frame on ties), and
-    skips objects that are empty on every frame.
+    skips objects that are empty on every frame. Only the chosen masks are decoded.
 
     Args:
-        objects: ``{obj_id: uint8 (T, H, W)}`` (``RvosDataset.object_masks``).
+        mask_rows: the video's ``masks`` rows (``RvosDataset.masks(video_id)``: obj_id,
+            frame_idx, rle, area).
 
     Returns:
         Prompts in ascending ``obj_id`` order.
     """
     out = []
-    for obj_id in sorted(objects):
-        m = objects[obj_id]
-        areas = m.reshape(m.shape[0], -1).sum(1)
-        if areas.max(initial=0) <= 0:
+    if len(mask_rows) == 0:
+        return out
+    rows = mask_rows.sort_values(["obj_id", "frame_idx"], kind="stable")
+    for obj_id, g in rows.groupby("obj_id", sort=True):
+        best = g.iloc[int(np.argmax(g["area"].to_numpy()))]
+        if int(best["area"]) <= 0:
             continue
-        t = int(np.argmax(areas))
-        out.append(Prompt(kind="gt", frame_idx=t, rle=rlemod.encode(m[t]), area=int(areas[t]), obj_id=int(obj_id)))
+        out.append(Prompt(kind="gt", frame_idx=int(best["frame_idx"]), rle=bytes(best["rle"]), area=int(best["area"]), obj_id=int(obj_id)))
     return out

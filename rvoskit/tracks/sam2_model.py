@@ -16,9 +16,10 @@ import re
 import time
 import warnings
 from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -69,9 +70,8 @@ def resolve_config(name: str) -> str:
 
 def config_image_size(name: str) -> int:
     """The ``model.image_size`` of a bundled config (1024 for all eight)."""
-    from hydra import compose
-
     import sam2  # noqa: F401  (initialises hydra's config module)
+    from hydra import compose
 
     return int(compose(config_name=resolve_config(name)).model.image_size)
 
