@@ -81,6 +81,8 @@ def export(
     out: Path = typer.Option(..., "--out", "-o", help="Output directory (mevis), .json file (ytvis) or .zip (submissions)."),
     dataset: Path = typer.Option(None, "--dataset", help="Dataset the predictions belong to (submissions)."),
     frames: str = typer.Option("link", "--frames", help="mevis: link (symlink frame folders), copy or none."),
+    missing: str = typer.Option("error", "--missing", help="Submissions: a frame or expression without prediction is an 'error' or written 'empty'."),
+    anno_set: int = typer.Option(None, "--anno-set", help="davis: write only Ref-DAVIS annotation set K (0-3) at the zip root."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ) -> None:
     """Export a dataset to a native layout, or predictions to a benchmark submission zip.
@@ -103,7 +105,7 @@ def export(
 
         if out.exists() and not overwrite:
             raise RvosError("output exists; pass --overwrite to replace it", file=out)
-        export_submission(source, to, out, dataset)
+        export_submission(source, to, out, dataset, missing=missing, anno_set=anno_set)
     else:
         raise RvosError(f"unknown export target {to!r} (one of {', '.join(EXPORT_KINDS)})")
     console.print(f"[bold green]wrote[/] {out}")

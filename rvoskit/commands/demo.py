@@ -94,29 +94,12 @@ def _stages(out: Path, example: Path, checkpoint: Path | None, config: str, grou
         return str(preds)
 
     def evaluate() -> str:
-        import numpy as np
+        from rvoskit.metrics.evaluation import evaluate as run_eval
+        from rvoskit.metrics.report import write_results
 
-        from rvoskit.format import open_dataset, rle
-        from rvoskit.format.predictions import read_predictions
-        from rvoskit.metrics.jf import video_jf
-        from rvoskit.metrics.protocols import mevis_summary
-
-        d = open_dataset(ds)
-        rows, _ = read_predictions(preds)
-        per_exp = []
-        objects = d.object_masks("judo")
-        for eid, e in d.expressions.iterrows():
-            v = d.video(e["video_id"])
-            T, H, W = int(v["num_frames"]), int(v["height"]), int(v["width"])
-            pred = np.zeros((T, H, W), np.uint8)
-            r = rows[rows["expression_id"] == eid]
-            if len(r):
-                pred[r["frame_idx"].to_numpy()] = rle.decode_batch(list(r["rle"]), H, W)
-            j, f = video_jf(pred, d.expression_masks(eid, objects))
-            per_exp.append({"expression_id": eid, "J": float(np.mean(j)), "F": float(np.mean(f))})
-        s = mevis_summary([p["J"] for p in per_exp], [p["F"] for p in per_exp])
-        evald.mkdir(parents=True, exist_ok=True)
-        (evald / "summary.json").write_text(json.dumps({"protocol": "mevis", **s, "expressions": per_exp}, indent=2))
+        r = run_eval(ds, preds, "mevis")
+        write_results(r, evald, overwrite=True)
+        s = r.summary
         return f"J&F {s['J&F']:.3f} (J {s['J']:.3f}, F {s['F']:.3f}), MeViS protocol"
 
     def visualise() -> str:
