@@ -21,10 +21,18 @@ import warnings
 from pathlib import Path
 
 import cv2
+import imagecorruptions as ic
 import numpy as np
 
-import imagecorruptions as ic
-from rvoskit.corrupt import GAUSSIAN_NOISE_SIGMA, MOTION_BLUR_PARAMS, corrupt_image, gaussian_noise_apply, make_rng, motion_blur_apply, standard_normal
+from rvoskit.corrupt import (
+    GAUSSIAN_NOISE_SIGMA,
+    MOTION_BLUR_PARAMS,
+    corrupt_image,
+    gaussian_noise_apply,
+    make_rng,
+    motion_blur_apply,
+    standard_normal,
+)
 
 FRAME = Path(__file__).resolve().parent.parent / "tests" / "data" / "sam2_bedroom" / "JPEGImages" / "bedroom" / "00000.jpg"
 

@@ -80,7 +80,7 @@ def test_gaussian_noise_same_draws_same_pixels(frames, severity, monkeypatch):
         z = standard_normal(make_rng("generator", seed), x.shape)
         calls = []
 
-        def normal(size=None, scale=1.0, loc=0.0):
+        def normal(size=None, scale=1.0, loc=0.0, calls=calls, z=z):
             calls.append((size, scale))
             return loc + scale * z.astype(np.float64)
 
@@ -141,7 +141,7 @@ def test_motion_blur_same_angle_same_pixels(frames, severity, monkeypatch):
         seed = frame_seed(3, "video", i)
         ours, params = corrupt_image(x, "motion_blur", severity, make_rng("generator", seed))
         assert -45 <= params["angle"] <= 45
-        monkeypatch.setattr(np.random, "uniform", lambda low, high: params["angle"])
+        monkeypatch.setattr(np.random, "uniform", lambda low, high, angle=params["angle"]: angle)
         ref = ic.corrupt(x, severity, "motion_blur")
         monkeypatch.undo()
         np.testing.assert_array_equal(ours, ref)

@@ -35,7 +35,14 @@ def corrupt(
       rvoskit corrupt data/mevis-valid_u -t motion_blur -s 5 --angle-policy per_video --seed 1 -o data/mevis-valid_u-mb5v
       rvoskit corrupt data/refdavis-val -t snow -s 3 --format jpeg --quality 95 -o data/refdavis-val-snow3
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from rvoskit.corrupt.video import corrupt_dataset
 

@@ -9,9 +9,25 @@
   resume, the per-frame draws table.
 """
 
-from rvoskit.corrupt.imagenet_c import CORRUPTIONS, SEVERITIES, check_corruption, corrupt_image
-from rvoskit.corrupt.kernels import GAUSSIAN_NOISE_SIGMA, MOTION_BLUR_PARAMS, gaussian_noise_apply, motion_blur_apply
-from rvoskit.corrupt.rng import RNG_KINDS, frame_seed, make_rng, standard_normal, video_seed
+from rvoskit.corrupt.imagenet_c import (
+    CORRUPTIONS,
+    SEVERITIES,
+    check_corruption,
+    corrupt_image,
+)
+from rvoskit.corrupt.kernels import (
+    GAUSSIAN_NOISE_SIGMA,
+    MOTION_BLUR_PARAMS,
+    gaussian_noise_apply,
+    motion_blur_apply,
+)
+from rvoskit.corrupt.rng import (
+    RNG_KINDS,
+    frame_seed,
+    make_rng,
+    standard_normal,
+    video_seed,
+)
 
 __all__ = [
     "CORRUPTIONS",

@@ -18,10 +18,10 @@ package (they are not redistributed here).
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from functools import lru_cache
 from io import BytesIO
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -184,7 +184,7 @@ def _frost_texture(idx: int) -> np.ndarray:
     name = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg", "frost6.jpg")[idx]
     if spec is None or not spec.submodule_search_locations:
         raise RvosError("frost needs the frost textures of the imagecorruptions package: pip install imagecorruptions-imaug")
-    path = Path(list(spec.submodule_search_locations)[0]) / "frost" / name
+    path = Path(next(iter(spec.submodule_search_locations))) / "frost" / name
     img = cv2.imread(str(path))
     if img is None:
         raise RvosError("missing or unreadable frost texture", file=path)

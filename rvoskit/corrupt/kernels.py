@@ -132,8 +132,8 @@ def _pad(image: np.ndarray, taps) -> tuple[np.ndarray, int, int]:
 
 def _exact_sums(padded: np.ndarray, top: int, left: int, taps, flat_idx: np.ndarray, shape) -> np.ndarray:
     """The reference's float64 sequential sum ``((k0 x0 + k1 x1) + k2 x2) + ...`` for the given output pixels."""
-    H, W, C = shape
-    pH, pW = padded.shape[:2]
+    _, W, C = shape
+    pW = padded.shape[1]
     r, rem = np.divmod(flat_idx, W * C)
     c, ch = np.divmod(rem, C)
     base = ((r + top) * pW + (c + left)) * C + ch

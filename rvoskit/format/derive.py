@@ -12,8 +12,9 @@ import datetime as _dt
 import json
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from rvoskit.errors import RvosError
 from rvoskit.format.store import MANIFEST, RvosDataset, sha256_file, write_table
