@@ -9,7 +9,12 @@ import torch
 import torch.nn.functional as F
 
 from rvoskit.selection.losses import alignment_loss, selection_bce
-from rvoskit.selection.model import TrackSelectionModel, count_parameters, masked_group_norm, parameter_report
+from rvoskit.selection.model import (
+    TrackSelectionModel,
+    count_parameters,
+    masked_group_norm,
+    parameter_report,
+)
 
 torch.set_num_threads(1)
 

@@ -9,7 +9,12 @@ import pytest
 import torch
 
 from rvoskit.errors import RvosError
-from rvoskit.selection.text import TextEncoder, default_encoder_dir, encoder_key, text_features
+from rvoskit.selection.text import (
+    TextEncoder,
+    default_encoder_dir,
+    encoder_key,
+    text_features,
+)
 
 torch.set_num_threads(1)
 
@@ -31,7 +36,7 @@ def test_minilm_words_and_sentence(minilm, monkeypatch):
         np.testing.assert_allclose(f.sentence, f.words.mean(0), rtol=1e-6, atol=1e-6)
     # sentence features are the real MiniLM: related texts are closer than unrelated ones
     a, b, c = minilm.encode(["a red car", "a red automobile", "a woman playing the violin"])
-    cos = lambda x, y: float(x.sentence @ y.sentence / np.linalg.norm(x.sentence) / np.linalg.norm(y.sentence))  # noqa: E731
+    cos = lambda x, y: float(x.sentence @ y.sentence / np.linalg.norm(x.sentence) / np.linalg.norm(y.sentence))
     assert cos(a, b) > cos(a, c) + 0.2
 
 

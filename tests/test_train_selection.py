@@ -13,11 +13,21 @@ from typer.testing import CliRunner
 from rvoskit.cli import app
 from rvoskit.errors import RvosError
 from rvoskit.format import open_dataset
-from rvoskit.format.predictions import read_predictions
 from rvoskit.format import rle as rlemod
-from rvoskit.selection.checkpoint import list_checkpoints, load_checkpoint, model_from_checkpoint
+from rvoskit.format.predictions import read_predictions
+from rvoskit.selection.checkpoint import (
+    list_checkpoints,
+    load_checkpoint,
+    model_from_checkpoint,
+)
 from rvoskit.selection.config import DEFAULTS, load_config
-from rvoskit.selection.data import TokenCache, batch_indices, labelled_samples, make_batch, open_stores
+from rvoskit.selection.data import (
+    TokenCache,
+    batch_indices,
+    labelled_samples,
+    make_batch,
+    open_stores,
+)
 from rvoskit.selection.scoring import predict
 from rvoskit.selection.synthetic import make_synthetic
 from rvoskit.selection.text import text_features
@@ -101,7 +111,7 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(world, tmp_path):
     assert a["epoch"] == b["epoch"] == 3
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
-    strip = lambda ms: [{k: v for k, v in m.items() if "second" not in k} for m in ms]  # noqa: E731
+    strip = lambda ms: [{k: v for k, v in m.items() if "second" not in k} for m in ms]
     assert strip(full["metrics"]) == strip(part["metrics"])
     # a resume with another model is refused
     with pytest.raises(RvosError, match="model"):
@@ -181,8 +191,10 @@ def test_train_command(world, tmp_path):
     assert "trainable parameters" in res.output
     assert (tmp_path / "run" / "checkpoints" / "epoch_001.pt").is_file()
     # resume with only --out: the run's config is reused
-    res = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "run"), "--resume", "--epochs", "2"])
+    res = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "run"), "--resume", "--epochs", "3", "--set", "train.keep_last=2"])
     assert res.exit_code == 0, res.output
-    assert [e for e, _ in list_checkpoints(tmp_path / "run")] == [1, 2]
+    assert "resuming" in res.output
+    assert [e for e, _ in list_checkpoints(tmp_path / "run")] == [2, 3]  # keep_last=2 pruned epoch 1
+    assert len(pd.read_csv(tmp_path / "run" / "metrics.csv")) == 3
     res = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "run2"), "--set", "optim.nope=1"])
     assert res.exit_code == 2 and "unknown config key" in res.output

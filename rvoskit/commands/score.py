@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -24,18 +23,25 @@ Writes OUT/predictions.parquet (one row per expression and frame; read by [bold]
 def score_command(
     checkpoint: Path = typer.Argument(..., help="Checkpoint file, or a run directory (its newest checkpoint)."),
     dataset: Path = typer.Option(..., "--dataset", help="Dataset whose expressions are scored (common format)."),
-    tracks: List[str] = typer.Option(..., "--tracks", help="Track store, NAME=DIR or DIR; repeat for several sources."),
+    tracks: list[str] = typer.Option(..., "--tracks", help="Track store, NAME=DIR or DIR; repeat for several sources."),
     out: Path = typer.Option(..., "--out", "-o", help="Predictions directory to create."),
     tau: float = typer.Option(0.5, "--tau", help="Select tracks with sigmoid(logit) > tau."),
-    top_k: Optional[int] = typer.Option(None, "--top-k", help="Select the K best tracks per expression instead of --tau."),
+    top_k: int | None = typer.Option(None, "--top-k", help="Select the K best tracks per expression instead of --tau."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda:N."),
     batch_size: int = typer.Option(16, "--batch-size", help="Expressions per forward pass."),
-    text_encoder: Optional[Path] = typer.Option(None, "--text-encoder", help="Text encoder directory, if the checkpoint's has moved."),
-    text_cache: Optional[Path] = typer.Option(None, "--text-cache", help="Text-feature cache directory."),
+    text_encoder: Path | None = typer.Option(None, "--text-encoder", help="Text encoder directory, if the checkpoint's has moved."),
+    text_cache: Path | None = typer.Option(None, "--text-cache", help="Text-feature cache directory."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out."),
 ) -> None:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from rvoskit.selection.scoring import predict
 

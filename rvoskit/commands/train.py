@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -29,24 +28,31 @@ Continue a run: [cyan]rvoskit train --out runs/sola --resume --set train.epochs=
 
 def train_command(
     out: Path = typer.Option(..., "--out", "-o", help="Run directory (checkpoints, metrics, curves)."),
-    dataset: Optional[Path] = typer.Option(None, "--dataset", help="Training dataset (common format)."),
-    tracks: List[str] = typer.Option([], "--tracks", help="Training track store, NAME=DIR or DIR (name = folder name); repeat for several sources."),
-    labels: Optional[Path] = typer.Option(None, "--labels", help="Pseudo-labels directory (labels.parquet) of the training stores."),
-    valid_dataset: Optional[Path] = typer.Option(None, "--valid-dataset", help="Validation dataset."),
-    valid_tracks: List[str] = typer.Option([], "--valid-tracks", help="Validation track store(s), NAME=DIR."),
-    valid_labels: Optional[Path] = typer.Option(None, "--valid-labels", help="Validation pseudo-labels directory."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML or TOML config file (any subset of the keys)."),
-    overrides: List[str] = typer.Option([], "--set", help="Override a config value: section.key=value (value parsed as YAML)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Shortcut for --set train.epochs=N."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Shortcut for --set train.batch_size=N (expressions per step)."),
-    text_encoder: Optional[Path] = typer.Option(None, "--text-encoder", help="Local transformers text encoder directory (default: bundled MiniLM)."),
-    text_cache: Optional[Path] = typer.Option(None, "--text-cache", help="Text-feature cache directory."),
+    dataset: Path | None = typer.Option(None, "--dataset", help="Training dataset (common format)."),
+    tracks: list[str] = typer.Option([], "--tracks", help="Training track store, NAME=DIR or DIR (name = folder name); repeat for several sources."),
+    labels: Path | None = typer.Option(None, "--labels", help="Pseudo-labels directory (labels.parquet) of the training stores."),
+    valid_dataset: Path | None = typer.Option(None, "--valid-dataset", help="Validation dataset."),
+    valid_tracks: list[str] = typer.Option([], "--valid-tracks", help="Validation track store(s), NAME=DIR."),
+    valid_labels: Path | None = typer.Option(None, "--valid-labels", help="Validation pseudo-labels directory."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML or TOML config file (any subset of the keys)."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a config value: section.key=value (value parsed as YAML)."),
+    epochs: int | None = typer.Option(None, "--epochs", help="Shortcut for --set train.epochs=N."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Shortcut for --set train.batch_size=N (expressions per step)."),
+    text_encoder: Path | None = typer.Option(None, "--text-encoder", help="Local transformers text encoder directory (default: bundled MiniLM)."),
+    text_cache: Path | None = typer.Option(None, "--text-cache", help="Text-feature cache directory."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda:N (bfloat16 autocast on CUDA)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in --out."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Delete a non-empty --out and start again."),
 ) -> None:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from rvoskit.selection.config import load_config
     from rvoskit.selection.data import parse_track_sources

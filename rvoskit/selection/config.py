@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import copy
 import json
-import tomllib
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
+import tomllib
 import yaml
 
 from rvoskit.errors import RvosError

@@ -15,9 +15,9 @@ from __future__ import annotations
 import queue
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -163,7 +163,7 @@ class TokenCache:
         self._cache: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, source: str, video_id: str) -> tuple[np.ndarray, dict[int, int]]:  # noqa: D102
+    def get(self, source: str, video_id: str) -> tuple[np.ndarray, dict[int, int]]:
         key = (source, video_id)
         with self._lock:
             if key in self._cache:
@@ -202,12 +202,12 @@ class Batch:
     samples: list[Sample]
 
     @property
-    def candidate_mask(self) -> torch.Tensor:  # noqa: D102
+    def candidate_mask(self) -> torch.Tensor:
         return self.track_mask.index_select(0, self.group)
 
-    def to(self, device) -> "Batch":
+    def to(self, device) -> Batch:
         """A copy on ``device``."""
-        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+        move = lambda t: None if t is None else t.to(device, non_blocking=True)
         return Batch(
             *(move(getattr(self, f)) for f in ("tokens", "track_mask", "frame_mask", "group", "words", "word_mask", "sentence", "labels")),
             samples=self.samples,
@@ -302,7 +302,7 @@ def batch_indices(
 def split_by_video(samples: Sequence[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
     """Hold out ``fraction`` of the videos (seeded): ``(train, valid)`` samples."""
     videos = sorted({s.video_id for s in samples})
-    n = int(round(len(videos) * fraction))
+    n = round(len(videos) * fraction)
     held = set(np.random.default_rng(seed).permutation(videos)[:n].tolist()) if n else set()
     return [s for s in samples if s.video_id not in held], [s for s in samples if s.video_id in held]
 

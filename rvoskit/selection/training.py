@@ -23,9 +23,10 @@ import json
 import math
 import shutil
 import time
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,7 +34,12 @@ import torch
 from rvoskit.errors import RvosError
 from rvoskit.format import open_dataset
 from rvoskit.format.atomic import atomic_file
-from rvoskit.selection.checkpoint import checkpoint_path, list_checkpoints, load_checkpoint, save_checkpoint
+from rvoskit.selection.checkpoint import (
+    checkpoint_path,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
 from rvoskit.selection.config import dump_config
 from rvoskit.selection.data import (
     Batch,
@@ -88,6 +94,25 @@ def autocast(device: torch.device, enabled: bool):
 def forward_batch(model: TrackSelectionModel, batch: Batch):
     """Run the model on a batch: ``(logits (B, N), pooled (B, N, D))``."""
     return model(batch.tokens, batch.words, batch.track_mask, batch.frame_mask, batch.word_mask, batch.group)
+
+
+def train_step(model: TrackSelectionModel, optimizer: torch.optim.Optimizer, batch: Batch, cfg: Mapping[str, Any], device: torch.device):
+    """One optimisation step on a batch (already on ``device``): forward (autocast on CUDA), loss,
+    backward, gradient clipping to ``optim.grad_clip`` (0 = off), optimizer step.
+
+    Returns:
+        ``{"loss", "bce", "alignment"}`` scalars.
+    """
+    with autocast(device, cfg["train"]["amp"]):
+        logits, pooled = forward_batch(model, batch)
+        losses = selection_loss(model, logits, pooled, batch.labels, batch.candidate_mask, batch.sentence, cfg["loss"])
+    optimizer.zero_grad(set_to_none=True)
+    losses["loss"].backward()
+    clip = float(cfg["optim"]["grad_clip"] or 0)
+    if clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    optimizer.step()
+    return losses
 
 
 def _load_split(split: Mapping[str, Any], name: str) -> tuple[list[Sample], dict]:
@@ -326,7 +351,6 @@ def train(
     train_tokens = TokenCache(train_stores, int(cfg["train"]["token_cache_videos"]))
     valid_tokens = train_tokens if valid_stores is train_stores else TokenCache(valid_stores, int(cfg["train"]["token_cache_videos"]))
     tcfg = cfg["train"]
-    clip = float(opt_cfg["grad_clip"] or 0)
     for epoch in range(start + 1, int(tcfg["epochs"]) + 1):
         t0 = time.perf_counter()
         model.train()
@@ -336,15 +360,7 @@ def train(
         )
         batches = prefetch(make_batch([train_samples[i] for i in ix], features, train_tokens) for ix in order)
         for k, batch in enumerate(batches):
-            batch = batch.to(dev)
-            with autocast(dev, tcfg["amp"]):
-                logits, pooled = forward_batch(model, batch)
-                losses = selection_loss(model, logits, pooled, batch.labels, batch.candidate_mask, batch.sentence, cfg["loss"])
-            optimizer.zero_grad(set_to_none=True)
-            losses["loss"].backward()
-            if clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            optimizer.step()
+            losses = train_step(model, optimizer, batch.to(dev), cfg, dev)
             counts.add(losses, len(batch.samples))
             if progress:
                 progress("train", k + 1, len(order), {"epoch": epoch, "loss": counts.mean("loss")})
