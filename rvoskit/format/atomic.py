@@ -19,7 +19,7 @@ def safe_name(item_id: str) -> str:
     """Encode a dataset id (video id, expression id) as a file name that stays in its folder.
 
     Characters other than ``[A-Za-z0-9_-]`` and non-leading dots are percent-encoded
-    (``%XX`` per UTF-8 byte), so ``"../x"`` becomes ``"%2E%2E%2Fx"`` and ordinary ids
+    (``%XX`` per UTF-8 byte), so ``"../x"`` becomes ``"%2E.%2Fx"`` and ordinary ids
     (``"0ab4afe7fb46"``, ``"bike-packing"``) are unchanged. The encoding is injective.
 
     Raises:
