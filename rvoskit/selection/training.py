@@ -60,8 +60,8 @@ from rvoskit.selection.text import TextFeature, text_features
 #: progress(phase, done, total, info): phase is "text", "train" or "valid".
 Progress = Callable[[str, int, int, dict], None]
 
-# Config sections that must not change when a run is resumed.
-_FROZEN_ON_RESUME = ("model", "text", "loss", "data")
+# Config sections that must not change when a run is resumed (the text encoder is checked by its key).
+_FROZEN_ON_RESUME = ("model", "loss", "data")
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -279,7 +279,8 @@ def train(
             labels directory.
         out: the run directory.
         resume: continue from the newest checkpoint in ``out`` (the same result as an uninterrupted
-            run); ``train.epochs`` may be raised, the model / text / loss / data sections must match.
+            run); ``train.epochs`` may be raised, the model / loss / data sections and the text encoder
+            must match.
         overwrite: delete a non-empty ``out`` and start again.
         device: ``cpu`` or ``cuda[:N]``.
         progress: callback ``(phase, done, total, info)``.
