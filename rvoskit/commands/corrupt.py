@@ -35,28 +35,14 @@ def corrupt(
       rvoskit corrupt data/mevis-valid_u -t motion_blur -s 5 --angle-policy per_video --seed 1 -o data/mevis-valid_u-mb5v
       rvoskit corrupt data/refdavis-val -t snow -s 3 --format jpeg --quality 95 -o data/refdavis-val-snow3
     """
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import TextColumn
+
+    from rvoskit.progress import progress_bar
 
     from rvoskit.corrupt.video import corrupt_dataset
 
     t0 = time.perf_counter()
-    bar = Progress(
-        TextColumn(f"[bold]{type_} s{severity}[/]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("frames"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=quiet,
-    )
+    bar = progress_bar(TextColumn("frames"), label=f"[bold]{type_} s{severity}[/]", console=console, disable=quiet)
     task = None
 
     def progress(done: int, total: int) -> None:

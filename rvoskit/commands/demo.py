@@ -63,8 +63,8 @@ def _stages(out: Path, example: Path, checkpoint: Path | None, config: str, grou
     def label() -> str:
         from rvoskit.labels import pseudolabel
 
-        s = pseudolabel({"demo": tracks}, ds, labels, resolution="native", overwrite=True)
-        return f"{labels}"
+        s = pseudolabel({"demo": tracks}, ds, labels, resolution="native", overwrite=True)["summary"]
+        return f"{labels} ({s['rows']} rows, {s['positives']} positive, {s['expressions_without_positive']} expressions without one)"
 
     def corrupt() -> str:
         from rvoskit.corrupt.video import corrupt_dataset
@@ -137,7 +137,7 @@ def demo(
       rvoskit demo --out rvoskit-demo
       rvoskit demo --checkpoint ckpt/sam2.1_hiera_large.pt --config sam2.1_hiera_l --out demo-real
     """
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rvoskit.progress import progress_bar
 
     if not (example / "ImageSets").is_dir():
         raise RvosError("example not found (run from a clone of the repository or pass --example)", file=example)
@@ -148,8 +148,7 @@ def demo(
     stages = _stages(out, example, checkpoint, config, grounding_model, text_encoder, epochs)
     rows = []
     t_all = time.perf_counter()
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console) as bar:
+    with progress_bar(console=console) as bar:
         task = bar.add_task("demo", total=len(stages))
         for name, fn in stages:
             bar.update(task, description=f"demo: {name}")

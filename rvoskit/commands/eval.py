@@ -46,14 +46,7 @@ def eval_command(
       rvoskit eval data/davis-val results/semi-supervised/osvos --protocol davis-semi
     """
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rvoskit.progress import progress_bar
 
     from rvoskit.errors import RvosError
     from rvoskit.metrics import evaluate, summary_table, write_results
@@ -75,8 +68,7 @@ def eval_command(
     if quiet:
         result = evaluate(dataset, predictions, protocol, **kw)
     else:
-        cols = (TextColumn("[bold]eval[/] {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-        with Progress(*cols, console=console, transient=True) as bar:
+        with progress_bar(label="[bold]eval[/] {task.description}", console=console, transient=True) as bar:
             task = bar.add_task(protocol, total=None)
 
             def progress(done: int, total: int) -> None:

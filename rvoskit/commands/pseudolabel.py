@@ -48,14 +48,9 @@ def pseudolabel(
 
       rvoskit pseudolabel work/tracks_grid data/refdavis_train --resolution native --target union --out work/labels_u
     """
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import TextColumn
+
+    from rvoskit.progress import progress_bar
 
     from rvoskit.errors import RvosError
     from rvoskit.labels import MissingTracksWarning
@@ -65,16 +60,7 @@ def pseudolabel(
         raise RvosError("give at least one track store and the dataset: rvoskit pseudolabel TRACKS... DATASET --out LABELS")
     *tracks, dataset = sources
     console = Console(stderr=True)
-    with Progress(
-        TextColumn("labelling"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("videos"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with progress_bar(TextColumn("videos"), label="labelling", console=console, transient=True) as bar:
         task = bar.add_task("videos", total=None)
 
         def progress(done: int, total: int) -> None:

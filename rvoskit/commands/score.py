@@ -34,19 +34,12 @@ def score_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out."),
 ) -> None:
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rvoskit.progress import progress_bar
 
     from rvoskit.selection.scoring import predict
 
     console = Console(stderr=True)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), console=console) as bar:
+    with progress_bar(label="{task.description}", console=console) as bar:
         tasks: dict = {}
 
         def progress(phase: str, done: int, total: int) -> None:

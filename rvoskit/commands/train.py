@@ -45,14 +45,9 @@ def train_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Delete a non-empty --out and start again."),
 ) -> None:
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import TextColumn
+
+    from rvoskit.progress import progress_bar
 
     from rvoskit.selection.config import load_config
     from rvoskit.selection.data import parse_track_sources
@@ -79,8 +74,7 @@ def train_command(
     if not cfg["data"]["train"]["dataset"]:
         raise RvosError("give the training data: --dataset, --tracks and --labels (or a --config with data.train)")
 
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=console, transient=False) as bar:
+    with progress_bar(TextColumn("{task.fields[info]}"), label="{task.description}", console=console) as bar:
         tasks: dict = {}
 
         def progress(phase: str, done: int, total: int, info: dict) -> None:

@@ -148,21 +148,6 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T], workers: int) -> Iter
             yield pending.pop(0).result()
 
 
-def progress_bar(disable: bool = False):
-    """A rich progress bar with a count and time estimates (``disable`` for quiet/library use)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        disable=disable,
-        transient=False,
-    )
-
-
 def mask_rows(video_id: str, obj_ids: Sequence[int], frame_idxs: Sequence[int], counts: Sequence[bytes], height: int, width: int) -> list[dict]:
     """Build ``masks`` table rows (area and box from the RLE, no decoding).
 

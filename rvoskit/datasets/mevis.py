@@ -13,10 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from rvoskit.datasets.common import frame_files, image_size, load_json, mask_rows, progress_bar, require
+from rvoskit.datasets.common import frame_files, image_size, load_json, mask_rows, require
 from rvoskit.datasets.jsonindex import JsonObjectIndex
 from rvoskit.errors import RvosError
 from rvoskit.format import DatasetWriter
+from rvoskit.progress import progress_bar
 from rvoskit.format import rle as rlemod
 from rvoskit.format.store import sha256_file
 

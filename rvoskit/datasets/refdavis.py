@@ -23,12 +23,12 @@ from rvoskit.datasets.common import (
     load_json,
     mask_rows,
     parallel_map,
-    progress_bar,
     read_label_png,
     require,
 )
 from rvoskit.errors import RvosError
 from rvoskit.format import DatasetWriter
+from rvoskit.progress import progress_bar
 from rvoskit.format import rle as rlemod
 
 #: (annotator, kind, file name, encoding); exp_id = 4k + position in this list (ReferFormer order).
