@@ -25,6 +25,7 @@ def write_predictions(
     *,
     dataset: str | Path | None = None,
     meta: Mapping[str, Any] | None = None,
+    extra_tables: Mapping[str, pd.DataFrame] | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write a predictions directory atomically.
@@ -34,6 +35,8 @@ def write_predictions(
         rows: ``predictions`` table rows (see ``schemas/predictions.schema.json``).
         dataset: the dataset the predictions are for (recorded in the manifest).
         meta: extra manifest entries (checkpoint, threshold, ...).
+        extra_tables: further Parquet files written in the same atomic step, ``{name: DataFrame}``
+            -> ``<name>.parquet`` (for instance the per-track ``scores`` of ``rvoskit score``).
         overwrite: replace an existing ``out``.
 
     Returns:
@@ -54,6 +57,8 @@ def write_predictions(
             "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "meta": dict(meta or {}),
         }
+        for name, df in (extra_tables or {}).items():
+            df.to_parquet(tmp / f"{name}.parquet", index=False)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return out
 

@@ -135,15 +135,15 @@ class TrackStore:
             raise RvosError("video not in the track store (not generated yet)", file=self.path, item=video_id)
         return json.loads(path.read_text(encoding="utf-8"))
 
-    def tracks(self, video_id: str) -> pd.DataFrame:
-        """The ``tracks`` rows of one completed video.
+    def tracks(self, video_id: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """The ``tracks`` rows of one completed video (all columns, or ``columns`` only).
 
         Raises:
             RvosError: the video is not complete in this store.
         """
         if not self.is_done(video_id):
             raise RvosError("video not in the track store (not generated yet)", file=self.path, item=video_id)
-        return read_table(self._file("tracks", video_id, ".parquet"), "tracks").to_pandas()
+        return read_table(self._file("tracks", video_id, ".parquet"), "tracks", columns=columns).to_pandas()
 
     def tokens(self, video_id: str) -> tuple[np.ndarray, np.ndarray]:
         """``(obj_ptr (N, T, 256), track_id (N,) int32)`` of one completed video."""

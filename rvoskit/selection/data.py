@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from rvoskit.errors import RvosError
-from rvoskit.format import read_table, safe_name
+from rvoskit.format import read_table
 from rvoskit.format.trackstore import TrackStore
 from rvoskit.selection.text import TextFeature
 
@@ -74,12 +74,11 @@ class Sample:
 def _track_owners(store: TrackStore, video_id: str) -> pd.DataFrame:
     """``track_id, expression_id`` of a completed video's tracks (expression_id: grounded tracks only).
 
-    Reads two columns of ``tracks/<safe video_id>.parquet`` (``schemas/FORMAT.md`` section 2).
+    Reads two columns of the video's tracks table.
     """
     if not store.is_done(video_id):
         raise RvosError("video is labelled but not in this track store", file=store.path, item=video_id)
-    t = read_table(store.path / "tracks" / f"{safe_name(video_id)}.parquet", "tracks", columns=["track_id", "expression_id"])
-    return t.to_pandas().drop_duplicates("track_id")
+    return store.tracks(video_id, columns=["track_id", "expression_id"]).drop_duplicates("track_id")
 
 
 def labelled_samples(dataset, stores: Mapping[str, TrackStore], labels_dir: str | Path) -> list[Sample]:

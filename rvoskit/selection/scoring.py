@@ -22,7 +22,6 @@ import torch
 from rvoskit.errors import RvosError
 from rvoskit.format import open_dataset
 from rvoskit.format import rle as rlemod
-from rvoskit.format.atomic import atomic_file
 from rvoskit.format.predictions import write_predictions
 from rvoskit.selection.checkpoint import load_checkpoint, model_from_checkpoint
 from rvoskit.selection.data import (
@@ -248,8 +247,6 @@ def predict(
         "tracks": {k: str(Path(s.path).resolve()) for k, s in stores.items()},
         "selection": selection,
     }
-    write_predictions(out, pred_rows, dataset=dataset, meta=meta, overwrite=overwrite)
     all_scores = pd.concat(score_tables, ignore_index=True) if score_tables else pd.DataFrame(columns=SCORE_COLUMNS + ["selected"])
-    with atomic_file(out / "scores.parquet") as tmp:
-        all_scores.to_parquet(tmp, index=False)
+    write_predictions(out, pred_rows, dataset=dataset, meta=meta, extra_tables={"scores": all_scores}, overwrite=overwrite)
     return {"out": str(out), "expressions": len(exprs), "videos": len(videos), "selected_tracks": n_selected, "empty_expressions": n_empty}
