@@ -39,7 +39,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pycocotools.mask as cocomask
 
 from rvoskit import __version__
@@ -349,15 +348,6 @@ def _empty_rows() -> pd.DataFrame:
     return arrow_schema("labels").empty_table().to_pandas()
 
 
-def _write_labels(path: Path, rows: pd.DataFrame) -> None:
-    """Write ``labels`` rows keeping NaN as NaN (``pa.Table.from_pandas`` would turn the no-target
-    ``miou_max`` NaN into a null, which the non-nullable column refuses)."""
-    schema = arrow_schema("labels")
-    cols = [pa.array(list(rows[f.name]) if pa.types.is_list(f.type) else rows[f.name].to_numpy(), type=f.type)
-            for f in schema]
-    write_table(path, "labels", pa.Table.from_arrays(cols, schema=schema))
-
-
 # -- sources ------------------------------------------------------------------------------------------
 def parse_sources(specs: Sequence[str | Path] | Mapping[str, str | Path]) -> dict[str, Path]:
     """Name the track stores: ``"DIR"`` -> ``{DIR's name: DIR}``, ``"name=DIR"`` -> ``{name: DIR}``.
@@ -505,7 +495,7 @@ def pseudolabel(
 
     def finish(v: str, rows: pd.DataFrame) -> None:
         with atomic_file(parts / f"{safe_name(v)}.parquet") as tmp:
-            _write_labels(tmp, rows)
+            write_table(tmp, "labels", rows)
         done.add(v)
         if progress:
             progress(len(done.intersection(work)), len(work))
@@ -550,7 +540,7 @@ def pseudolabel(
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        _write_labels(tmp / LABELS_FILE, table)
+        write_table(tmp / LABELS_FILE, "labels", table)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, allow_nan=False) + "\n", encoding="utf-8")
         plot_histogram(table, summary, float(iou), target, tmp / HIST_FILE)
     shutil.rmtree(parts, ignore_errors=True)

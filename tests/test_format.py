@@ -144,3 +144,17 @@ def test_atomic_outputs_get_the_usual_permissions(tmp_path):
         os.umask(mask)
     assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755
     assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o644
+
+
+def test_nan_survives_in_non_nullable_float_columns(tmp_path):
+    from rvoskit.format import read_table, write_table
+
+    rows = pd.DataFrame({"expression_id": ["v/0"], "video_id": ["v"], "source": ["grid"], "track_id": [0], "obj_ids": [[]],
+                         "miou_per_obj": [[]], "miou_max": [float("nan")], "miou_union": [0.5], "label": [False]})
+    write_table(tmp_path / "l.parquet", "labels", rows)
+    t = read_table(tmp_path / "l.parquet", "labels")
+    assert t.column("miou_max").null_count == 0 and np.isnan(t.column("miou_max")[0].as_py())
+    preds = pd.DataFrame({"expression_id": ["v/0"], "video_id": ["v"], "exp_id": ["0"], "frame_idx": [0], "height": [2],
+                          "width": [2], "rle": [rle.encode(np.eye(2))], "area": [2], "score": [float("nan")]})
+    write_table(tmp_path / "p.parquet", "predictions", preds)
+    assert read_table(tmp_path / "p.parquet", "predictions").column("score").null_count == 1  # nullable: missing = null

@@ -53,7 +53,11 @@ def to_arrow(table: str, data: pa.Table | pd.DataFrame | Iterable[Mapping[str, A
         if isinstance(data, pa.Table):
             return data.select(schema.names).cast(schema)
         if isinstance(data, pd.DataFrame):
-            return pa.Table.from_pandas(data[schema.names], schema=schema, preserve_index=False)
+            # NaN stays NaN in non-nullable float columns (pandas would make it null); elsewhere
+            # pandas' missing values become nulls.
+            cols = [pa.array(data[f.name], type=f.type, from_pandas=f.nullable or not pa.types.is_floating(f.type))
+                    for f in schema]
+            return pa.Table.from_arrays(cols, schema=schema)
         rows = list(data)
         return pa.Table.from_pylist(rows, schema=schema) if rows else schema.empty_table()
     except (KeyError, pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
