@@ -207,3 +207,18 @@ def test_refdavis_typos_void_and_unsupervised(tmp_path):
     unsup = open_dataset(convert_refdavis(root, "train", tmp_path / "unsup", annotations="unsupervised"))
     a, b = ds.object_masks("motorbike"), unsup.object_masks("motorbike")
     assert np.array_equal(a[1], b[2]) and np.array_equal(a[2], b[1])  # the other label set
+
+
+def test_refytvos_test_split_reads_frames_from_valid(tmp_path):
+    root = make_refytvos(tmp_path / "r", num_videos=1, valid_videos=1, test_videos=1)
+    test_meta = json.loads((root / "meta_expressions" / "test" / "meta_expressions.json").read_text())
+    (test_vid,) = test_meta["videos"]
+    (valid_vid,) = [p.name for p in (root / "valid" / "JPEGImages").iterdir()]
+    shutil.copytree(root / "valid" / "JPEGImages" / valid_vid, root / "valid" / "JPEGImages" / test_vid)
+    ds = open_dataset(convert_refytvos(root, "test", tmp_path / "ds"))
+    assert list(ds.videos.index) == [test_vid]
+    assert ds.frame_paths(test_vid)[0].is_file() and ds.expressions["obj_ids"].isna().all()
+    # without the test meta, a valid split whose videos all have frames is converted with a warning
+    shutil.rmtree(root / "meta_expressions" / "test")
+    ds = open_dataset(convert_refytvos(root, "valid", tmp_path / "ds2"))
+    assert len(ds.videos) == 2 and "may include test videos" in ds.manifest["warnings"][0]

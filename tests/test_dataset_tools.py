@@ -24,8 +24,9 @@ runner = CliRunner()
 def test_version_and_help_with_examples():
     res = runner.invoke(app, ["--version"])
     assert res.exit_code == 0 and __version__ in res.output
-    for cmd in (["convert", "mevis"], ["convert", "refytvos"], ["convert", "refdavis"], ["convert", "mevis-m"],
-                ["validate"], ["info"], ["export"]):
+    for cmd in (["demo"], ["convert", "mevis"], ["convert", "refytvos"], ["convert", "refdavis"], ["convert", "mevis-m"],
+                ["validate"], ["info"], ["export"], ["tracks", "generate"], ["pseudolabel"], ["corrupt"], ["train"], ["score"],
+                ["eval"], ["viz", "dataset"], ["viz", "tracks"], ["viz", "predictions"], ["viz", "report"]):
         res = runner.invoke(app, cmd + ["--help"])
         assert res.exit_code == 0 and "Example" in res.output, cmd
 
