@@ -222,3 +222,15 @@ def test_refytvos_test_split_reads_frames_from_valid(tmp_path):
     shutil.rmtree(root / "meta_expressions" / "test")
     ds = open_dataset(convert_refytvos(root, "valid", tmp_path / "ds2"))
     assert len(ds.videos) == 2 and "may include test videos" in ds.manifest["warnings"][0]
+
+
+def test_refdavis_exp_ids_follow_referformer_string_order(tmp_path):
+    root = make_refdavis(tmp_path / "d", num_videos=2, num_objects=11, height=64, width=96, num_frames=3, void=False)
+    ds = open_dataset(convert_refdavis(root, "val", tmp_path / "ds"))
+    e = ds.expressions
+    objs = {int(x) for x in ds.objects["obj_id"]}
+    order = sorted((o for o in range(1, 12) if o in objs), key=str)  # "1", "10", "11", "2", ...
+    for k, o in enumerate(order):
+        rows = e[e["obj_ids"].map(lambda x: list(x) == [o])]
+        assert sorted(rows["exp_id"].astype(int)) == [4 * k + j for j in range(4)]
+        assert list(rows.sort_values("exp_index")["kind"]) == ["first_frame", "full_video"] * 2

@@ -123,9 +123,12 @@ def convert_refdavis(
     """Convert a DAVIS 2017 split with the Ref-DAVIS17 expressions to the common format.
 
     Every object of the text files gets four expressions (annotator 1/2 x first-frame/full-video),
-    numbered ``exp_id = 4k + j`` as ReferFormer does (k = rank of the object in ascending obj_id
-    order among the video's text objects; j = 0 a1 first-frame, 1 a1 full-video, 2 a2 first-frame,
-    3 a2 full-video), each row keeping ``annotator`` and ``kind``. Masks come from the
+    numbered ``exp_id = 4k + j`` as ReferFormer's ``convert_davis_to_ytvos.py`` does (k = rank of
+    the object among the video's text objects in obj_id *string* order, as ReferFormer sorts them;
+    j = 0 a1 first-frame, 1 a1 full-video, 2 a2 first-frame, 3 a2 full-video), each row keeping
+    ``annotator`` and ``kind``. Where ReferFormer zips the four files positionally (and so drops or
+    misaligns objects that one annotator did not describe), rvoskit matches texts by obj_id and
+    leaves a gap in the numbering. Masks come from the
     semi-supervised ``Annotations/480p`` by default (the label set the text ids were written
     against) or ``Annotations_unsupervised/480p``. Void pixels (255) go to ``void.parquet``, never
     into an object.
@@ -196,7 +199,7 @@ def convert_refdavis(
                 cats = semantics.get(seq, {}) if isinstance(semantics, dict) else {}
                 w.add_objects({"video_id": seq, "obj_id": o, "anno_id": None, "category": cats.get(str(o))} for o in present)
                 exps = []
-                for k, obj in enumerate(sorted(per_seq[seq])):
+                for k, obj in enumerate(sorted(per_seq[seq], key=str)):  # ReferFormer sorts obj_id strings
                     for j, (ann, kind, text, line, fname) in sorted(per_seq[seq][obj].items()):
                         require(obj in present, f"expression names obj_id {obj}, which no {ann_folder} PNG of {seq} contains"
                                 + (" (try --davis-annotations unsupervised/semi-supervised)"), file=text_dir / fname, item=f"line {line}")
