@@ -158,3 +158,20 @@ def test_nan_survives_in_non_nullable_float_columns(tmp_path):
                           "width": [2], "rle": [rle.encode(np.eye(2))], "area": [2], "score": [float("nan")]})
     write_table(tmp_path / "p.parquet", "predictions", preds)
     assert read_table(tmp_path / "p.parquet", "predictions").column("score").null_count == 1  # nullable: missing = null
+
+
+def test_read_frame_ignores_exif_orientation(tmp_path):
+    from PIL import Image
+
+    from rvoskit.format import DatasetWriter
+
+    frames = tmp_path / "frames" / "v"
+    frames.mkdir(parents=True)
+    img = Image.fromarray(np.arange(20 * 30 * 3, dtype=np.uint8).reshape(20, 30, 3))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW" on display
+    img.save(frames / "00000.jpg", exif=exif, quality=95)
+    with DatasetWriter(tmp_path / "ds", dataset="x", split="s", frame_root=tmp_path / "frames") as w:
+        w.add_video({"video_id": "v", "split": "s", "num_frames": 1, "height": 20, "width": 30, "frames": ["00000"],
+                     "frame_files": ["v/00000.jpg"]})
+    assert open_dataset(tmp_path / "ds").read_frame("v", 0).shape == (20, 30, 3)

@@ -217,7 +217,7 @@ class RvosDataset:
         return [self.frame_root / f for f in self.video(video_id)["frame_files"]]
 
     def read_frame(self, video_id: str, frame_idx: int) -> np.ndarray:
-        """Read one frame as ``uint8 (H, W, 3)`` RGB.
+        """Read one frame as ``uint8 (H, W, 3)`` RGB (stored pixel order; EXIF orientation is not applied).
 
         Raises:
             RvosError: missing or unreadable frame file.
@@ -225,7 +225,8 @@ class RvosDataset:
         import cv2
 
         path = self.frame_paths(video_id)[frame_idx]
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        # EXIF orientation ignored: frames keep the size their header (and the masks) give, as SAM2's PIL loader does
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
         if img is None:
             raise RvosError("missing or unreadable frame", file=path, item=f"{video_id} frame {frame_idx}")
         return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
