@@ -202,12 +202,24 @@ def gaussian_noise(x: np.ndarray, severity: int, rng: Rng) -> tuple[np.ndarray, 
 
 
 def shot_noise(x, severity, rng):
+    """Shot (Poisson) noise: ``poisson(x/255 * c) / c``, c = [60, 25, 12, 5, 3].
+
+    Source: imagecorruptions 1.1 (imagecorruptions-imaug 1.1.5), same tables and draw order.
+    """
+    """ImageNet-C Gaussian noise: ``uint8(clip(x/255 + N(0, c^2), 0, 1) * 255)`` per pixel and channel, c = [.08, .12, .18, .26, .38]; exact kernel in :func:`kernels.gaussian_noise_apply`.
+
+    Source: imagecorruptions 1.1 (imagecorruptions-imaug 1.1.5), same tables and draw order.
+    """
     c = [60, 25, 12, 5, 3][severity - 1]
     x = np.array(x) / 255.0
     return np.clip(rng.poisson(x * c) / float(c), 0, 1) * 255, {}
 
 
 def impulse_noise(x, severity, rng):
+    """Impulse (salt-and-pepper) noise, amount c = [.03, .06, .09, .17, .27] (scikit-image ``random_noise('s&p')``).
+
+    Source: imagecorruptions 1.1 (imagecorruptions-imaug 1.1.5), same tables and draw order.
+    """
     c = [0.03, 0.06, 0.09, 0.17, 0.27][severity - 1]
     x = np.array(x) / 255.0  # skimage.util.random_noise(x, "s&p", rng, amount=c), verbatim
     out = x.copy()
@@ -219,6 +231,10 @@ def impulse_noise(x, severity, rng):
 
 
 def speckle_noise(x, severity, rng):
+    """Speckle noise: ``x + x * N(0, c^2)``, c = [.15, .2, .35, .45, .6].
+
+    Source: imagecorruptions 1.1 (imagecorruptions-imaug 1.1.5), same tables and draw order.
+    """
     c = [0.15, 0.2, 0.35, 0.45, 0.6][severity - 1]
     x = np.array(x) / 255.0
     noise = c * standard_normal(rng, x.shape).astype(np.float64)
@@ -226,11 +242,19 @@ def speckle_noise(x, severity, rng):
 
 
 def gaussian_blur(x, severity, rng):
+    """Gaussian blur, sigma c = [1, 2, 3, 4, 6] pixels (scikit-image ``gaussian``, channel axis last).
+
+    Source: imagecorruptions 1.1 (imagecorruptions-imaug 1.1.5), same tables and draw order.
+    """
     c = [1, 2, 3, 4, 6][severity - 1]
     return np.clip(_gaussian(np.array(x) / 255.0, c, channel_axis=-1), 0, 1) * 255, {}
 
 
 def glass_blur(x, severity, rng):
+    """Glass blur: blur (sigma), local pixel shuffles (max delta, iterations), blur; (sigma, delta, iters) per severity.
+
+    Source: imagecorruptions 1.1 (imagecorruptions-imaug 1.1.5), same tables and draw order.
+    """
     c = [(0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)][severity - 1]
     x = np.uint8(_gaussian(np.array(x) / 255.0, c[0], channel_axis=-1) * 255)
     x = _glass_shuffle(x, c[1], c[2], rng)
@@ -238,6 +262,10 @@ def glass_blur(x, severity, rng):
 
 
 def defocus_blur(x, severity, rng):
+    """Defocus blur: convolution with an anti-aliased disk, (radius, alias blur) = [(3,.1), (4,.5), (6,.5), (8,.5), (10,.5)].
+
+    Source: imagecorruptions 1.1 (imagecorruptions-imaug 1.1.5), same tables and draw order.
+    """
     c = [(3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)][severity - 1]
     x = np.array(x) / 255.0
     kernel = _disk(radius=c[0], alias_blur=c[1])
@@ -246,6 +274,10 @@ def defocus_blur(x, severity, rng):
 
 
 def motion_blur(x, severity, rng, angle: float | None = None):
+    """ImageMagick-style motion blur, (radius, sigma) = [(10,3), (15,5), (15,8), (15,12), (20,15)], angle ~ U(-45, 45) degrees unless given; exact kernel in :func:`kernels.motion_blur_apply`.
+
+    Source: imagecorruptions 1.1 (imagecorruptions-imaug 1.1.5), same tables and draw order.
+    """
     radius, sigma = kernels.MOTION_BLUR_PARAMS[severity - 1]
     if angle is None:
         angle = float(rng.uniform(-45, 45))
@@ -253,6 +285,10 @@ def motion_blur(x, severity, rng, angle: float | None = None):
 
 
 def zoom_blur(x, severity, rng):
+    """Zoom blur: mean of the image and its centre zooms by the severity's factor range.
+
+    Source: imagecorruptions 1.1 (imagecorruptions-imaug 1.1.5), same tables and draw order.
+    """
     c = [
         np.arange(1, 1.11, 0.01),
         np.arange(1, 1.16, 0.01),
@@ -270,6 +306,10 @@ def zoom_blur(x, severity, rng):
 
 
 def snow(x, severity, rng):
+    """Snow: a snow layer (normal draws, zoom, motion-blurred) over a greyed, brightened image.
+
+    Source: imagecorruptions 1.1 (imagecorruptions-imaug 1.1.5), same tables and draw order.
+    """
     c = [
         (0.1, 0.3, 3, 0.5, 10, 4, 0.8),
         (0.2, 0.3, 2, 0.5, 12, 4, 0.7),
@@ -292,6 +332,10 @@ def snow(x, severity, rng):
 
 
 def frost(x, severity, rng):
+    """Frost: blend with a random crop of one of the imagecorruptions frost textures.
+
+    Source: imagecorruptions 1.1 (imagecorruptions-imaug 1.1.5), same tables and draw order.
+    """
     c = [(1, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75)][severity - 1]
     idx = int(randint(rng, 0, 6))
     texture = _frost_texture(idx)
@@ -316,6 +360,10 @@ def frost(x, severity, rng):
 
 
 def fog(x, severity, rng):
+    """Fog: a plasma-fractal haze added to the image, then contrast-normalised.
+
+    Source: imagecorruptions 1.1 (imagecorruptions-imaug 1.1.5), same tables and draw order.
+    """
     c = [(1.5, 2), (2.0, 2), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4)][severity - 1]
     h, w = x.shape[:2]
     map_size = 1 << (int(max(x.shape)) - 1).bit_length()
@@ -326,6 +374,10 @@ def fog(x, severity, rng):
 
 
 def brightness(x, severity, rng):
+    """Brightness: add c = [.1, .2, .3, .4, .5] to V in HSV.
+
+    Source: imagecorruptions 1.1 (imagecorruptions-imaug 1.1.5), same tables and draw order.
+    """
     c = [0.1, 0.2, 0.3, 0.4, 0.5][severity - 1]
     x = _rgb2hsv(np.array(x) / 255.0)
     x[:, :, 2] = np.clip(x[:, :, 2] + c, 0, 1)
@@ -333,6 +385,10 @@ def brightness(x, severity, rng):
 
 
 def contrast(x, severity, rng):
+    """Contrast: scale around the mean by c = [.4, .3, .2, .1, .05].
+
+    Source: imagecorruptions 1.1 (imagecorruptions-imaug 1.1.5), same tables and draw order.
+    """
     c = [0.4, 0.3, 0.2, 0.1, 0.05][severity - 1]
     x = np.array(x) / 255.0
     means = np.mean(x, axis=(0, 1), keepdims=True)
@@ -340,6 +396,10 @@ def contrast(x, severity, rng):
 
 
 def elastic_transform(image, severity, rng):
+    """Elastic transform: smoothed random displacement field (imagecorruptions 1.1 definition, no affine step).
+
+    Source: imagecorruptions 1.1 (imagecorruptions-imaug 1.1.5), same tables and draw order.
+    """
     image = np.array(image, dtype=np.float32) / 255.0
     shape = image.shape
     sigma = np.array(shape[:2]) * 0.01
@@ -354,6 +414,10 @@ def elastic_transform(image, severity, rng):
 
 
 def pixelate(x, severity, rng):
+    """Pixelate: downscale by c = [.6, .5, .4, .3, .25] (box) and upscale (nearest).
+
+    Source: imagecorruptions 1.1 (imagecorruptions-imaug 1.1.5), same tables and draw order.
+    """
     from PIL import Image
 
     c = [0.6, 0.5, 0.4, 0.3, 0.25][severity - 1]
@@ -363,6 +427,10 @@ def pixelate(x, severity, rng):
 
 
 def jpeg_compression(x, severity, rng):
+    """JPEG compression at quality c = [25, 18, 15, 10, 7] (Pillow).
+
+    Source: imagecorruptions 1.1 (imagecorruptions-imaug 1.1.5), same tables and draw order.
+    """
     from PIL import Image
 
     c = [25, 18, 15, 10, 7][severity - 1]
@@ -373,6 +441,10 @@ def jpeg_compression(x, severity, rng):
 
 
 def spatter(x, severity, rng):
+    """Spatter: liquid (severities 1-3) or mud (4-5) splashes from thresholded, blurred noise.
+
+    Source: imagecorruptions 1.1 (imagecorruptions-imaug 1.1.5), same tables and draw order.
+    """
     c = [
         (0.65, 0.3, 4, 0.69, 0.6, 0),
         (0.65, 0.3, 3, 0.68, 0.6, 0),
@@ -419,6 +491,10 @@ def spatter(x, severity, rng):
 
 
 def saturate(x, severity, rng):
+    """Saturate: scale and shift S in HSV, (scale, shift) = [(.3,0), (.1,0), (2,0), (5,.1), (20,.2)].
+
+    Source: imagecorruptions 1.1 (imagecorruptions-imaug 1.1.5), same tables and draw order.
+    """
     c = [(0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (20, 0.2)][severity - 1]
     x = _rgb2hsv(np.array(x) / 255.0)
     x[:, :, 1] = np.clip(x[:, :, 1] * c[0] + c[1], 0, 1)
