@@ -175,3 +175,12 @@ def test_read_frame_ignores_exif_orientation(tmp_path):
         w.add_video({"video_id": "v", "split": "s", "num_frames": 1, "height": 20, "width": 30, "frames": ["00000"],
                      "frame_files": ["v/00000.jpg"]})
     assert open_dataset(tmp_path / "ds").read_frame("v", 0).shape == (20, 30, 3)
+
+
+def test_area_bbox_of_many_masks_at_once():
+    # more than 255 RLEs in one call: pycocotools.mask.area overflows there, area_bbox must not
+    rng = np.random.default_rng(3)
+    masks = (rng.random((300, 12, 9)) < 0.3).astype(np.uint8)
+    areas, boxes = rle.area_bbox(rle.encode_batch(masks), 12, 9)
+    assert areas.tolist() == masks.reshape(300, -1).sum(1).tolist()
+    assert boxes.shape == (300, 4)

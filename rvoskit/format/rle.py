@@ -85,7 +85,9 @@ def area_bbox(counts: Sequence[bytes], height: int, width: int) -> tuple[np.ndar
     if len(counts) == 0:
         return np.zeros(0, np.int64), np.zeros((0, 4), np.float64)
     objs = [to_coco(c, height, width) for c in counts]
-    return cocomask.area(objs).astype(np.int64), cocomask.toBbox(objs).astype(np.float64).reshape(-1, 4)
+    # pycocotools 2.0.11's area() overflows a uint8 count for lists of more than 255 RLEs: chunk it
+    areas = np.concatenate([cocomask.area(objs[i : i + 255]) for i in range(0, len(objs), 255)]).astype(np.int64)
+    return areas, cocomask.toBbox(objs).astype(np.float64).reshape(-1, 4)
 
 
 def pixel_count(counts: bytes) -> int:
