@@ -28,7 +28,7 @@ class JsonObjectIndex:
             or a duplicate top-level key (each names the file and the position or key).
     """
 
-    def __init__(self, path: str | Path, chunk: int = 1 << 24):
+    def __init__(self, path: str | Path, chunk: int = 1 << 22):
         self.path = Path(path)
         if not self.path.is_file():
             raise RvosError("missing file", file=self.path)
@@ -117,10 +117,10 @@ class JsonObjectIndex:
                 if buf[k] != ",":
                     fail("expected ',' or '}'", k)
                 i = skip_ws(k + 1)
-                # drop the consumed prefix to bound memory
-                base += i
-                buf = buf[i:]
-                i = 0
+                if i >= chunk:  # drop the consumed prefix now and then: bounded memory, linear copying
+                    base += i
+                    buf = buf[i:]
+                    i = 0
         finally:
             f.close()
 
