@@ -61,6 +61,9 @@ def validate_dataset(path: str | Path, *, check_frames: bool = True, max_problem
                     bad("videos.parquet", v, f"frame file missing: {ds.frame_root / f}")
                     break
     objset = set(zip(objects["video_id"], objects["obj_id"].astype(int)))
+    objs_of: dict[str, set[int]] = {}
+    for v, o in objset:
+        objs_of.setdefault(v, set()).add(o)
     for _, r in objects.iterrows():
         if r["video_id"] not in vset:
             bad("objects.parquet", f"{r['video_id']}/{r['obj_id']}", "object of an unknown video")
@@ -89,7 +92,7 @@ def validate_dataset(path: str | Path, *, check_frames: bool = True, max_problem
         T, H, W = size[vid]
         if rows.duplicated(subset=["obj_id", "frame_idx"]).any():
             bad("masks.parquet", vid, "duplicate (obj_id, frame_idx) rows")
-        for o in set(rows["obj_id"].astype(int)) - {o for (v, o) in objset if v == vid}:
+        for o in set(rows["obj_id"].astype(int)) - objs_of.get(vid, set()):
             bad("masks.parquet", f"{vid} obj {o}", "mask of an unknown object")
         fi = rows["frame_idx"].to_numpy()
         if ((fi < 0) | (fi >= T)).any():
