@@ -184,3 +184,12 @@ def test_area_bbox_of_many_masks_at_once():
     areas, boxes = rle.area_bbox(rle.encode_batch(masks), 12, 9)
     assert areas.tolist() == masks.reshape(300, -1).sum(1).tolist()
     assert boxes.shape == (300, 4)
+
+
+def test_writing_a_null_into_a_non_nullable_column_is_refused(tmp_path):
+    from rvoskit.format import write_table
+
+    with pytest.raises(RvosError, match="'text' has 1 null"):
+        write_table(tmp_path / "e.parquet", "expressions", [{"expression_id": "v/0", "video_id": "v", "exp_id": "0", "exp_index": 0,
+                                                            "text": None, "obj_ids": None, "anno_ids": None, "annotator": None, "kind": None}])
+    assert not (tmp_path / "e.parquet").exists()

@@ -30,7 +30,6 @@ from rvoskit.format.schema import FORMAT_VERSION, arrow_schema, check_table
 
 MANIFEST = "dataset.json"
 FORMAT_NAME = "rvoskit-rvos"
-TABLES = ("videos", "objects", "expressions", "masks")
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -51,17 +50,22 @@ def to_arrow(table: str, data: pa.Table | pd.DataFrame | Iterable[Mapping[str, A
     schema = arrow_schema(table)
     try:
         if isinstance(data, pa.Table):
-            return data.select(schema.names).cast(schema)
-        if isinstance(data, pd.DataFrame):
+            t = data.select(schema.names).cast(schema)
+        elif isinstance(data, pd.DataFrame):
             # NaN stays NaN in non-nullable float columns (pandas would make it null); elsewhere
             # pandas' missing values become nulls.
             cols = [pa.array(data[f.name], type=f.type, from_pandas=f.nullable or not pa.types.is_floating(f.type))
                     for f in schema]
-            return pa.Table.from_arrays(cols, schema=schema)
-        rows = list(data)
-        return pa.Table.from_pylist(rows, schema=schema) if rows else schema.empty_table()
+            t = pa.Table.from_arrays(cols, schema=schema)
+        else:
+            rows = list(data)
+            t = pa.Table.from_pylist(rows, schema=schema) if rows else schema.empty_table()
     except (KeyError, pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
         raise RvosError(f"rows do not fit the {table} schema: {exc}") from None
+    problems = check_table(table, t)  # pyarrow does not enforce non-nullable fields on construction
+    if problems:
+        raise RvosError(f"rows do not fit the {table} schema: {'; '.join(problems)}")
+    return t
 
 
 def write_table(path: str | Path, table: str, data: pa.Table | pd.DataFrame | Iterable[Mapping[str, Any]]) -> int:
