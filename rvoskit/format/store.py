@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import sys
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
@@ -396,7 +397,7 @@ class DatasetWriter:
             if exc_type is None:
                 self._finish()
         except BaseException:
-            self._ctx.__exit__(*__import__("sys").exc_info())
+            self._ctx.__exit__(*sys.exc_info())
             raise
         return self._ctx.__exit__(exc_type, exc, tb)
 
