@@ -90,18 +90,22 @@ def area_bbox(counts: Sequence[bytes], height: int, width: int) -> tuple[np.ndar
     return areas, cocomask.toBbox(objs).astype(np.float64).reshape(-1, 4)
 
 
-def pixel_count(counts: bytes) -> int:
-    """Total number of pixels a compressed RLE describes, without decoding the mask.
+def run_lengths(counts: bytes) -> np.ndarray:
+    """The uncompressed run lengths of compressed counts, without decoding the mask.
 
-    Parses the LEB128-like string of pycocotools ``rleFrString`` with numpy. Used to reject
-    malformed RLE (wrong total, negative runs) cheaply.
+    Parses the LEB128-like string of pycocotools ``rleFrString`` with numpy. Runs alternate
+    background / foreground, starting with background, in column-major order; their sum is the
+    number of pixels.
+
+    Returns:
+        ``int64 (R,)``.
 
     Raises:
         ValueError: for characters outside the alphabet, a truncated last run or a negative run.
     """
     c = np.frombuffer(counts, dtype=np.uint8).astype(np.int64) - 48
     if c.size == 0:
-        return 0
+        return np.zeros(0, np.int64)
     if (c < 0).any() or (c > 63).any():
         raise ValueError("character outside the RLE alphabet")
     more = (c & 0x20) != 0
@@ -121,7 +125,17 @@ def pixel_count(counts: bytes) -> int:
         cnts[2::2] = np.cumsum(vals[2::2])
     if (cnts < 0).any():
         raise ValueError("negative run length")
-    return int(cnts.sum())
+    return cnts
+
+
+def pixel_count(counts: bytes) -> int:
+    """Total number of pixels a compressed RLE describes, without decoding the mask
+    (:func:`run_lengths`). Used to reject malformed RLE (wrong total, negative runs) cheaply.
+
+    Raises:
+        ValueError: for characters outside the alphabet, a truncated last run or a negative run.
+    """
+    return int(run_lengths(counts).sum())
 
 
 def from_native(segm: Any, height: int | None = None, width: int | None = None) -> tuple[bytes, int, int]:
