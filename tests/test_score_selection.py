@@ -183,3 +183,49 @@ def test_score_command_and_errors(world, tmp_path):
     (other / "config.json").write_text('{"model_type": "bert", "hidden_size": 384}')
     with pytest.raises(RvosError, match="not the one the model was trained with"):
         predict(world["ckpt"], world["ds"], [str(world["grid"])], tmp_path / "y", text_encoder=other)
+
+
+def test_video_masks_merge_each_distinct_selection_once(monkeypatch):
+    """Expressions that select the same tracks (in any order) share one merge; masks are never decoded."""
+    import pycocotools.mask as cocomask
+
+    from rvoskit.selection.scoring import VideoMasks
+
+    calls = []
+    real_merge = cocomask.merge
+    monkeypatch.setattr(cocomask, "merge", lambda rles, intersect=0: calls.append(len(rles)) or real_merge(rles, intersect=intersect))
+    monkeypatch.setattr(cocomask, "decode", lambda *a: pytest.fail("a track mask was decoded to pixels"))
+    tracks = {"grid": pd.DataFrame(_rows("v", GRID))}
+    vm = VideoMasks(tracks, T, H, W)
+    first = vm.merge([("grid", 0), ("grid", 1)])
+    assert vm.merge([("grid", 1), ("grid", 0)]) is first
+    # frames 0-2 hold both tracks (one merge each); on frame 3 track 1 is empty and track 0 is kept as is
+    assert calls == [2, 2, 2]
+    assert [a for _, a in first] == [int((GRID[0][t] | GRID[1][t]).sum()) for t in range(T)]
+
+
+def test_predict_writes_one_row_group_per_video_and_nothing_on_error(world, tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from rvoskit.selection import scoring
+
+    tracks = {"grid": world["grid"], "gdino": world["gdino"]}
+    predict(world["ckpt"], world["ds"], tracks, tmp_path / "p", top_k=1, text_cache=world["cache"])
+    pf = pq.ParquetFile(tmp_path / "p" / "predictions.parquet")
+    groups = [set(pf.read_row_group(i, columns=["video_id"]).column(0).to_pylist()) for i in range(pf.num_row_groups)]
+    assert groups == [{"u"}, {"v"}]  # dataset order, one video per row group
+    assert len(pq.read_table(tmp_path / "p" / "scores.parquet")) == 4 * 4
+    # a failure on the second video leaves no output directory behind
+    n = {"videos": 0}
+    real_init = scoring.VideoMasks.__init__
+
+    def counting_init(self, *a, **k):
+        n["videos"] += 1
+        if n["videos"] == 2:
+            raise RvosError("stop on the second video")
+        real_init(self, *a, **k)
+
+    monkeypatch.setattr(scoring.VideoMasks, "__init__", counting_init)
+    with pytest.raises(RvosError, match="second video"):
+        predict(world["ckpt"], world["ds"], tracks, tmp_path / "q", top_k=1, text_cache=world["cache"])
+    assert not (tmp_path / "q").exists() and not list(tmp_path.glob(".q.tmp-*"))

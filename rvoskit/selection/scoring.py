@@ -16,13 +16,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pycocotools.mask as cocomask
 import torch
 
 from rvoskit.errors import RvosError
 from rvoskit.format import open_dataset
 from rvoskit.format import rle as rlemod
-from rvoskit.format.predictions import write_predictions
+from rvoskit.format.predictions_writer import PredictionsWriter
 from rvoskit.selection.checkpoint import load_checkpoint, model_from_checkpoint
 from rvoskit.selection.data import (
     Sample,
@@ -43,6 +44,13 @@ from rvoskit.selection.text import (
 from rvoskit.selection.training import autocast, forward_batch, resolve_device
 
 SCORE_COLUMNS = ["expression_id", "video_id", "source", "track_id", "logit", "score"]
+#: ``scores.parquet``: one row per (expression, candidate track).
+SCORES_SCHEMA = pa.schema(
+    [("expression_id", pa.string()), ("video_id", pa.string()), ("source", pa.string()), ("track_id", pa.int64()),
+     ("logit", pa.float64()), ("score", pa.float64()), ("selected", pa.bool_())]
+)
+#: The columns of a track store's ``tracks`` table that scoring reads.
+TRACK_COLUMNS = ["track_id", "frame_idx", "expression_id", "height", "width", "rle", "area"]
 
 
 def score_samples(
@@ -99,10 +107,55 @@ def select_tracks(scores: pd.DataFrame, tau: float = 0.5, top_k: int | None = No
     return rank <= top_k
 
 
+class VideoMasks:
+    """The candidate tracks' masks of one video, indexed once, OR-merged per selection.
+
+    A selection (a set of ``(source, track_id)``) seen before in the video is not merged again, so
+    expressions that select the same tracks (common on MeViS, where several expressions refer to one
+    object) cost one merge. Masks stay compressed RLE throughout (pycocotools ``merge``); no mask is
+    decoded to pixels.
+
+    Args:
+        tracks: ``{source: tracks rows of the video}`` (``TrackStore.tracks``).
+        num_frames, height, width: the video's size.
+    """
+
+    def __init__(self, tracks: Mapping[str, pd.DataFrame], num_frames: int, height: int, width: int):
+        self.T, self.H, self.W = int(num_frames), int(height), int(width)
+        self._empty = rlemod.encode(np.zeros((self.H, self.W), np.uint8))
+        self._masks: dict[tuple[str, int], dict[int, tuple[bytes, int]]] = {}  # non-empty frames only
+        for source, rows in tracks.items():
+            rows = rows[rows["area"] > 0]
+            for tid, f, c, a in zip(rows["track_id"].to_numpy(), rows["frame_idx"].to_numpy(), rows["rle"], rows["area"].to_numpy()):
+                self._masks.setdefault((source, int(tid)), {})[int(f)] = (c, int(a))
+        self._merged: dict[frozenset, list[tuple[bytes, int]]] = {}
+
+    def merge(self, selected: Sequence[tuple[str, int]]) -> list[tuple[bytes, int]]:
+        """``[(rle counts, area)]`` for frames ``0 .. T-1``: the OR of the selected tracks' masks (a frame
+        with no row for a track counts as empty for that track; no selection gives empty masks)."""
+        key = frozenset(selected)
+        if key not in self._merged:
+            per_frame: list[list[tuple[bytes, int]]] = [[] for _ in range(self.T)]
+            for sel in key:
+                for f, ca in self._masks.get(sel, {}).items():
+                    per_frame[f].append(ca)
+            out = []
+            for masks in per_frame:
+                if not masks:
+                    out.append((self._empty, 0))
+                elif len(masks) == 1:
+                    out.append(masks[0])
+                else:
+                    merged = cocomask.merge([rlemod.to_coco(c, self.H, self.W) for c, _ in masks], intersect=0)
+                    out.append((merged["counts"], int(cocomask.area(merged))))
+            self._merged[key] = out
+        return self._merged[key]
+
+
 def merge_masks(
     tracks: Mapping[str, pd.DataFrame], selected: Sequence[tuple[str, int]], num_frames: int, height: int, width: int
 ) -> list[tuple[bytes, int]]:
-    """OR-merge the selected tracks' masks on every frame.
+    """OR-merge the selected tracks' masks on every frame (one-off :meth:`VideoMasks.merge`).
 
     Args:
         tracks: ``{source: tracks rows of the video}``.
@@ -113,24 +166,7 @@ def merge_masks(
         ``[(rle counts, area)]`` for frames ``0 .. num_frames-1`` (a frame with no row for a track
         counts as empty for that track).
     """
-    empty = rlemod.encode(np.zeros((height, width), np.uint8))
-    per_frame: list[list[bytes]] = [[] for _ in range(num_frames)]
-    for source, track_id in selected:
-        rows = tracks[source]
-        rows = rows[rows["track_id"] == track_id]
-        for f, c, a in zip(rows["frame_idx"].to_numpy(), rows["rle"], rows["area"].to_numpy()):
-            if a > 0:
-                per_frame[int(f)].append(c)
-    out = []
-    for rles in per_frame:
-        if not rles:
-            out.append((empty, 0))
-        elif len(rles) == 1:
-            out.append((rles[0], int(cocomask.area(rlemod.to_coco(rles[0], height, width)))))
-        else:
-            merged = cocomask.merge([rlemod.to_coco(c, height, width) for c in rles], intersect=0)
-            out.append((merged["counts"], int(cocomask.area(merged))))
-    return out
+    return VideoMasks(tracks, num_frames, height, width).merge(selected)
 
 
 def _check_tracks(rows: pd.DataFrame, store, video_id: str, T: int, H: int, W: int) -> None:
@@ -209,44 +245,43 @@ def predict(
     )
     token_cache = TokenCache(stores, max_videos=4)
     amp = bool(state["config"]["train"].get("amp", True))
-    pred_rows: list[dict] = []
-    score_tables: list[pd.DataFrame] = []
-    n_selected = n_empty = 0
-    videos = list(dict.fromkeys(exprs["video_id"]))
-    for vi, vid in enumerate(videos):
-        v = ds.video(vid)
-        T, H, W = int(v["num_frames"]), int(v["height"]), int(v["width"])
-        rows = {}
-        for name, store in stores.items():
-            rows[name] = store.tracks(vid)
-            _check_tracks(rows[name], store, vid, T, H, W)
-        vexprs = exprs[exprs["video_id"] == vid]
-        samples = [Sample(e.expression_id, vid, e.text, video_candidates(rows, e.expression_id)) for e in vexprs.itertuples()]
-        scorable = [s for s in samples if s.candidates]
-        scores = score_samples(model, scorable, features, token_cache, device=dev, batch_size=batch_size, amp=amp)
-        scores["selected"] = select_tracks(scores, tau, top_k).to_numpy(bool) if len(scores) else np.zeros(0, bool)
-        score_tables.append(scores)
-        by_expr = {eid: g for eid, g in scores.groupby("expression_id", sort=False)}
-        for e in vexprs.itertuples():
-            g = by_expr.get(e.expression_id)
-            chosen = [] if g is None else list(zip(g.loc[g["selected"], "source"], g.loc[g["selected"], "track_id"].astype(int)))
-            n_selected += len(chosen)
-            n_empty += not chosen
-            conf = float(g.loc[g["selected"], "score"].max()) if chosen else None
-            for f, (counts, area) in enumerate(merge_masks(rows, chosen, T, H, W)):
-                pred_rows.append(
-                    {"expression_id": e.expression_id, "video_id": vid, "exp_id": e.exp_id, "frame_idx": f, "height": H, "width": W, "rle": counts, "area": area, "score": conf}
-                )
-        if progress:
-            progress("videos", vi + 1, len(videos))
-    selection = {"tau": None if top_k else tau, "top_k": top_k}
     meta = {
         "method": "rvoskit-selection (SOLA)",
         "checkpoint": str(Path(state["path"]).resolve()),
         "epoch": int(state["epoch"]),
         "tracks": {k: str(Path(s.path).resolve()) for k, s in stores.items()},
-        "selection": selection,
+        "selection": {"tau": None if top_k else tau, "top_k": top_k},
     }
-    all_scores = pd.concat(score_tables, ignore_index=True) if score_tables else pd.DataFrame(columns=SCORE_COLUMNS + ["selected"])
-    write_predictions(out, pred_rows, dataset=dataset, meta=meta, extra_tables={"scores": all_scores}, overwrite=overwrite)
-    return {"out": str(out), "expressions": len(exprs), "videos": len(videos), "selected_tracks": n_selected, "empty_expressions": n_empty}
+    n_selected = n_empty = 0
+    by_video = exprs.groupby("video_id", sort=False)
+    # one video at a time: its tracks are read once, its masks merged once per distinct selection,
+    # and its predictions written as one row group before the next video is read
+    with PredictionsWriter(out, dataset=dataset, meta=meta, extra={"scores": SCORES_SCHEMA}, overwrite=overwrite) as writer:
+        for vi, (vid, vexprs) in enumerate(by_video):
+            v = ds.video(vid)
+            T, H, W = int(v["num_frames"]), int(v["height"]), int(v["width"])
+            rows = {}
+            for name, store in stores.items():
+                rows[name] = store.tracks(vid, columns=TRACK_COLUMNS)
+                _check_tracks(rows[name], store, vid, T, H, W)
+            samples = [Sample(e.expression_id, vid, e.text, video_candidates(rows, e.expression_id)) for e in vexprs.itertuples()]
+            scores = score_samples(model, [s for s in samples if s.candidates], features, token_cache, device=dev, batch_size=batch_size, amp=amp)
+            scores["selected"] = select_tracks(scores, tau, top_k).to_numpy(bool) if len(scores) else np.zeros(0, bool)
+            chosen = scores[scores["selected"]]
+            picks = {eid: g for eid, g in chosen.groupby("expression_id", sort=False)}
+            masks = VideoMasks(rows, T, H, W)
+            pred_rows = []
+            for e in vexprs.itertuples():
+                g = picks.get(e.expression_id)
+                sel = [] if g is None else list(zip(g["source"], g["track_id"].astype(int)))
+                n_selected += len(sel)
+                n_empty += not sel
+                conf = float(g["score"].max()) if sel else None
+                for f, (counts, area) in enumerate(masks.merge(sel)):
+                    pred_rows.append(
+                        {"expression_id": e.expression_id, "video_id": vid, "exp_id": e.exp_id, "frame_idx": f, "height": H, "width": W, "rle": counts, "area": area, "score": conf}
+                    )
+            writer.add(pred_rows, scores=scores)
+            if progress:
+                progress("videos", vi + 1, by_video.ngroups)
+    return {"out": str(out), "expressions": len(exprs), "videos": by_video.ngroups, "selected_tracks": n_selected, "empty_expressions": n_empty}
