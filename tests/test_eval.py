@@ -225,6 +225,47 @@ def test_missing_video_scores_zero_and_is_reported(mevis_case, tmp_path):
     assert res.summary["J"] == float(np.mean([0.0] + [full.loc[e, "J"] for e in it.index if e != "blackswan/0"]))
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_table_for_a_subset_of_videos(mevis_case, tmp_path, workers):
+    """A predictions table without one video: that video scores 0 and is reported, the others
+    score as with the full table."""
+    sub = write_predictions(tmp_path / "sub", prediction_rows({k: v for k, v in mevis_case["preds"].items() if k[0] == "judo"}))
+    res = evaluate(mevis_case["ds"], sub, "mevis", workers=workers)
+    full = evaluate(mevis_case["ds"], mevis_case["table"], "mevis").items.set_index("expression_id")
+    it = res.items.set_index("expression_id")
+    assert res.summary["missing_videos"] == ["blackswan"] and res.summary["n_missing_videos"] == 1
+    assert (it.loc["blackswan/0", "status"], it.loc["blackswan/0", "J"], it.loc["blackswan/0", "F"]) == ("missing_video", 0.0, 0.0)
+    judo = [e for e in it.index if e.startswith("judo/")]
+    pd.testing.assert_frame_equal(it.loc[judo], full.loc[judo])
+    # a subset of the expressions of a present video is an error unless scored as empty
+    part = write_predictions(tmp_path / "part", prediction_rows({("judo", "0"): mevis_case["preds"][("judo", "0")]}))
+    with pytest.raises(RvosError, match="no prediction for this expression") as ei:
+        evaluate(mevis_case["ds"], part, "mevis", workers=workers)
+    assert str(part / "predictions.parquet") in str(ei.value) and "judo/1" in str(ei.value)
+    res = evaluate(mevis_case["ds"], part, "mevis", workers=workers, missing_frame_empty=True)
+    assert res.items.set_index("expression_id").loc["judo/0", "J"] == full.loc["judo/0", "J"]
+
+
+def test_table_is_split_by_video_in_any_row_order(mevis_case, tmp_path):
+    """The streamed split gives each requested video all of its rows, however the table is ordered
+    and batched, and skips the others."""
+    import pyarrow.parquet as pq
+
+    from rvoskit.metrics.sources import TABLE_COLUMNS, table_index, table_rows_by_video
+
+    rows = pd.DataFrame(prediction_rows(mevis_case["preds"])).sample(frac=1.0, random_state=0)
+    path = write_predictions(tmp_path / "shuffled", rows) / "predictions.parquet"
+    pq.write_table(pq.read_table(path), path, row_group_size=7)  # many row groups
+    counts = table_index(path)["video_id"].value_counts().to_dict()
+    for batch in (1, 5, 1000):
+        got = dict(table_rows_by_video(path, {"judo": counts["judo"]}, batch_rows=batch))
+        assert list(got) == ["judo"]
+        want = rows[rows["video_id"] == "judo"][TABLE_COLUMNS].reset_index(drop=True)
+        pd.testing.assert_frame_equal(got["judo"].to_pandas(), want, check_dtype=False)
+    a = evaluate(mevis_case["ds"], path, "mevis", workers=2)
+    pd.testing.assert_frame_equal(a.items, evaluate(mevis_case["ds"], mevis_case["table"], "mevis").items)
+
+
 def test_missing_frame_is_an_error_unless_flag(mevis_case, tmp_path):
     png = tmp_path / "png"
     shutil.copytree(mevis_case["png"], png)
@@ -268,6 +309,10 @@ def test_bad_png_input_is_a_clear_error(mevis_case, tmp_path, damage):
     with pytest.raises(RvosError, match=match) as ei:
         evaluate(mevis_case["ds"], png, "mevis")
     assert str(png) in str(ei.value)
+    if damage in ("size", "unreadable"):  # raised in a worker process: the same file, item and message
+        with pytest.raises(RvosError, match=match) as ew:
+            evaluate(mevis_case["ds"], png, "mevis", workers=2)
+        assert str(ew.value) == str(ei.value) == f"{target}: judo/0 frame {f0}: " + ei.value.message
 
 
 def test_bad_table_input_is_a_clear_error(mevis_case, tmp_path):

@@ -74,14 +74,23 @@ def read_predictions(path: str | Path) -> tuple[pd.DataFrame, dict]:
     """
     path = Path(path)
     if path.is_dir():
-        mpath = path / MANIFEST
-        manifest: dict = {}
-        if mpath.is_file():
-            try:
-                manifest = json.loads(mpath.read_text(encoding="utf-8"))
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise RvosError(f"invalid JSON: {exc}", file=mpath) from None
-            if manifest.get("format") != FORMAT_NAME:
-                raise RvosError(f"format is {manifest.get('format')!r}, expected {FORMAT_NAME!r}", file=mpath)
-        return read_table(path / "predictions.parquet", "predictions").to_pandas(), manifest
+        return read_table(path / "predictions.parquet", "predictions").to_pandas(), read_manifest(path)
     return read_table(path, "predictions").to_pandas(), {}
+
+
+def read_manifest(path: str | Path) -> dict:
+    """The manifest of a predictions directory (``{}`` when it has none), without reading the table.
+
+    Raises:
+        RvosError: malformed manifest, or one of another format.
+    """
+    mpath = Path(path) / MANIFEST
+    if not mpath.is_file():
+        return {}
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RvosError(f"invalid JSON: {exc}", file=mpath) from None
+    if manifest.get("format") != FORMAT_NAME:
+        raise RvosError(f"format is {manifest.get('format')!r}, expected {FORMAT_NAME!r}", file=mpath)
+    return manifest

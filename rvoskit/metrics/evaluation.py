@@ -21,9 +21,10 @@ Protocols:
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ import pandas as pd
 from rvoskit import __version__
 from rvoskit.errors import RvosError
 from rvoskit.format import rle as rlemod
-from rvoskit.format.store import RvosDataset, open_dataset, read_table
+from rvoskit.format.store import RvosDataset, open_dataset
 from rvoskit.metrics.jf import BOUND_TH, frame_jf
 from rvoskit.metrics.protocols import (
     DAVIS_COLUMNS,
@@ -52,6 +53,7 @@ from rvoskit.metrics.sources import (
     PredictionSpec,
     check_predictions,
     open_predictions,
+    table_rows_by_video,
 )
 
 PROTOCOLS = ("mevis", "davis-semi", "davis-unsup", "ref-davis")
@@ -113,26 +115,32 @@ class _GtFrames:
         self.zeros = np.zeros(shape, np.uint8)
         self._rows = {(int(o), int(t)): (r, int(a)) for o, t, r, a in zip(rows["obj_id"], rows["frame_idx"], rows["rle"], rows["area"])}
         self._t = -1
-        self._cache: dict[int, np.ndarray] = {}
+        self._cache: dict[int | tuple[int, ...], np.ndarray] = {}  # frame _t: objects and unions
 
-    def obj(self, obj_id: int, t: int) -> np.ndarray:
+    def _frame(self, t: int) -> dict:
         if t != self._t:
             self._t, self._cache = t, {}
-        m = self._cache.get(obj_id)
+        return self._cache
+
+    def obj(self, obj_id: int, t: int) -> np.ndarray:
+        cache = self._frame(t)
+        m = cache.get(obj_id)
         if m is None:
             hit = self._rows.get((obj_id, t))
-            m = self.zeros if hit is None or hit[1] == 0 else rlemod.decode(hit[0], *self.shape)
-            self._cache[obj_id] = m
+            m = cache[obj_id] = self.zeros if hit is None or hit[1] == 0 else rlemod.decode(hit[0], *self.shape)
         return m
 
     def union(self, obj_ids: list[int], t: int) -> np.ndarray:
-        """Union of the objects on frame ``t`` (MeViS rule; no target gives zeros)."""
-        ms = [self.obj(int(o), t) for o in obj_ids]
-        if not ms:
-            return self.zeros
-        out = ms[0]
-        for m in ms[1:]:
-            out = np.bitwise_or(out, m)
+        """Union of the objects on frame ``t`` (MeViS rule; no target gives zeros), made once per
+        frame for each set of objects."""
+        cache, key = self._frame(t), tuple(int(o) for o in obj_ids)
+        out = cache.get(key)
+        if out is None:
+            ms = [self.obj(o, t) for o in key]
+            out = ms[0] if ms else self.zeros
+            for m in ms[1:]:
+                out = np.bitwise_or(out, m)
+            cache[key] = out
         return out
 
 
@@ -319,7 +327,10 @@ def evaluate(
             MeViS / Ref-YouTube-VOS / DAVIS / ReferFormer Ref-DAVIS layout
             (:func:`rvoskit.metrics.sources.open_predictions`).
         protocol: one of :data:`PROTOCOLS` (see the module docstring).
-        workers: processes; each scores whole videos.
+        workers: processes; each scores whole videos. Memory is bounded per video: ground truth
+            and predictions are decoded one frame at a time, a predictions table is streamed and
+            split by video (:func:`rvoskit.metrics.sources.table_rows_by_video`), and at most
+            ``2 * workers`` videos are queued at once.
         missing_frame_empty: score a missing prediction frame (or expression, or DAVIS sequence)
             as an empty mask instead of failing. A MeViS video without any prediction always
             scores 0 (as the MeViS script does) and is listed in ``summary["missing_videos"]``.
@@ -357,36 +368,51 @@ def evaluate(
         e = ds.expressions
         if e["annotator"].isna().all() or e["kind"].isna().all():
             raise RvosError("ref-davis needs a Ref-DAVIS17 dataset (expressions with annotator and kind)", file=ds.path)
-    check_predictions(spec, ds)
+    index = check_predictions(spec, ds)
     opts = EvalOptions(protocol, missing_frame_empty, davis_task, anno_set, bound_th)
-    vids = list(ds.videos.index) if videos is None else list(videos)
+    vids = list(dict.fromkeys(ds.videos.index if videos is None else videos))
     for vid in vids:
         ds.video(vid)
-    per_video_rows: dict[str, pd.DataFrame | None] = {v: None for v in vids}
-    if spec.kind == "table":
-        table = read_table(spec.path, "predictions", columns=["video_id", "exp_id", "frame_idx", "rle", "area"]).to_pandas()
-        for vid, part in table.groupby("video_id", sort=False):
-            if vid in per_video_rows:
-                per_video_rows[vid] = part
-    jobs = [(str(ds.path), spec, opts, vid, per_video_rows[vid]) for vid in vids]
-    results: dict[str, list[dict]] = {}
-    if workers <= 1 or len(jobs) <= 1:
-        _DATASETS[str(ds.path)] = ds
-        for i, job in enumerate(jobs):
-            vid, rows = _run_video(job)
-            results[vid] = rows
-            if progress:
-                progress(i + 1, len(jobs))
+    if index is None:
+        video_rows: Iterable = ((vid, None) for vid in vids)
     else:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context()) as pool:
-            futs = [pool.submit(_run_video, job) for job in jobs]
-            for i, fut in enumerate(as_completed(futs)):
-                vid, rows = fut.result()
-                results[vid] = rows
-                if progress:
-                    progress(i + 1, len(jobs))
-    rows = [r for vid in vids for r in results[vid]]
-    return _collect(ds, spec, opts, aggregate, rows)
+        n_rows = index["video_id"].value_counts().to_dict()
+        counts = {v: int(n_rows[v]) for v in vids if v in n_rows}
+        # videos without rows first (they score at once), then each video as the stream completes it
+        video_rows = itertools.chain(((v, None) for v in vids if v not in counts), table_rows_by_video(spec.path, counts))
+    jobs = ((str(ds.path), spec, opts, vid, rows) for vid, rows in video_rows)
+    workers = workers if len(vids) > 1 else 1
+    if workers <= 1:
+        _DATASETS[str(ds.path)] = ds
+    results: dict[str, list[dict]] = {}
+    for vid, rows in _map_videos(jobs, workers):
+        results[vid] = rows
+        if progress:
+            progress(len(results), len(vids))
+    return _collect(ds, spec, opts, aggregate, [r for vid in vids for r in results[vid]])
+
+
+def _map_videos(jobs: Iterable[tuple], workers: int) -> Iterator[tuple[str, list[dict]]]:
+    """``_run_video`` over ``jobs``, in this process or in ``workers`` processes with at most
+    ``2 * workers`` jobs submitted and not yet finished (so a streamed table is not read ahead
+    into memory). The first error cancels the jobs not yet started and is raised."""
+    if workers <= 1:
+        yield from map(_run_video, jobs)
+        return
+    jobs = iter(jobs)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context()) as pool:
+        pending: set = set()
+        try:
+            while True:
+                pending.update(pool.submit(_run_video, job) for job in itertools.islice(jobs, 2 * workers - len(pending)))
+                if not pending:
+                    return
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    yield fut.result()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
 
 def _mp_context():

@@ -17,17 +17,21 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from rvoskit.errors import RvosError
 from rvoskit.format import rle as rlemod
 from rvoskit.format.atomic import safe_name
-from rvoskit.format.predictions import read_predictions
+from rvoskit.format.predictions import read_manifest
+from rvoskit.format.schema import check_table
 from rvoskit.format.store import RvosDataset, read_table
 
 _SET_DIR = re.compile(r"anno_([0-3])")
@@ -78,10 +82,10 @@ def open_predictions(path: str | Path) -> PredictionSpec:
     if path.is_file():
         if path.suffix != ".parquet":
             raise RvosError("expected a predictions directory, a predictions.parquet or a PNG folder", file=path)
-        return PredictionSpec("table", path)
+        return _table_spec(path)
     if (path / "predictions.parquet").is_file():
-        read_predictions(path)  # checks the manifest
-        return PredictionSpec("table", path / "predictions.parquet")
+        read_manifest(path)
+        return _table_spec(path / "predictions.parquet")
     dirs = _subdirs(path)
     if not dirs:
         raise RvosError("empty prediction folder (no sequence or video folders)", file=path)
@@ -97,6 +101,18 @@ def open_predictions(path: str | Path) -> PredictionSpec:
     raise RvosError("no PNG files under the first video folder", file=first)
 
 
+def _table_spec(path: Path) -> PredictionSpec:
+    """A ``table`` source after checking its schema from the Parquet footer (no rows are read here)."""
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise RvosError(f"unreadable Parquet: {exc}", file=path) from None
+    problems = check_table("predictions", schema.empty_table())
+    if problems:
+        raise RvosError("; ".join(problems), file=path)
+    return PredictionSpec("table", path)
+
+
 # -- checks against the dataset ------------------------------------------------------------------
 
 
@@ -105,14 +121,61 @@ def _unknown(kind: str, ids: list[str], where: Path) -> RvosError:
     return RvosError(f"{len(ids)} unknown {kind} id(s) not in the dataset: {shown}", file=where)
 
 
+def _no_nulls(t: pa.Table, path: Path) -> pa.Table:
+    for name in t.column_names:
+        if t.column(name).null_count:
+            raise RvosError(f"column {name!r} has {t.column(name).null_count} null value(s)", file=path)
+    return t
+
+
 def table_index(path: Path) -> pd.DataFrame:
     """The key columns of a predictions table (no RLE), for checks and per-video splitting."""
     cols = ["expression_id", "video_id", "exp_id", "frame_idx", "height", "width"]
-    return read_table(path, "predictions", columns=cols).to_pandas()
+    return _no_nulls(read_table(path, "predictions", columns=cols), path).to_pandas(strings_to_categorical=True)
 
 
-def check_predictions(spec: PredictionSpec, ds: RvosDataset) -> None:
+TABLE_COLUMNS = ["video_id", "exp_id", "frame_idx", "rle", "area"]
+"""The columns of a predictions table that scoring reads."""
+
+
+def table_rows_by_video(path: Path, rows_per_video: dict[str, int], batch_rows: int = 1 << 13) -> Iterator[tuple[str, pa.Table]]:
+    """Stream a predictions table and yield ``(video_id, rows)`` as soon as a video is complete.
+
+    Only the videos in ``rows_per_video`` (video id -> its number of rows in the table, from
+    :func:`table_index`) are kept; the others are skipped. The table is read in file order,
+    ``batch_rows`` rows at a time, and a video's rows are held (as Arrow, ``TABLE_COLUMNS``) only
+    until its last row has been read: a table written video by video (as ``rvoskit score``
+    writes it) holds about one video at a time, in any order at most the table's rows.
+
+    Raises:
+        RvosError: unreadable Parquet, null RLE or area values.
+    """
+    try:
+        batches = pq.ParquetFile(path, buffer_size=1 << 22).iter_batches(batch_size=batch_rows, columns=TABLE_COLUMNS)
+        pending: dict[str, list[pa.Table]] = {}
+        left = dict(rows_per_video)
+        for batch in batches:
+            t = _no_nulls(pa.Table.from_batches([batch]), path)
+            codes, uniques = pd.factorize(t.column("video_id").to_numpy(zero_copy_only=False))
+            counts = np.bincount(codes, minlength=len(uniques))
+            t = t.take(np.argsort(codes, kind="stable"))  # rows of one video together, in file order
+            for vid, end, n in zip(uniques, np.cumsum(counts), counts):
+                if vid not in left:
+                    continue
+                pending.setdefault(vid, []).append(t.slice(end - n, n))
+                left[vid] -= n
+                if left[vid] == 0:
+                    del left[vid]
+                    yield vid, pa.concat_tables(pending.pop(vid))
+    except (pa.ArrowException, OSError) as exc:
+        raise RvosError(f"unreadable Parquet: {exc}", file=path) from None
+
+
+def check_predictions(spec: PredictionSpec, ds: RvosDataset) -> pd.DataFrame | None:
     """Check that every id in the predictions exists in the dataset, sizes match, no duplicates.
+
+    Returns:
+        For a table, its key columns (:func:`table_index`); None for PNG folders.
 
     Raises:
         RvosError: unknown video / expression / frame ids, a size that differs from the video's,
@@ -154,7 +217,7 @@ def check_predictions(spec: PredictionSpec, ds: RvosDataset) -> None:
         if dup.any():
             i = int(np.flatnonzero(dup.to_numpy())[0])
             raise RvosError("duplicate prediction rows", file=spec.path, item=f"{idx['expression_id'].iloc[i]} frame {idx['frame_idx'].iloc[i]}")
-        return
+        return idx
     roots = [spec.set_root(k) for k in range(4) if spec.set_root(k).is_dir()] if spec.kind == "png-sets" else [spec.path]
     for root in roots:
         dirs = _subdirs(root)
@@ -169,6 +232,7 @@ def check_predictions(spec: PredictionSpec, ds: RvosDataset) -> None:
                 bad_e = sorted(set(_subdirs(root / vid)) - by_video.get(vid, set()))
                 if bad_e:
                     raise _unknown(f"expression (video {vid})", bad_e, root / vid)
+    return None
 
 
 # -- reading per video ---------------------------------------------------------------------------
@@ -224,10 +288,11 @@ class ExpressionMasks:
     Args:
         spec: the source.
         video: the ``videos`` row.
-        rows: for a table, that video's prediction rows (``exp_id``, ``frame_idx``, ``rle``, ``area``).
+        rows: for a table, that video's prediction rows (``TABLE_COLUMNS``, from
+            :func:`table_rows_by_video`); None when the table has none.
     """
 
-    def __init__(self, spec: PredictionSpec, video: pd.Series, rows: pd.DataFrame | None = None):
+    def __init__(self, spec: PredictionSpec, video: pd.Series, rows: pa.Table | None = None):
         self.spec = spec
         self.video_id = str(video["video_id"])
         self.frames = list(video["frames"])
@@ -236,8 +301,8 @@ class ExpressionMasks:
         self._table: dict[tuple[str, int], tuple[bytes, int]] = {}
         if spec.kind == "table":
             if rows is not None:
-                for e, t, r, a in zip(rows["exp_id"], rows["frame_idx"], rows["rle"], rows["area"]):
-                    self._table[(str(e), int(t))] = (r, int(a))
+                cols = (rows.column(c).to_pylist() for c in ("exp_id", "frame_idx", "rle", "area"))
+                self._table = {(e, t): (r, a) for e, t, r, a in zip(*cols)}
             self._exps = {e for e, _ in self._table}
             self.has_video = bool(self._table)
         else:
