@@ -293,8 +293,7 @@ def _random_blobs(rng, n, h, w):
 
 
 @pytest.mark.parametrize("resolution", ["native", "36x64"])
-def test_fast_path_matches_naive_loop(tmp_path, resolution, monkeypatch):
-    monkeypatch.setattr(L, "_CHUNK", 3)  # several decode chunks per frame
+def test_fast_path_matches_naive_loop(tmp_path, resolution):
     rng = np.random.default_rng(7)
     ds_videos, store_videos = {}, {}
     for vid, (h, w, t) in {"a": (30, 50, 6), "b": (45, 25, 5)}.items():
@@ -371,6 +370,16 @@ def test_errors(known, tmp_path):
     assert not (tmp_path / "z").exists()
     # ... which the SOLA resolution handles (each masklet resized from its own size)
     L.pseudolabel([small], ds, tmp_path / "z", resolution="4x5")
+    # an RLE that is not of its row's size (resizing decodes it): names the store, video and frame, no traceback
+    bad = TrackStore(tmp_path / "bad", create=True, meta={})
+    rows = _mask_rows("v1", "track_id", 0, {t: A for t in range(T)})
+    rows[2]["rle"] = rle.encode(np.ones((4, 5), np.uint8))
+    for r in rows:
+        r.update(prompt_kind="grid", prompt_frame_idx=0, expression_id=None, obj_id=None, stability_score=0.9, predicted_iou=0.9)
+    bad.write_video("v1", rows, np.zeros((1, T, 256), np.float32), np.zeros(1, np.int32))
+    res = runner.invoke(app, ["pseudolabel", str(tmp_path / "bad"), str(ds), "--resolution", "4x5", "--out", str(tmp_path / "b")])
+    assert res.exit_code == 2 and "v1: track store 'bad', frame 2: RLE describes 20 pixels, not 8x10" in res.output
+    assert "Traceback" not in res.output and not (tmp_path / "b").exists()
     # two stores with one name
     with pytest.raises(RvosError, match="named 'grid'"):
         L.parse_sources([str(grid), f"grid={small}"])
