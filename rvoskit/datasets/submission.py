@@ -24,6 +24,7 @@ native ids.
 from __future__ import annotations
 
 import io
+import itertools
 import zipfile
 from pathlib import Path
 
@@ -32,13 +33,11 @@ import numpy as np
 import pandas as pd
 
 from rvoskit.errors import RvosError
-from rvoskit.format import rle as rlemod
 from rvoskit.format.atomic import atomic_file, safe_name
-from rvoskit.format.predictions import read_predictions
+from rvoskit.format.predictions import read_manifest
 from rvoskit.format.store import RvosDataset, open_dataset
 
 TARGETS = ("mevis-submission", "refytvos-submission", "davis")
-REF_DAVIS_SETS = {0: (1, "first_frame"), 1: (1, "full_video"), 2: (2, "first_frame"), 3: (2, "full_video")}
 
 
 def _davis_palette() -> np.ndarray:
@@ -88,40 +87,17 @@ def _member(*parts: str) -> str:
     return "/".join(parts)
 
 
-def _load(src: Path, dataset: Path | None) -> tuple[pd.DataFrame, RvosDataset]:
-    rows, manifest = read_predictions(src)
-    ds_path = dataset or manifest.get("dataset")
-    if not ds_path:
-        raise RvosError("the predictions do not name their dataset; pass the dataset", file=src)
-    ds = open_dataset(ds_path)
-    unknown = sorted(set(rows["expression_id"]) - set(ds.expressions.index))
-    if unknown:
-        raise RvosError(f"{len(unknown)} prediction expression id(s) not in the dataset, e.g. {unknown[0]!r}", file=src)
-    return rows, ds
-
-
-def _frame_rows(rows: pd.DataFrame, ds: RvosDataset, missing: str, src: Path):
-    """Yield ``(video row, expression row, {frame_idx: (rle, area)})`` per dataset expression."""
-    by_expr = {e: part for e, part in rows.groupby("expression_id", sort=False)}
-    for eid, e in ds.expressions.iterrows():
-        v = ds.video(e["video_id"])
-        part = by_expr.get(eid)
-        got = {} if part is None else {int(t): (r, int(a), int(h), int(w)) for t, r, a, h, w in zip(part["frame_idx"], part["rle"], part["area"], part["height"], part["width"])}
-        if len(got) < int(v["num_frames"]) and missing == "error":
-            lost = [f for t, f in enumerate(v["frames"]) if t not in got]
-            raise RvosError(f"{len(lost)} frame(s) without a prediction (first: {lost[0]}); pass missing='empty' to write empty masks", file=src, item=eid)
-        yield v, e, got
-
-
-def _decode(hit, v, src: Path, item: str) -> np.ndarray:
-    H, W = int(v["height"]), int(v["width"])
-    if hit is None or hit[1] == 0:
-        return np.zeros((H, W), np.uint8)
-    counts, _, h, w = hit
-    if (h, w) != (H, W):
-        raise RvosError(f"prediction size {h}x{w} differs from the video's {H}x{W}", file=src, item=item)
-    rlemod.check(counts, H, W, file=str(src), item=item)
-    return rlemod.decode(counts, H, W)
+def _check_complete(index: pd.DataFrame, ds: RvosDataset, src: Path) -> None:
+    """Every frame of every dataset expression has a prediction row (ids and sizes are checked by
+    :func:`rvoskit.metrics.sources.check_predictions`)."""
+    e = ds.expressions
+    have = e["expression_id"].map(index.groupby("expression_id", observed=True).size()).fillna(0)
+    short = e.index[(have < e["video_id"].map(ds.videos["num_frames"])).to_numpy()]
+    if len(short):
+        eid = short[0]
+        got = set(index.loc[index["expression_id"] == eid, "frame_idx"])
+        lost = [f for t, f in enumerate(ds.video(e.loc[eid, "video_id"])["frames"]) if t not in got]
+        raise RvosError(f"{len(lost)} frame(s) without a prediction (first: {lost[0]}); pass missing='empty' to write empty masks", file=src, item=eid)
 
 
 def export_submission(
@@ -134,6 +110,9 @@ def export_submission(
     anno_set: int | None = None,
 ) -> Path:
     """Write a benchmark submission zip from a predictions directory.
+
+    The predictions table is streamed one video at a time
+    (:func:`rvoskit.metrics.sources.table_rows_by_video`): memory is bounded by a video's masks.
 
     Args:
         src: a predictions directory (``rvoskit.format.predictions``) or ``predictions.parquet``.
@@ -149,52 +128,57 @@ def export_submission(
         ``out``.
 
     Raises:
-        RvosError: unknown target, unknown expression ids, missing frames (with
-            ``missing="error"``), sizes that differ from the video, ids that are not plain file
-            names, ``davis`` on a dataset without Ref-DAVIS expression sets or with an expression
-            that does not have exactly one target.
+        RvosError: unknown target, not a predictions table, unknown video / expression / frame
+            ids, duplicate rows, missing frames (with ``missing="error"``), sizes that differ from
+            the video, malformed RLE, ids that are not plain file names, ``davis`` on a dataset
+            without Ref-DAVIS expression sets or with an expression that does not have exactly
+            one target.
     """
+    from rvoskit.metrics.evaluation import REF_DAVIS_SETS, ref_davis_set
+    from rvoskit.metrics.sources import ExpressionMasks, check_predictions, open_predictions, table_rows_by_video
+
     src, out = Path(src), Path(out)
     if to not in TARGETS:
         raise RvosError(f"unknown export target {to!r}; choose one of {', '.join(TARGETS)}")
     if missing not in ("error", "empty"):
         raise RvosError(f"missing must be 'error' or 'empty', got {missing!r}")
-    rows, ds = _load(src, Path(dataset) if dataset else None)
-    with atomic_file(out) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
-        if to in ("mevis-submission", "refytvos-submission"):
-            prefix = ("Annotations",) if to == "refytvos-submission" else ()
-            for v, e, got in _frame_rows(rows, ds, missing, src):
-                for t, f in enumerate(v["frames"]):
-                    item = f"{e['expression_id']} frame {f}"
-                    zf.writestr(_member(*prefix, str(v["video_id"]), str(e["exp_id"]), f"{f}.png"), mask_png_bytes(_decode(got.get(t), v, src, item)))
-        else:
-            _write_davis(zf, rows, ds, src, missing, anno_set)
-    return out
-
-
-def _write_davis(zf: zipfile.ZipFile, rows: pd.DataFrame, ds: RvosDataset, src: Path, missing: str, anno_set: int | None) -> None:
-    from rvoskit.metrics.protocols import merge_label_map
-
+    spec = open_predictions(src)
+    if spec.kind != "table":
+        raise RvosError("expected a predictions directory or predictions.parquet", file=src)
+    ds_path = dataset or (read_manifest(src) if src.is_dir() else {}).get("dataset")
+    if not ds_path:
+        raise RvosError("the predictions do not name their dataset; pass the dataset", file=src)
+    ds = open_dataset(ds_path)
     e = ds.expressions
-    if e["annotator"].isna().all() or e["kind"].isna().all():
-        raise RvosError("davis export needs a Ref-DAVIS17 dataset (expressions with annotator and kind)", file=ds.path)
-    if anno_set is not None and anno_set not in REF_DAVIS_SETS:
-        raise RvosError(f"anno_set must be 0..3, got {anno_set}")
-    per_expr = {x["expression_id"]: (v, x, got) for v, x, got in _frame_rows(rows, ds, missing, src)}
+    if to == "davis":
+        if e["annotator"].isna().all() or e["kind"].isna().all():
+            raise RvosError("davis export needs a Ref-DAVIS17 dataset (expressions with annotator and kind)", file=ds.path)
+        if anno_set is not None and anno_set not in REF_DAVIS_SETS:
+            raise RvosError(f"anno_set must be 0..3, got {anno_set}")
+    index = check_predictions(spec, ds)
+    if missing == "error":
+        _check_complete(index, ds, src)
+    n_rows = index["video_id"].value_counts().to_dict()
+    counts = {v: int(n_rows[v]) for v in ds.videos.index if v in n_rows}
+    videos = itertools.chain(((v, None) for v in ds.videos.index if v not in counts), table_rows_by_video(spec.path, counts))
+    exp_ids = e.groupby("video_id", sort=False)["exp_id"].agg(list).to_dict()
+    prefix = ("Annotations",) if to == "refytvos-submission" else ()
     sets = [anno_set] if anno_set is not None else list(REF_DAVIS_SETS)
-    for k in sets:
-        annotator, kind = REF_DAVIS_SETS[k]
-        sel = e[(e["annotator"] == annotator) & (e["kind"] == kind)]
-        for vid in ds.videos.index:
-            ex = sel[sel["video_id"] == vid]
-            targets = []
-            for eid, o in zip(ex["expression_id"], ex["obj_ids"]):
-                if o is None or len(o) != 1:
-                    raise RvosError("a Ref-DAVIS expression must have exactly one target object", file=ds.path, item=eid)
-                targets.append((int(o[0]), eid))
+    with atomic_file(out) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+        for vid, rows in videos:
             v = ds.video(vid)
-            shape = (int(v["height"]), int(v["width"]))
-            for t, f in enumerate(v["frames"]):
-                masks = [(o, _decode(per_expr[eid][2].get(t), v, src, f"{eid} frame {f}")) for o, eid in targets]
-                parts = (str(vid), f"{f}.png") if anno_set is not None else (f"anno_{k}", str(vid), f"{f}.png")
-                zf.writestr(_member(*parts), label_png_bytes(merge_label_map(masks, shape)))
+            masks = ExpressionMasks(spec, v, rows)
+            frames = list(v["frames"])
+            if to != "davis":
+                zeros = np.zeros((int(v["height"]), int(v["width"])), np.uint8)
+                for x in exp_ids.get(vid, []):
+                    for t, f in enumerate(frames):
+                        m = masks.get(x, t)
+                        zf.writestr(_member(*prefix, str(vid), str(x), f"{f}.png"), mask_png_bytes(zeros if m is None else m))
+                continue
+            for k in sets:
+                _, get, _ = ref_davis_set(ds, v, k, masks, missing_frame_empty=True)
+                for t, f in enumerate(frames):
+                    parts = (str(vid), f"{f}.png") if anno_set is not None else (f"anno_{k}", str(vid), f"{f}.png")
+                    zf.writestr(_member(*parts), label_png_bytes(get(t)))
+    return out

@@ -206,11 +206,29 @@ def _sets(ds: RvosDataset, spec: PredictionSpec, opts: EvalOptions) -> list[int 
 
 
 def _label_source(ds: RvosDataset, spec: PredictionSpec, video: pd.Series, k: int | None, rows, opts: EvalOptions):
-    """``(has_video, get(t) -> label map or None, expression_id by obj_id)`` for set ``k``."""
+    """``(has_video, get(t) -> label map or None, expression_id by obj_id, where)`` for set ``k``."""
     if spec.kind in ("png-labels", "png-sets"):
         root = spec.path if k is None else spec.set_root(k)
         lm = LabelMaps(root, video)
         return lm.has_video, lm.get, {}, root
+    return (*ref_davis_set(ds, video, k, ExpressionMasks(spec, video, rows), opts.missing_frame_empty), spec.path)
+
+
+def ref_davis_set(ds: RvosDataset, video: pd.Series, k: int, src: ExpressionMasks, missing_frame_empty: bool):
+    """The label maps of Ref-DAVIS17 expression set ``k`` of one video, from per-expression masks.
+
+    Each object's mask is its set-``k`` expression's prediction; they are merged per frame by
+    :func:`merge_label_map` (ReferFormer's rule: the lowest ``obj_id`` wins where masks overlap).
+
+    Returns:
+        ``(has_video, get, expression_id by obj_id)``: ``has_video`` is whether any expression of
+        the set has a prediction; ``get(t)`` is the ``uint8 (H, W)`` label map of frame ``t``, or
+        None when an expression with predictions misses frame ``t`` (unless
+        ``missing_frame_empty``, which leaves that object out of the frame).
+
+    Raises:
+        RvosError: an expression of the set without exactly one target object.
+    """
     annotator, kind = REF_DAVIS_SETS[k]
     e = ds.expressions
     sel = e[(e["video_id"] == video["video_id"]) & (e["annotator"] == annotator) & (e["kind"] == kind)]
@@ -219,7 +237,6 @@ def _label_source(ds: RvosDataset, spec: PredictionSpec, video: pd.Series, k: in
         if o is None or len(o) != 1:
             raise RvosError("a Ref-DAVIS expression must have exactly one target object", file=ds.path, item=eid)
         by_obj[int(o[0])] = (eid, str(x))
-    src = ExpressionMasks(spec, video, rows)
     shape = (int(video["height"]), int(video["width"]))
     present = [(o, x) for o, (_, x) in sorted(by_obj.items()) if src.has_expression(x)]
 
@@ -228,13 +245,13 @@ def _label_source(ds: RvosDataset, spec: PredictionSpec, video: pd.Series, k: in
         for o, x in present:
             m = src.get(x, t)
             if m is None:
-                if not opts.missing_frame_empty:
+                if not missing_frame_empty:
                     return None  # the caller reports the missing frame
                 continue  # this object's mask is empty on this frame
             masks.append((o, m))
         return merge_label_map(masks, shape)
 
-    return bool(present), get, {o: eid for o, (eid, _) in by_obj.items()}, spec.path
+    return bool(present), get, {o: eid for o, (eid, _) in by_obj.items()}
 
 
 def _davis_video(ds: RvosDataset, spec: PredictionSpec, opts: EvalOptions, video_id: str, rows) -> list[dict]:
