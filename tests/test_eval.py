@@ -476,3 +476,11 @@ def test_cli_eval_writes_outputs(mevis_case, tmp_path):
     # bad input: one red line, exit status 2, no traceback
     r = CliRunner().invoke(app, ["eval", str(mevis_case["ds"]), str(tmp_path / "nothing")])
     assert r.exit_code == 2 and "predictions not found" in r.output and "Traceback" not in r.output
+    # a PNG at another size than the ground truth, found in a worker process: the file is named
+    png = tmp_path / "png"
+    shutil.copytree(mevis_case["png"], png)
+    f = mevis_case["frames"]["blackswan"][4]
+    cv2.imwrite(str(png / "blackswan" / "0" / f"{f}.png"), np.zeros((240, 427), np.uint8))
+    r = CliRunner().invoke(app, ["eval", str(mevis_case["ds"]), str(png), "--workers", "2"])
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert f"{f}.png" in r.output and "240x427 differs from the ground truth 480x854" in " ".join(r.output.split())
