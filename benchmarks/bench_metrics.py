@@ -11,6 +11,10 @@ Run:  python benchmarks/bench_metrics.py [--frames N] [--videos V]
 2. Whole split (MeViS protocol, PNG predictions in the submission layout): the official
    per-frame loop (``tools/eval_mevis.py``'s body in one process) vs ``rvoskit.metrics.evaluation``
    with 1 and 2 workers; the per-expression numbers are checked identical.
+3. With ``--scale-videos V`` (default off): a MeViS valid_u-sized split (V videos x
+   ``--scale-frames`` frames at 1280x720, 5 moving objects, 16 expressions per video over unions
+   of 0..5 objects, a predictions table), scored with ``--workers``; prints time and peak memory
+   (``--scale-score`` limits how many videos are scored; the whole table is still read).
 """
 
 from __future__ import annotations
@@ -204,15 +208,97 @@ def bench_split(videos: int, frames: int) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def bench_scale(videos: int, frames: int, score: int, workers: int) -> None:
+    import resource
+
+    import pandas as pd
+
+    from rvoskit.format import DatasetWriter
+    from rvoskit.format import rle as rlemod
+    from rvoskit.format.predictions import write_predictions
+    from rvoskit.metrics import evaluate
+
+    H, W = 720, 1280
+    rng = np.random.default_rng(0)
+    ang = np.linspace(0, 2 * np.pi, 90, endpoint=False)
+
+    def blob(cx, cy, ax, ay, ph, t):  # a wobbly ellipse: realistic RLE sizes, not noise
+        r = 1 + 0.15 * np.sin(5 * ang + ph + 0.2 * t) + 0.07 * np.sin(11 * ang + 2 * ph)
+        m = np.zeros((H, W), np.uint8)
+        cv2.fillPoly(m, [np.stack([cx + ax * r * np.cos(ang), cy + ay * r * np.sin(ang)], 1).astype(np.int32)], 1)
+        return m
+
+    objs = {}
+    for k in range(1, 6):
+        cx, cy, ax, ay, ph, vx, vy = (rng.uniform(200, 1080), rng.uniform(150, 570), rng.uniform(40, 200), rng.uniform(60, 250), rng.uniform(0, 6), rng.uniform(-4, 4), rng.uniform(-2, 2))
+        objs[k] = [blob(cx + vx * t, cy + vy * t, ax, ay, ph, t) for t in range(frames)]
+    sets = [[1], [2], [3], [4], [5], [1, 2], [2, 3], [3, 4], [4, 5], [1, 5], [1, 2, 3], [2, 4, 5], [1, 2, 3, 4, 5], [1, 3], [2, 5], []]
+    gt = {k: [(rlemod.encode(m), int(m.sum()), rlemod.area_bbox([rlemod.encode(m)], H, W)[1][0].tolist()) for m in ms] for k, ms in objs.items()}
+    pred = []  # the union two frames later, shifted 3 px; a false positive on the no-target expression
+    for o in sets:
+        fr = []
+        for t in range(frames):
+            u = np.zeros((H, W), np.uint8)
+            for k in o:
+                u |= objs[k][min(t + 2, frames - 1)]
+            u = np.roll(u, 3, axis=1)
+            if not o and t % 7 == 0:
+                u[100:140, 100:180] = 1
+            fr.append((rlemod.encode(u), int(u.sum())))
+        pred.append(fr)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_metrics_scale_"))
+    try:
+        names = [f"{t:05d}" for t in range(frames)]
+        with DatasetWriter(tmp / "ds", dataset="mevis", split="valid_u", frame_root=tmp / "frames") as w:
+            for i in range(videos):
+                vid = f"v{i:03d}"
+                w.add_video({"video_id": vid, "split": "valid_u", "num_frames": frames, "height": H, "width": W, "frames": names, "frame_files": [f"{vid}/{f}.jpg" for f in names]})
+                w.add_objects([{"video_id": vid, "obj_id": k, "anno_id": None, "category": None} for k in objs])
+                w.add_expressions([{"video_id": vid, "exp_id": str(j), "exp_index": j, "text": f"e{j}", "obj_ids": o, "anno_ids": None, "annotator": None, "kind": None} for j, o in enumerate(sets)])
+                w.add_masks(vid, [{"video_id": vid, "obj_id": k, "frame_idx": t, "height": H, "width": W, "rle": c, "area": a, "bbox": b} for k in objs for t, (c, a, b) in enumerate(gt[k]) if a])
+        rows = pd.DataFrame(
+            [
+                {"expression_id": f"v{i:03d}/{j}", "video_id": f"v{i:03d}", "exp_id": str(j), "frame_idx": t, "height": H, "width": W, "rle": c, "area": a, "score": None}
+                for i in range(videos)
+                for j in range(len(sets))
+                for t, (c, a) in enumerate(pred[j])
+            ]
+        )
+        table = write_predictions(tmp / "pred", rows, dataset=tmp / "ds")
+        del rows
+        n_score = min(score or videos, videos)
+        print(f"\n[3] MeViS valid_u-sized split: {videos} videos x {frames} frames at 1280x720, {videos * len(sets)} expressions, table of {videos * len(sets) * frames} RLEs; scoring {n_score} videos with {workers} workers")
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        t0 = time.perf_counter()
+        res = evaluate(tmp / "ds", table, "mevis", workers=workers, videos=[f"v{i:03d}" for i in range(n_score)])
+        dt = time.perf_counter() - t0
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        print(f"    J&F {res.summary['J&F']:.6f}, {len(res.frames)} frames scored in {dt:.1f} s ({len(res.frames) / dt:.0f} frames/s)")
+        print(f"    peak RSS: main {peak:.0f} MB (before eval {base:.0f} MB), largest worker {child:.0f} MB")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--frames", type=int, default=200, help="frame pairs for part 1")
     ap.add_argument("--videos", type=int, default=6, help="videos for part 2")
     ap.add_argument("--video-frames", type=int, default=30, help="frames per video for part 2")
+    ap.add_argument("--scale-videos", type=int, default=0, help="part 3: videos of the valid_u-sized split (0 = skip)")
+    ap.add_argument("--scale-frames", type=int, default=200, help="part 3: frames per video")
+    ap.add_argument("--scale-score", type=int, default=0, help="part 3: videos to score (0 = all)")
+    ap.add_argument("--workers", type=int, default=2, help="part 3: eval workers")
+    ap.add_argument("--skip", default="", help="comma-separated parts to skip (1,2)")
     args = ap.parse_args()
     cv2.setNumThreads(1)
-    bench_frames(args.frames)
-    bench_split(args.videos, args.video_frames)
+    skip = set(args.skip.split(","))
+    if "1" not in skip:
+        bench_frames(args.frames)
+    if "2" not in skip:
+        bench_split(args.videos, args.video_frames)
+    if args.scale_videos:
+        bench_scale(args.scale_videos, args.scale_frames, args.scale_score, args.workers)
 
 
 if __name__ == "__main__":

@@ -46,11 +46,11 @@ def eval_command(
       rvoskit eval data/davis-val results/semi-supervised/osvos --protocol davis-semi
     """
     from rich.console import Console
-    from rvoskit.progress import progress_bar
 
     from rvoskit.errors import RvosError
     from rvoskit.metrics import evaluate, summary_table, write_results
     from rvoskit.metrics.report import _json_safe
+    from rvoskit.progress import progress_bar
 
     if per_frame and out is None:
         raise RvosError("--per-frame needs --out")

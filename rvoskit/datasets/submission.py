@@ -135,7 +135,12 @@ def export_submission(
             one target.
     """
     from rvoskit.metrics.evaluation import REF_DAVIS_SETS, ref_davis_set
-    from rvoskit.metrics.sources import ExpressionMasks, check_predictions, open_predictions, table_rows_by_video
+    from rvoskit.metrics.sources import (
+        ExpressionMasks,
+        check_predictions,
+        open_predictions,
+        table_rows_by_video,
+    )
 
     src, out = Path(src), Path(out)
     if to not in TARGETS:

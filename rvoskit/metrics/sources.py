@@ -158,11 +158,12 @@ def table_rows_by_video(path: Path, rows_per_video: dict[str, int], batch_rows: 
             t = _no_nulls(pa.Table.from_batches([batch]), path)
             codes, uniques = pd.factorize(t.column("video_id").to_numpy(zero_copy_only=False))
             counts = np.bincount(codes, minlength=len(uniques))
-            t = t.take(np.argsort(codes, kind="stable"))  # rows of one video together, in file order
+            order = np.argsort(codes, kind="stable")  # rows of one video together, in file order
             for vid, end, n in zip(uniques, np.cumsum(counts), counts):
                 if vid not in left:
                     continue
-                pending.setdefault(vid, []).append(t.slice(end - n, n))
+                # a compact copy, not a slice: a pickled slice (to a worker) carries the whole batch
+                pending.setdefault(vid, []).append(t.take(order[end - n : end]))
                 left[vid] -= n
                 if left[vid] == 0:
                     del left[vid]
