@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 import multiprocessing
 import re
 import shutil
@@ -39,6 +38,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pycocotools.mask as cocomask
 
 from rvoskit import __version__
@@ -49,10 +50,10 @@ from rvoskit.format import (
     atomic_file,
     open_dataset,
     read_table,
+    rle,
     safe_name,
     write_table,
 )
-from rvoskit.format import rle
 from rvoskit.format.trackstore import TrackStore
 
 FORMAT_NAME = "rvoskit-labels"
@@ -506,18 +507,19 @@ def pseudolabel(
 
     options = {"dataset": str(ds.path.resolve()), "sources": sources, "resolution": list(res) if res else None}
     parts = out.parent / f".{out.name}.parts"
-    done = _open_parts(parts, options)
-    todo = [v for v in work if v not in done]
-    if progress and len(todo) < len(work):
-        progress(len(work) - len(todo), len(work))
+    todo = _open_parts(parts, options, work)
+    n_done = len(work) - len(todo)
+    if progress and n_done:
+        progress(n_done, len(work))
     jobs = [(str(ds.path), sources, v, res, [n for n in sources if v in have[n]]) for v in todo]
 
     def finish(v: str, rows: pd.DataFrame) -> None:
-        with atomic_file(parts / f"{safe_name(v)}.parquet") as tmp:
+        nonlocal n_done
+        with atomic_file(_part(parts, v)) as tmp:
             write_table(tmp, "labels", rows)
-        done.add(v)
+        n_done += 1
         if progress:
-            progress(len(done.intersection(work)), len(work))
+            progress(n_done, len(work))
 
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
@@ -533,14 +535,15 @@ def pseudolabel(
                 pool.shutdown(wait=False, cancel_futures=True)  # finished videos stay in the parts folder
                 raise
 
-    frames = [read_table(parts / f"{safe_name(v)}.parquet", "labels").to_pandas() for v in work]
-    frames = [f for f in frames if len(f)]
-    table = pd.concat(frames, ignore_index=True) if frames else _empty_rows()
-    value = table["miou_max"] if target == "max" else table["miou_union"]
-    table["label"] = (value.fillna(-math.inf) > float(iou)).to_numpy(bool)
-    table = table.sort_values(["video_id", "expression_id", "source", "track_id"], kind="stable").reset_index(drop=True)
+    # The whole split in Arrow (list columns stay columnar); pandas gets only the scalar columns.
+    table = pa.concat_tables([read_table(_part(parts, v), "labels") for v in work] or [arrow_schema("labels").empty_table()])
+    value = table["miou_max" if target == "max" else "miou_union"]
+    label = pc.fill_null(pc.greater(value, float(iou)), False)  # NaN (no target under max) is not > iou
+    table = table.set_column(table.schema.get_field_index("label"), "label", label)
+    table = table.sort_by([(k, "ascending") for k in ("video_id", "expression_id", "source", "track_id")])
+    scalars = table.select(["expression_id", "video_id", "source", "track_id", "miou_max", "miou_union", "label"]).to_pandas()
 
-    summary = summarize(table, exprs, sources=list(sources), missing=missing, videos=videos)
+    summary = summarize(scalars, exprs, sources=list(sources), missing=missing, videos=videos)
     meta = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -561,13 +564,18 @@ def pseudolabel(
     with atomic_dir(out, overwrite=overwrite) as tmp:
         write_table(tmp / LABELS_FILE, "labels", table)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-        plot_histogram(table, summary, float(iou), target, tmp / HIST_FILE)
+        plot_histogram(scalars, summary, float(iou), target, tmp / HIST_FILE)
     shutil.rmtree(parts, ignore_errors=True)
     return meta
 
 
-def _open_parts(parts: Path, options: Mapping[str, Any]) -> set[str]:
-    """The resume folder: videos already labelled with the same options (others are discarded)."""
+def _part(parts: Path, video_id: str) -> Path:
+    return parts / f"{safe_name(video_id)}.parquet"
+
+
+def _open_parts(parts: Path, options: Mapping[str, Any], videos: Sequence[str]) -> list[str]:
+    """The resume folder: keep it if it was made with the same options (else start it afresh);
+    returns the ``videos`` that have no finished part in it yet (parts are written atomically)."""
     opt_file = parts / "options.json"
     if parts.is_dir():
         try:
@@ -579,14 +587,8 @@ def _open_parts(parts: Path, options: Mapping[str, Any]) -> set[str]:
     parts.mkdir(parents=True, exist_ok=True)
     if not opt_file.is_file():
         opt_file.write_text(json.dumps(options, indent=2) + "\n", encoding="utf-8")
-        return set()
-    videos = set()
-    for p in parts.glob("*.parquet"):
-        t = read_table(p, "labels", columns=["video_id"])
-        if t.num_rows:
-            videos.add(str(t.column("video_id")[0]))
-    # a video with no rows (no tracks in any store) is simply recomputed
-    return videos
+        return list(videos)
+    return [v for v in videos if not _part(parts, v).is_file()]
 
 
 # -- summary and picture -----------------------------------------------------------------------------
