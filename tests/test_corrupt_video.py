@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import runpy
 import signal
 import subprocess
 import sys
@@ -119,7 +120,38 @@ def test_per_video_angle_policy(dataset, tmp_path):
     per_video = draws.groupby("video_id")["angle"].nunique()
     assert (per_video == 1).all()
     assert draws.groupby("video_id")["angle"].first().nunique() == 3
-    assert all(json.loads(p)["angle_from"] == "video" for p in draws["params"])
+    for row in draws.itertuples():  # the recorded video seed draws the angle
+        params = json.loads(row.params)
+        assert params["angle_from"] == "video"
+        assert make_rng("generator", params["video_seed"]).uniform(-45, 45) == row.angle
+
+
+def _documented_check() -> str:
+    """The reference-check script of docs/corrupt.md (the first python block of its section)."""
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "corrupt.md").read_text(encoding="utf-8")
+    section = doc.split("## Checking a run against the reference", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.parametrize(
+    "corruption, policy",
+    [("gaussian_noise", "per_frame"), ("motion_blur", "per_frame"), ("motion_blur", "per_video"), ("impulse_noise", "per_frame")],
+)
+def test_documented_reference_check(dataset, tmp_path, monkeypatch, capsys, corruption, policy):
+    """docs/corrupt.md's script, given only the output directory of a --rng legacy run, finds every
+    frame equal to np.random.seed(recorded seed) + imagecorruptions.corrupt, and fails on a changed pixel."""
+    out = corrupt_dataset(dataset, tmp_path / "o", corruption=corruption, severity=4, seed=5, rng="legacy", angle_policy=policy)
+    script = tmp_path / "check_corrupt.py"
+    script.write_text(_documented_check(), encoding="utf-8")
+    monkeypatch.setattr(sys, "argv", [str(script), str(out)])
+    runpy.run_path(str(script), run_name="__main__")
+    assert f"6 frames equal imagecorruptions.corrupt(frame, 4, {corruption!r})" in capsys.readouterr().out
+    frame = out / "frames" / "judo" / "00001.png"
+    img = cv2.imread(str(frame))
+    img[7, 9, 1] ^= 1
+    cv2.imwrite(str(frame), img)
+    with pytest.raises(AssertionError, match="judo frame 1 differs"):
+        runpy.run_path(str(script), run_name="__main__")
 
 
 def test_gaussian_noise_legacy_rng_is_the_reference_frame_by_frame(dataset, tmp_path):

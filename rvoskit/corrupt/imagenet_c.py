@@ -197,16 +197,16 @@ def _frost_texture(idx: int) -> np.ndarray:
 
 
 def gaussian_noise(x: np.ndarray, severity: int, rng: Rng) -> tuple[np.ndarray, Params]:
+    """ImageNet-C Gaussian noise: ``uint8(clip(x/255 + N(0, c^2), 0, 1) * 255)`` per pixel and channel, c = [.08, .12, .18, .26, .38]; exact kernel in :func:`kernels.gaussian_noise_apply`.
+
+    Source: imagecorruptions 1.1 (imagecorruptions-imaug 1.1.5), same tables and draw order.
+    """
     c = kernels.GAUSSIAN_NOISE_SIGMA[severity - 1]
     return kernels.gaussian_noise_apply(x, standard_normal(rng, x.shape), c), {}
 
 
 def shot_noise(x, severity, rng):
     """Shot (Poisson) noise: ``poisson(x/255 * c) / c``, c = [60, 25, 12, 5, 3].
-
-    Source: imagecorruptions 1.1 (imagecorruptions-imaug 1.1.5), same tables and draw order.
-    """
-    """ImageNet-C Gaussian noise: ``uint8(clip(x/255 + N(0, c^2), 0, 1) * 255)`` per pixel and channel, c = [.08, .12, .18, .26, .38]; exact kernel in :func:`kernels.gaussian_noise_apply`.
 
     Source: imagecorruptions 1.1 (imagecorruptions-imaug 1.1.5), same tables and draw order.
     """

@@ -110,8 +110,8 @@ def _corrupt_frame(task: dict, ds: RvosDataset) -> dict:
     tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"  # a kill leaves at most this behind
     tmp.write_bytes(buf.tobytes())
     os.replace(tmp, dest)
-    if task["angle"] is not None:
-        params = {**params, "angle_from": "video"}
+    if task["angle"] is not None:  # per_video: the video seed drew the angle (np.random.seed(it) for the reference)
+        params = {**params, "angle_from": "video", "video_seed": task["video_seed"]}
     return {"video_id": vid, "frame_idx": t, "seed": task["seed"], "params": params}
 
 
@@ -216,8 +216,8 @@ def corrupt_dataset(
     Each frame gets fresh draws (new noise every frame) from its own seed
     (:func:`rvoskit.corrupt.rng.frame_seed`). ``motion_blur``'s angle is drawn per frame
     (``per_frame``, what applying ImageNet-C to each frame does) or once per video
-    (``per_video``, from :func:`rvoskit.corrupt.rng.video_seed`). Every frame's seed and drawn
-    parameters go to ``corruption.parquet``; ``corrupt_image(frame, type, severity,
+    (``per_video``, from :func:`rvoskit.corrupt.rng.video_seed`, recorded in ``params`` as
+    ``video_seed``). Every frame's seed and drawn parameters go to ``corruption.parquet``; ``corrupt_image(frame, type, severity,
     make_rng(rng, seed, type), angle=angle)`` reproduces any frame.
 
     Args:
@@ -279,9 +279,10 @@ def corrupt_dataset(
     ext = ".png" if image_format == "png" else ".jpg"
     tasks, frame_files = [], {}
     for vid, frames in zip(ds.videos["video_id"], ds.videos["frames"]):
-        angle = None
+        angle = vseed = None
         if angle_policy == "per_video":
-            angle = float(make_rng(rng, video_seed(seed, vid, rng)).uniform(-45, 45))
+            vseed = video_seed(seed, vid, rng)
+            angle = float(make_rng(rng, vseed).uniform(-45, 45))
         frame_files[vid] = [f"{safe_name(vid)}/{safe_name(str(f))}{ext}" for f in frames]
         for t, (name, rel) in enumerate(zip(frames, frame_files[vid])):
             tasks.append(
@@ -292,6 +293,7 @@ def corrupt_dataset(
                     "file": rel,
                     "seed": frame_seed(seed, vid, t, rng),
                     "angle": angle,
+                    "video_seed": vseed,
                     "dest": str(work / FRAME_ROOT / rel),
                     **{k: options[k] for k in ("type", "severity", "rng", "format", "quality")},
                 }
