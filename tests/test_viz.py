@@ -369,3 +369,30 @@ def test_no_torch_import():
 
     code = "import sys, rvoskit.viz, rvoskit.commands.viz; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_many_tracks_legend_names_every_track_of_a_repeated_colour(world, tmp_path):
+    """A MeViS-size store (64 tracks): colours repeat after 20, so each swatch names all its tracks."""
+    n = 64
+    rows = _mask_rows(
+        "judo", "track_id", [(k, world["rvos"] == RVOS_TRACK_IDS[k % 4]) for k in range(n)],
+        prompt_kind="grid", prompt_frame_idx=0, expression_id=None, obj_id=None, stability_score=0.95, predicted_iou=0.9,
+    )
+    store = TrackStore(tmp_path / "tracks64", create=True)
+    store.write_video("judo", rows, np.zeros((n, len(world["names"]), 256), np.float16), np.arange(n, dtype=np.int32))
+    scene = tracks_scene(open_dataset(world["ds"]), store, "judo", max_tracks=24)
+    assert len(scene.rows) == 1 + 24 and "40 more tracks" in scene.note and "Colours repeat every 20" in scene.note
+    assert scene.legend[0] == (draw.PALETTE[0], "0/20/40/60") and scene.legend[19] == (draw.PALETTE[19], "19/39/59")
+    assert len(scene.legend) == len(draw.PALETTE)
+    sheet = scene_sheet(scene, frames=2, tile_width=120, alpha=1.0)
+    _, y, _, h = sheet.legend
+    band = sheet.image[y : y + h]
+    assert all(_is(band, c).sum() >= 100 for c in draw.PALETTE)  # every swatch is drawn
+
+
+def test_predictions_scene_decodes_only_what_it_draws(world):
+    ds = open_dataset(world["ds"])
+    preds, _ = read_predictions(world["pred"])
+    scene = predictions_scene(ds, preds, "judo", {"judo/0"})
+    assert [r.expression_id for r in scene.rows] == ["judo/0"]
+    assert set(scene.decode(0)) == {("pred", "judo/0"), ("obj", 1)}  # obj 2 is no target of judo/0

@@ -7,13 +7,9 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import TextColumn
+
+from rvoskit.progress import progress_bar
 
 console = Console(stderr=True)
 viz_app = typer.Typer(
@@ -43,10 +39,7 @@ def _clip_format(gif: bool, mp4: bool) -> Optional[str]:
 
 
 def _with_progress(what: str, fn, **kw):
-    with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[item]}"),
-        TimeElapsedColumn(), console=console, transient=False,
-    ) as bar:
+    with progress_bar(TextColumn("{task.fields[item]}"), console=console) as bar:
         task = bar.add_task(what, total=None, item="")
 
         def progress(done: int, total: int, item: str) -> None:

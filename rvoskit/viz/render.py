@@ -32,10 +32,10 @@ import pycocotools.mask as cocomask
 
 from rvoskit import __version__
 from rvoskit.errors import RvosError
-from rvoskit.format import RvosDataset, open_dataset, safe_name
+from rvoskit.format import RvosDataset, open_dataset, read_table, safe_name
 from rvoskit.format import rle as rlemod
 from rvoskit.format.atomic import atomic_file
-from rvoskit.format.predictions import read_predictions
+from rvoskit.format.predictions import read_manifest
 from rvoskit.format.trackstore import TrackStore
 from rvoskit.viz import draw
 from rvoskit.viz.draw import Colour, Sheet, SheetRow
@@ -466,8 +466,16 @@ def tracks_scene(ds: RvosDataset, store: TrackStore, video_id: str, *, max_track
         scores = [f"{name} {float(r[col]):.2f}" for name, col in (("stab", "stability_score"), ("pIoU", "predicted_iou")) if pd.notna(r[col])]
         label = [f"track {t}", prompt + (", " + ", ".join(extra) if extra else ""), ", ".join(scores)]
         out.append(_Row(f"track {t}", [x for x in label if x], colours[t], paint([t])))
-    note = f"{len(track_ids) - max_tracks} more tracks in the first row only (max_tracks={max_tracks})" if len(track_ids) > max_tracks else ""
-    legend = [(colours[t], str(t)) for t in track_ids[: len(draw.PALETTE)]]
+    notes = []
+    if len(track_ids) > max_tracks:
+        notes.append(f"{len(track_ids) - max_tracks} more tracks in the first row only (max_tracks={max_tracks}).")
+    if len(track_ids) > len(draw.PALETTE):
+        notes.append(f"Colours repeat every {len(draw.PALETTE)} tracks: each swatch names the tracks that share it.")
+    shared: dict[Colour, list[str]] = {}
+    for t in track_ids:
+        shared.setdefault(colours[t], []).append(str(t))
+    legend = [(c, "/".join(ids)) for c, ids in shared.items()]
+    note = " ".join(notes)
     title = f"track store {store.path.name} video {video_id}: candidate tracks"
     return _Scene(ds, video_id, decode, out, legend, title, note=note)
 
@@ -527,7 +535,7 @@ def predictions_scene(
     without ground truth is filled red. Tiles carry the frame's J, labels the mean J over every frame.
 
     Args:
-        preds: ``predictions`` rows of this video (from :func:`rvoskit.format.predictions.read_predictions`).
+        preds: ``predictions`` rows of this video (``predictions.parquet`` read with ``filters=[("video_id", "=", video_id)]``).
         expression_ids: draw only these expressions (default: every predicted one).
         source: the predictions' path, named in errors.
 
@@ -538,20 +546,23 @@ def predictions_scene(
     T, H, W = int(v["num_frames"]), int(v["height"]), int(v["width"])
     if len(preds) and ((preds["height"] != H) | (preds["width"] != W)).any():
         raise RvosError(f"predicted masks are not {W}x{H} like the dataset video", file=source, item=video_id)
+    if expression_ids is not None:
+        preds = preds[preds["expression_id"].isin(expression_ids)]
+    ex = ds.expressions
+    drawn = ex.loc[ex.index.intersection(preds["expression_id"].unique())]
+    targets_drawn = {int(o) for objs in drawn["obj_ids"] if objs is not None for o in objs}
     gt_rows = ds.masks(video_id)
     gt_index = _by_frame(gt_rows, "obj_id")
+    # decode only what the drawn rows show: their predictions and their target objects
     pred_rows = preds.assign(key=list(zip(["pred"] * len(preds), preds["expression_id"])))
     index = _by_frame(pred_rows, "key")
     for t, objs in gt_index.items():
-        index.setdefault(t, {}).update({("obj", o): c for o, c in objs.items()})
+        index.setdefault(t, {}).update({("obj", o): c for o, c in objs.items() if o in targets_drawn})
     decode = _decoder(index, H, W, f"{source} or {ds.path / 'masks.parquet'}", video_id)
-    ex = ds.expressions
     order = {eid: i for i, eid in enumerate(ex.index[ex["video_id"] == video_id])}
     eids = sorted(preds["expression_id"].unique(), key=lambda e: (order.get(e, len(order)), e))
     rows = []
     for eid in eids:
-        if expression_ids is not None and eid not in expression_ids:
-            continue
         p = preds[preds["expression_id"] == eid]
         exp_id = str(p["exp_id"].iloc[0])
         targets = None
@@ -625,7 +636,12 @@ def render_predictions(
         RvosError: unreadable predictions, no dataset given or recorded, predicted videos unknown to
             the dataset, mask sizes that differ from the video, plus the errors of :func:`render_dataset`.
     """
-    preds, manifest = read_predictions(predictions)
+    # the key columns only: each drawn video's rows (with their RLEs) are read when it is drawn
+    path = Path(predictions)
+    table = path / "predictions.parquet" if path.is_dir() else path
+    manifest = read_manifest(path) if path.is_dir() else {}
+    keys = ["expression_id", "video_id", "exp_id"]
+    preds = read_table(table, "predictions", columns=keys).group_by(keys).aggregate([]).to_pandas()  # one row per expression
     if dataset is None:
         dataset = manifest.get("dataset")
         if not dataset:
@@ -643,8 +659,12 @@ def render_predictions(
     if unknown:
         raise RvosError("predicted videos are not in the dataset", file=ds.path / "videos.parquet", item=", ".join(unknown))
     vids = vids[:limit] if limit else vids
-    by_video = {v: g for v, g in preds.groupby("video_id", sort=False)}
-    scenes = [(v, (lambda v=v: predictions_scene(ds, by_video[v], v, chosen, source=predictions))) for v in vids]
+
+    def scene(v: str) -> _Scene:
+        rows = read_table(table, "predictions", filters=[("video_id", "=", v)]).to_pandas()
+        return predictions_scene(ds, rows, v, chosen, source=table)
+
+    scenes = [(v, (lambda v=v: scene(v))) for v in vids]
     inputs = {"predictions": str(Path(predictions).resolve()), "dataset": str(ds.path.resolve()), "videos": vids,
               "expressions": sorted(chosen) if chosen else None}
     return _run(Path(out), "predictions", inputs, opts, scenes, overwrite=overwrite, progress=progress)
