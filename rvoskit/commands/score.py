@@ -26,7 +26,7 @@ def score_command(
     tracks: list[str] = typer.Option(..., "--tracks", help="Track store, NAME=DIR or DIR; repeat for several sources."),
     out: Path = typer.Option(..., "--out", "-o", help="Predictions directory to create."),
     tau: float = typer.Option(0.5, "--tau", help="Select tracks with sigmoid(logit) > tau."),
-    top_k: int | None = typer.Option(None, "--top-k", help="Select the K best tracks per expression instead of --tau."),
+    top_k: int | None = typer.Option(None, "--top-k", min=1, help="Select the K best tracks per expression instead of --tau."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda:N."),
     batch_size: int = typer.Option(16, "--batch-size", help="Expressions per forward pass."),
     text_encoder: Path | None = typer.Option(None, "--text-encoder", help="Text encoder directory, if the checkpoint's has moved."),
