@@ -20,7 +20,9 @@ Run:  python benchmarks/bench_metrics.py [--frames N] [--videos V]
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -209,14 +211,12 @@ def bench_split(videos: int, frames: int) -> None:
 
 
 def bench_scale(videos: int, frames: int, score: int, workers: int) -> None:
-    import resource
 
     import pandas as pd
 
     from rvoskit.format import DatasetWriter
     from rvoskit.format import rle as rlemod
     from rvoskit.format.predictions import write_predictions
-    from rvoskit.metrics import evaluate
 
     H, W = 720, 1280
     rng = np.random.default_rng(0)
@@ -268,14 +268,26 @@ def bench_scale(videos: int, frames: int, score: int, workers: int) -> None:
         del rows
         n_score = min(score or videos, videos)
         print(f"\n[3] MeViS valid_u-sized split: {videos} videos x {frames} frames at 1280x720, {videos * len(sets)} expressions, table of {videos * len(sets) * frames} RLEs; scoring {n_score} videos with {workers} workers")
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        t0 = time.perf_counter()
-        res = evaluate(tmp / "ds", table, "mevis", workers=workers, videos=[f"v{i:03d}" for i in range(n_score)])
-        dt = time.perf_counter() - t0
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        print(f"    J&F {res.summary['J&F']:.6f}, {len(res.frames)} frames scored in {dt:.1f} s ({len(res.frames) / dt:.0f} frames/s)")
-        print(f"    peak RSS: main {peak:.0f} MB (before eval {base:.0f} MB), largest worker {child:.0f} MB")
+        # each measurement in a fresh process; peak RSS = VmHWM (ru_maxrss survives exec on Linux)
+        rss = "int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]) / 1024"
+        run = lambda code: json.loads(subprocess.run([sys.executable, "-c", "import json, resource, time\n" + code], capture_output=True, text=True, check=True).stdout)
+        whole = run(
+            "from rvoskit.format.store import read_table\n"
+            f"base = {rss}\n"
+            f"t = read_table({str(table / 'predictions.parquet')!r}, 'predictions', columns=['video_id', 'exp_id', 'frame_idx', 'rle', 'area']).to_pandas()\n"
+            f"print(json.dumps({{'base': base, 'peak': {rss}}}))"
+        )
+        got = run(
+            "from rvoskit.metrics import evaluate\n"
+            f"base = {rss}\n"
+            "t0 = time.perf_counter()\n"
+            f"res = evaluate({str(tmp / 'ds')!r}, {str(table)!r}, 'mevis', workers={workers}, videos=[f'v{{i:03d}}' for i in range({n_score})])\n"
+            "dt = time.perf_counter() - t0\n"
+            f"print(json.dumps({{'base': base, 'peak': {rss}, 'child': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 'dt': dt, 'jf': res.summary['J&F'], 'frames': len(res.frames)}}))"
+        )
+        print(f"    J&F {got['jf']:.6f}, {got['frames']} frames scored in {got['dt']:.1f} s ({got['frames'] / got['dt']:.0f} frames/s)")
+        print(f"    rvoskit evaluate, peak RSS    : main +{got['peak'] - got['base']:.0f} MB over its imports ({got['base']:.0f} MB), largest worker {got['child']:.0f} MB (ru_maxrss, pages shared with main counted)")
+        print(f"    whole table as pandas (before): +{whole['peak'] - whole['base']:.0f} MB over its imports ({(whole['peak'] - whole['base']) / max(got['peak'] - got['base'], 1):.1f}x)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -24,7 +24,6 @@ native ids.
 from __future__ import annotations
 
 import io
-import itertools
 import zipfile
 from pathlib import Path
 
@@ -112,7 +111,7 @@ def export_submission(
     """Write a benchmark submission zip from a predictions directory.
 
     The predictions table is streamed one video at a time
-    (:func:`rvoskit.metrics.sources.table_rows_by_video`): memory is bounded by a video's masks.
+    (:func:`rvoskit.metrics.sources.rows_by_video`): memory is bounded by a video's masks.
 
     Args:
         src: a predictions directory (``rvoskit.format.predictions``) or ``predictions.parquet``.
@@ -139,7 +138,7 @@ def export_submission(
         ExpressionMasks,
         check_predictions,
         open_predictions,
-        table_rows_by_video,
+        rows_by_video,
     )
 
     src, out = Path(src), Path(out)
@@ -163,14 +162,11 @@ def export_submission(
     index = check_predictions(spec, ds)
     if missing == "error":
         _check_complete(index, ds, src)
-    n_rows = index["video_id"].value_counts().to_dict()
-    counts = {v: int(n_rows[v]) for v in ds.videos.index if v in n_rows}
-    videos = itertools.chain(((v, None) for v in ds.videos.index if v not in counts), table_rows_by_video(spec.path, counts))
     exp_ids = e.groupby("video_id", sort=False)["exp_id"].agg(list).to_dict()
     prefix = ("Annotations",) if to == "refytvos-submission" else ()
     sets = [anno_set] if anno_set is not None else list(REF_DAVIS_SETS)
     with atomic_file(out) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
-        for vid, rows in videos:
+        for vid, rows in rows_by_video(spec, index, list(ds.videos.index)):
             v = ds.video(vid)
             masks = ExpressionMasks(spec, v, rows)
             frames = list(v["frames"])

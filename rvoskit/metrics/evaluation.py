@@ -53,7 +53,7 @@ from rvoskit.metrics.sources import (
     PredictionSpec,
     check_predictions,
     open_predictions,
-    table_rows_by_video,
+    rows_by_video,
 )
 
 PROTOCOLS = ("mevis", "davis-semi", "davis-unsup", "ref-davis")
@@ -390,14 +390,7 @@ def evaluate(
     vids = list(dict.fromkeys(ds.videos.index if videos is None else videos))
     for vid in vids:
         ds.video(vid)
-    if index is None:
-        video_rows: Iterable = ((vid, None) for vid in vids)
-    else:
-        n_rows = index["video_id"].value_counts().to_dict()
-        counts = {v: int(n_rows[v]) for v in vids if v in n_rows}
-        # videos without rows first (they score at once), then each video as the stream completes it
-        video_rows = itertools.chain(((v, None) for v in vids if v not in counts), table_rows_by_video(spec.path, counts))
-    jobs = ((str(ds.path), spec, opts, vid, rows) for vid, rows in video_rows)
+    jobs = ((str(ds.path), spec, opts, vid, rows) for vid, rows in rows_by_video(spec, index, vids))
     workers = workers if len(vids) > 1 else 1
     if workers <= 1:
         _DATASETS[str(ds.path)] = ds

@@ -172,6 +172,20 @@ def table_rows_by_video(path: Path, rows_per_video: dict[str, int], batch_rows: 
         raise RvosError(f"unreadable Parquet: {exc}", file=path) from None
 
 
+def rows_by_video(spec: PredictionSpec, index: pd.DataFrame | None, videos: list[str]) -> Iterator[tuple[str, pa.Table | None]]:
+    """``(video_id, rows)`` for each of ``videos``: for a table (``index`` from
+    :func:`check_predictions`) first the videos it has no row for (``rows`` None), then the others
+    as :func:`table_rows_by_video` completes them; for PNG folders (``index`` None) every video
+    with ``rows`` None, in order."""
+    if index is None:
+        yield from ((v, None) for v in videos)
+        return
+    n_rows = index["video_id"].value_counts().to_dict()
+    counts = {v: int(n_rows[v]) for v in videos if v in n_rows}
+    yield from ((v, None) for v in videos if v not in counts)
+    yield from table_rows_by_video(spec.path, counts)
+
+
 def check_predictions(spec: PredictionSpec, ds: RvosDataset) -> pd.DataFrame | None:
     """Check that every id in the predictions exists in the dataset, sizes match, no duplicates.
 
