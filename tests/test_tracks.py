@@ -31,7 +31,7 @@ from rvoskit.tracks import (
     resolve_config,
     select_and_track,
 )
-from rvoskit.tracks.prompts import mask_iou
+from rvoskit.tracks.prompts import mask_iou, mask_ious
 from rvoskit.tracks.sam2_model import TrackOutput, fill_holes
 
 DATA = Path(__file__).parent / "data"
@@ -372,6 +372,11 @@ def test_mask_iou_both_empty_is_one():
     z = rlemod.encode(np.zeros((5, 5), np.uint8))
     assert mask_iou(z, z, 5, 5) == 1.0
     assert mask_iou(z, rlemod.encode(_rect(5, 5, 0, 2, 0, 2)), 5, 5) == 0.0
+    a, b = rlemod.encode(_rect(5, 5, 0, 2, 0, 2)), rlemod.encode(_rect(5, 5, 0, 2, 1, 3))
+    # one call for many: the same values, the both-empty rule only where both are empty
+    assert mask_ious(z, [z, a, z], 5, 5).tolist() == [1.0, 0.0, 1.0]
+    assert mask_ious(a, [z, a, b], 5, 5).tolist() == [0.0, 1.0, 2 / 6]
+    assert mask_ious(a, [], 5, 5).shape == (0,)
 
 
 def test_fill_holes_like_sam2():
@@ -382,6 +387,32 @@ def test_fill_holes_like_sam2():
     out = fill_holes(logits, 8)[0, 0]
     assert torch.all(out[2:4, 2:4] == 0.1) and out[0, 11] == 0.1
     assert torch.all(out[6:10, 6:10] == -3.0) and out[5, 5] == 5.0
+
+
+def test_amg_post_processing_equals_sam2s_functions():
+    """Stability scores, masks and boxes of the grid prompting equal sam2.utils.amg's on the CPU,
+    also for empty and full masks and logits exactly at the thresholds."""
+    import torch.nn.functional as F
+    from sam2.utils.amg import batched_mask_to_box, calculate_stability_score
+
+    from rvoskit.tracks.prompts import mask_boxes, stability_score
+    from rvoskit.tracks.sam2_model import binarize
+
+    g = torch.Generator().manual_seed(0)
+    logits = F.interpolate(torch.randn(10, 1, 9, 13, generator=g) * 4, (37, 53), mode="bilinear", align_corners=False)[:, 0]
+    edge = torch.full((6, 37, 53), -5.0)
+    edge[1] = 5.0  # full mask
+    edge[2, 0, 0] = edge[2, 36, 52] = 3.0  # two corner pixels
+    edge[3, 10:20, 5:7] = 1.0  # exactly at the upper threshold: inside the mask, not in the intersection
+    edge[4, 3:5, 40:50] = -1.0  # exactly at the lower threshold: not in the union
+    edge[5, 7, 9] = 0.0  # exactly at the mask threshold: background
+    logits = torch.cat([logits, edge])
+    for offset in (1.0, 0.1):
+        torch.testing.assert_close(stability_score(logits, offset), calculate_stability_score(logits, 0.0, offset), rtol=0, atol=0, equal_nan=True)
+    masks = binarize(logits)
+    assert np.array_equal(masks, (logits > 0).numpy()) and masks.transpose(0, 2, 1).flags.c_contiguous
+    assert np.array_equal(mask_boxes(masks), batched_mask_to_box(torch.from_numpy(np.ascontiguousarray(masks))).numpy())
+    assert rlemod.encode_batch(masks) == rlemod.encode_batch(np.ascontiguousarray(masks))
 
 
 def test_config_names_and_shards():

@@ -128,6 +128,8 @@ def grounded_prompts_for_frame(session, gdino: GroundingDino, frame_idx: int, ex
     """
     import torch
 
+    from rvoskit.tracks.sam2_model import binarize
+
     image = session.frames.image(frame_idx)
     H, W, S = session.height, session.width, float(session.p.image_size)
     out: list[Prompt] = []
@@ -143,7 +145,7 @@ def grounded_prompts_for_frame(session, gdino: GroundingDino, frame_idx: int, ex
         labels = torch.tensor([[2, 3]], dtype=torch.int, device=session.device).repeat(b.shape[0], 1)
         low, iou = session.decode(frame_idx, b, labels, multimask=False)
         with session.timers("prompting"):
-            masks = (session.to_frame(low) > 0.0)[:, 0].cpu().numpy()
+            masks = binarize(session.to_frame(low)[:, 0])
             low_np = torch.clamp(low.float(), -32.0, 32.0)[:, 0].cpu().numpy()
             rles = rlemod.encode_batch(masks)
             for k in range(len(rles)):
@@ -152,7 +154,7 @@ def grounded_prompts_for_frame(session, gdino: GroundingDino, frame_idx: int, ex
                         kind="grounded",
                         frame_idx=int(frame_idx),
                         rle=rles[k],
-                        area=int(masks[k].sum()),
+                        area=int(np.count_nonzero(masks[k])),
                         stability_score=stability_score_np(low_np[k]),
                         predicted_iou=float(iou[k, 0]),
                         expression_id=expression_id,

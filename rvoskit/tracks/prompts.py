@@ -152,12 +152,21 @@ def part_filter(rles: Sequence[bytes], areas: Sequence[int], height: int, width:
     return keep
 
 
+def mask_ious(a: bytes, others: Sequence[bytes], height: int, width: int) -> np.ndarray:
+    """IoUs ``float64 (n,)`` of one RLE mask with each of ``others``, in one pycocotools call;
+    1.0 where both masks are empty (SOLA ``seg_utils.compute_mask_iou``)."""
+    if len(others) == 0:
+        return np.zeros(0)
+    oa = rlemod.to_coco(a, height, width)
+    ious = cocomask.iou([oa], [rlemod.to_coco(b, height, width) for b in others], [0] * len(others))[0]
+    if cocomask.area([oa])[0] == 0:
+        ious[rlemod.area_bbox(others, height, width)[0] == 0] = 1.0
+    return ious
+
+
 def mask_iou(a: bytes, b: bytes, height: int, width: int) -> float:
-    """IoU of two RLE masks; 1.0 when both are empty (SOLA ``seg_utils.compute_mask_iou``)."""
-    oa, ob = rlemod.to_coco(a, height, width), rlemod.to_coco(b, height, width)
-    if cocomask.area(oa) == 0 and cocomask.area(ob) == 0:
-        return 1.0
-    return float(cocomask.iou([oa], [ob], [0])[0, 0])
+    """IoU of two RLE masks; 1.0 when both are empty (:func:`mask_ious`)."""
+    return float(mask_ious(a, [b], height, width)[0])
 
 
 def sort_by_area(prompts: Iterable[Prompt]) -> list[Prompt]:
@@ -178,6 +187,44 @@ class GridOptions:
     part_thresh: float = 0.7
 
 
+def stability_score(logits, offset: float = 1.0):
+    """SAM2's AMG stability score, ``sam2.utils.amg.calculate_stability_score(logits, 0.0, offset)``.
+
+    Per mask: ``|logits > offset| / |logits > -offset|``, the counts as int32 and their quotient
+    float32 (NaN for an empty union), as SAM2 computes it. On the CPU the counts are taken with
+    numpy, whose compare-and-count is about 10x faster than torch's reductions on one thread; the
+    thresholds are compared in float32 as torch does, so the scores are identical.
+
+    Args:
+        logits: ``(N, H, W)`` float32 mask logits.
+        offset: SAM2's ``stability_score_offset`` (1.0).
+
+    Returns:
+        ``(N,)`` float32 tensor on the logits' device.
+    """
+    import torch
+
+    if logits.device.type != "cpu":
+        from sam2.utils.amg import calculate_stability_score
+
+        return calculate_stability_score(logits, 0.0, offset)
+    hi, lo = np.float32(offset), np.float32(-offset)
+    counts = [(np.count_nonzero(x > hi), np.count_nonzero(x > lo)) for x in logits.numpy()]
+    counts = torch.from_numpy(np.asarray(counts, dtype=np.int32).reshape(-1, 2))
+    return counts[:, 0] / counts[:, 1]
+
+
+def mask_boxes(masks: np.ndarray) -> np.ndarray:
+    """``int64 (N, 4)`` xyxy boxes of ``(N, H, W)`` bool masks as SAM2's ``batched_mask_to_box``
+    gives them (``x1``/``y1`` the last foreground column/row, ``[0, 0, 0, 0]`` for an empty mask),
+    from each mask's row and column occupancy."""
+    rows, cols = masks.any(axis=2), masks.any(axis=1)
+    h, w = rows.shape[1], cols.shape[1]
+    boxes = np.stack([cols.argmax(1), rows.argmax(1), w - 1 - cols[:, ::-1].argmax(1), h - 1 - rows[:, ::-1].argmax(1)], 1)
+    boxes[~rows.any(1)] = 0
+    return boxes.astype(np.int64)
+
+
 def grid_prompts_for_frame(session, frame_idx: int, opts: GridOptions) -> list[Prompt]:
     """SAM2's automatic mask generator on one frame, then SOLA's part filter.
 
@@ -189,6 +236,9 @@ def grid_prompts_for_frame(session, frame_idx: int, opts: GridOptions) -> list[P
     ``predicted IoU > pred_iou_thresh``, stability score (logits resized to the frame, offset 1)
     ``>= stability_score_thresh``, masks ``logits > 0``, box NMS at ``box_nms_thresh`` scored by
     predicted IoU; then SOLA's part filter (``generate_prompts_grid.py`` l.105-116).
+    Only the masks that pass the predicted-IoU filter are resized to the frame (SAM2 resizes all
+    of them first), each once; the scores, masks and boxes are SAM2's (:func:`stability_score`,
+    :func:`mask_boxes`).
 
     Args:
         session: a :class:`~rvoskit.tracks.sam2_model.VideoSession`.
@@ -199,11 +249,9 @@ def grid_prompts_for_frame(session, frame_idx: int, opts: GridOptions) -> list[P
         The frame's prompts, largest first.
     """
     import torch
-    from sam2.utils.amg import (
-        batched_mask_to_box,
-        build_point_grid,
-        calculate_stability_score,
-    )
+    from sam2.utils.amg import build_point_grid
+
+    from rvoskit.tracks.sam2_model import binarize
 
     H, W = session.height, session.width
     S = float(session.p.image_size)
@@ -228,30 +276,29 @@ def grid_prompts_for_frame(session, frame_idx: int, opts: GridOptions) -> list[P
             if low.shape[0] == 0:
                 continue
             logits = session.to_frame(low[:, None])[:, 0]
-            stab = calculate_stability_score(logits, 0.0, opts.stability_score_offset)
+            stab = stability_score(logits, opts.stability_score_offset)
             if opts.stability_score_thresh > 0.0:
                 keep = stab >= opts.stability_score_thresh
                 logits, iou, stab = logits[keep], iou[keep], stab[keep]
             if logits.shape[0] == 0:
                 continue
-            masks = logits > 0.0
-            boxes.append(batched_mask_to_box(masks).cpu())
+            masks = binarize(logits)
+            boxes.append(mask_boxes(masks))
             ious.append(iou.float().cpu())
             stabs.append(stab.float().cpu())
-            m = masks.cpu().numpy()
-            rles.extend(rlemod.encode_batch(m))
-            areas.extend(int(a) for a in m.reshape(m.shape[0], -1).sum(1))
+            rles.extend(rlemod.encode_batch(masks))
+            areas.extend(np.count_nonzero(m) for m in masks)
     if not rles:
         return []
     with session.timers("prompting"):
-        boxes_t, ious_t, stabs_t = torch.cat(boxes), torch.cat(ious), torch.cat(stabs)
-        keep = box_nms(boxes_t.float(), ious_t, opts.box_nms_thresh)
+        ious_t, stabs_t = torch.cat(ious), torch.cat(stabs)
+        keep = box_nms(np.concatenate(boxes), ious_t, opts.box_nms_thresh)
         prompts = [
             Prompt(
                 kind="grid",
                 frame_idx=int(frame_idx),
                 rle=rles[i],
-                area=areas[i],
+                area=int(areas[i]),
                 stability_score=float(stabs_t[i]),
                 predicted_iou=float(ious_t[i]),
             )

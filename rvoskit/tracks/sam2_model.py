@@ -254,12 +254,13 @@ class Timers:
 
 
 class FrameSource:
-    """The frames of one video as SAM2 input tensors, decoded on first use (streamed, never copied).
+    """The frames of one video as SAM2 input tensors, decoded when accessed (streamed, never copied
+    or kept: SAM2 reads a frame only to compute its image features, which :class:`FeatureCache`
+    keeps, so a frame is decoded again only after its features were evicted).
 
     ``source[t]`` is a float32 ``(3, S, S)`` tensor on the CPU, made exactly as SAM2's
     ``sam2.utils.misc._load_img_as_tensor`` + ``load_video_frames`` make it: PIL RGB, PIL
-    ``resize((S, S))`` (bicubic), ``/ 255``, minus mean, divided by std. Resized frames are kept as
-    uint8 (3 S^2 bytes per frame) so a frame is decoded once per video.
+    ``resize((S, S))`` (bicubic), ``/ 255``, minus mean, divided by std.
 
     Args:
         paths: frame files in order.
@@ -278,7 +279,6 @@ class FrameSource:
         self.image_size = int(image_size)
         self.item = item
         self.timers = timers or Timers()
-        self._u8: dict[int, Any] = {}
         self._mean = torch.tensor(_IMG_MEAN, dtype=torch.float32)[:, None, None]
         self._std = torch.tensor(_IMG_STD, dtype=torch.float32)[:, None, None]
         self.height, self.width = self._size(0)
@@ -315,14 +315,10 @@ class FrameSource:
     def __getitem__(self, t: int):
         import torch
 
-        t = int(t)
-        if t not in self._u8:
-            with self.timers("frames"):
-                img = self.image(t).resize((self.image_size, self.image_size))
-                self._u8[t] = torch.from_numpy(np.array(img)).permute(2, 0, 1).contiguous()
-        x = self._u8[t].permute(1, 2, 0).numpy() / 255.0  # float64 like SAM2's loader
-        x = torch.from_numpy(x).permute(2, 0, 1).float()
-        return (x - self._mean) / self._std
+        with self.timers("frames"):
+            x = np.array(self.image(int(t)).resize((self.image_size, self.image_size))) / 255.0  # float64 like SAM2's loader
+            x = torch.from_numpy(x).permute(2, 0, 1).float()
+            return (x - self._mean) / self._std
 
 
 class FeatureCache(OrderedDict):
@@ -389,6 +385,20 @@ class TrackOutput:
 
     rles: list[bytes]
     obj_ptr: np.ndarray
+
+
+def binarize(logits) -> np.ndarray:
+    """``logits > 0`` of ``(N, H, W)`` logits (any device) as a bool ``(N, H, W)`` numpy array whose
+    memory is each mask in column-major order (a transposed view of ``(N, W, H)``), the order
+    pycocotools' RLE encoder reads: the threshold writes that layout directly, so
+    :func:`rvoskit.format.rle.encode_batch` needs no transposing copy. Values equal ``logits > 0``.
+    """
+    import torch
+
+    n, h, w = logits.shape
+    out = torch.empty((n, w, h), dtype=torch.bool, device=logits.device)
+    torch.gt(logits, 0.0, out=out.transpose(1, 2))
+    return out.cpu().numpy().transpose(0, 2, 1)
 
 
 def fill_holes(low_res, max_area: int):
@@ -590,6 +600,5 @@ class VideoSession:
                 low = fill_holes(low, self.p.rvoskit_fill_hole_area)
             rles: list[bytes] = []
             for s in range(0, self.num_frames, chunk):
-                m = (self.to_frame(low[s : s + chunk]) > 0.0)[:, 0].cpu().numpy()
-                rles.extend(rlemod.encode_batch(m))
+                rles.extend(rlemod.encode_batch(binarize(self.to_frame(low[s : s + chunk])[:, 0])))
         return TrackOutput(rles=rles, obj_ptr=np.ascontiguousarray(ptr, dtype=np.float32))
