@@ -28,7 +28,7 @@ from rvoskit.tracks.prompts import (
     Prompt,
     grid_prompts_for_frame,
     gt_prompts,
-    mask_iou,
+    mask_ious,
     prompt_frames,
     sort_by_area,
 )
@@ -217,9 +217,14 @@ def select_and_track(
         out.extend(zip((prompts[k] for k in batch), tracks))
         stats.batches += 1
         if suppress_iou is not None:
+            pending: dict[int, list[int]] = {}  # prompt frame -> pending prompts
+            for k, p in enumerate(prompts):
+                if status[k] == PENDING:
+                    pending.setdefault(p.frame_idx, []).append(k)
             for tr in tracks:
-                for k, p in enumerate(prompts):
-                    if status[k] == PENDING and mask_iou(tr.rles[p.frame_idx], p.rle, height, width) > suppress_iou:
+                for f, ks in pending.items():
+                    ious = mask_ious(tr.rles[f], [prompts[k].rle for k in ks], height, width)
+                    for k in np.asarray(ks)[ious > suppress_iou]:
                         status[k] = SUPPRESSED
         if on_batch is not None:
             on_batch([prompts[k] for k in batch], len(out))
