@@ -40,24 +40,28 @@ def synth(rng, n_tracks, n_obj, T, H, W):
         v = rng.normal(0, 1.5, 2)
         for t in range(T):
             cv2.fillPoly(objects[o, t], [cv2.convexHull((pts + v * t).astype(np.int32))], 1)
-    tracks = np.zeros((n_tracks, T, H, W), np.uint8)
     kernel = np.ones((5, 5), np.uint8)
-    for i in range(n_tracks):
-        kind = i % 4
-        o = i % n_obj
-        dx, dy = rng.integers(-8, 9, 2)
-        for t in range(T):
-            if kind == 0:
-                tracks[i, t] = np.roll(objects[o, t], (dy, dx), (0, 1))
-            elif kind == 1:
-                tracks[i, t] = cv2.dilate(objects[o, t], kernel)
-            elif kind == 2:
-                tracks[i, t] = objects[o, t] & (xx < W * rng.uniform(0.3, 1.0))
-            else:
-                c = rng.uniform(0, 1, 2) * (W, H)
-                cv2.circle(tracks[i, t], (int(c[0]), int(c[1])), int(rng.uniform(5, H / 4)), 1, -1)
-        tracks[i, rng.random(T) < 0.05] = 0
-    return objects, present, tracks
+
+    def tracks():  # one (T, H, W) track at a time: 64 tracks x 200 frames at 720p would be 12 GB at once
+        for i in range(n_tracks):
+            kind = i % 4
+            o = i % n_obj
+            dx, dy = rng.integers(-8, 9, 2)
+            track = np.zeros((T, H, W), np.uint8)
+            for t in range(T):
+                if kind == 0:
+                    track[t] = np.roll(objects[o, t], (dy, dx), (0, 1))
+                elif kind == 1:
+                    track[t] = cv2.dilate(objects[o, t], kernel)
+                elif kind == 2:
+                    track[t] = objects[o, t] & (xx < W * rng.uniform(0.3, 1.0))
+                else:
+                    c = rng.uniform(0, 1, 2) * (W, H)
+                    cv2.circle(track[t], (int(c[0]), int(c[1])), int(rng.uniform(5, H / 4)), 1, -1)
+            track[rng.random(T) < 0.05] = 0
+            yield track
+
+    return objects, present, tracks()
 
 
 def write(tmp: Path, objects, present, tracks, H, W):
@@ -80,14 +84,15 @@ def write(tmp: Path, objects, present, tracks, H, W):
         w.add_masks("v", rows)
     store = TrackStore(tmp / "tracks", create=True, meta={})
     rows = []
-    for i in range(tracks.shape[0]):
-        counts = rle.encode_batch(tracks[i])
+    for i, track in enumerate(tracks):
+        counts = rle.encode_batch(track)
         area, bbox = rle.area_bbox(counts, H, W)
         rows += [{"video_id": "v", "track_id": i, "frame_idx": t, "prompt_kind": "grid", "prompt_frame_idx": 0,
                   "expression_id": None, "obj_id": None, "stability_score": 1.0, "predicted_iou": 1.0, "height": H,
                   "width": W, "rle": c, "area": int(a), "bbox": b.tolist()}
                  for t, (c, a, b) in enumerate(zip(counts, area, bbox))]
-    store.write_video("v", rows, np.zeros((tracks.shape[0], T, 256), np.float32), np.arange(tracks.shape[0], dtype=np.int32))
+    n_tracks = i + 1
+    store.write_video("v", rows, np.zeros((n_tracks, T, 256), np.float32), np.arange(n_tracks, dtype=np.int32))
     return exprs, tmp / "ds", tmp / "tracks"
 
 
