@@ -231,7 +231,7 @@ class RvosDataset:
 
         path = self.frame_paths(video_id)[frame_idx]
         # EXIF orientation ignored: frames keep the size their header (and the masks) give, as SAM2's PIL loader does
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION) if path.is_file() else None
         if img is None:
             raise RvosError("missing or unreadable frame", file=path, item=f"{video_id} frame {frame_idx}")
         return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
