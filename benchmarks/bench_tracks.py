@@ -13,7 +13,12 @@ C. feature sharing: 8 prompts of one frame tracked as one batch in one inference
    its own inference state (goal >= 2x);
 D. frames/s of Hiera-L at 1024 px with bf16 on CUDA, when a GPU is present (else "not measured").
 
-    python benchmarks/bench_tracks.py [--frames 8] [--sizes 256 512] [--threads 1]
+With ``--scale T N S`` it runs only E: a T-frame video (the 16 bedroom frames repeated) with N
+ground-truth objects, i.e. N tracks over T frames, through :func:`rvoskit.tracks.generate_tracks` at
+S px, printing stage seconds, rvoskit's overhead ratio, the store's size and the peak memory
+(MeViS scale: ``--scale 200 64 256``; at 128 px it takes about 12 minutes on one busy core).
+
+    python benchmarks/bench_tracks.py [--frames 8] [--sizes 256 512] [--threads 1] [--scale T N S]
 """
 
 from __future__ import annotations
@@ -100,6 +105,37 @@ def sola_track(predictor, jpeg_dir: Path, batches):
     return out
 
 
+def scale_run(tmp: Path, T: int, n: int, size: int) -> None:
+    """E. T frames, n GT tracks (4 prompts per prompt frame) at ``size`` px, through generate_tracks."""
+    import os
+    import resource
+
+    from rvoskit.format.trackstore import TrackStore
+    from rvoskit.tracks import generate_tracks
+
+    names = [f"{i:05d}" for i in range(T)]
+    rows = []
+    for k in range(n):
+        m = np.zeros((H, W), np.uint8)
+        y, x = 30 + 60 * (k % 8), 20 + 110 * (k // 8 % 8)
+        m[y : y + 50, x : x + 100] = 1
+        c = rlemod.encode(m)
+        rows.append(dict(video_id="long", obj_id=k, frame_idx=(k // 4) * (T // -(-n // 4)), height=H, width=W, rle=c, area=int(m.sum()), bbox=[x, y, 100, 50]))
+    with DatasetWriter(tmp / "long", dataset="bench", split="train", frame_root=FRAMES) as w:
+        w.add_video(dict(video_id="long", split="train", num_frames=T, height=H, width=W, frames=names, frame_files=[f"{i % 16:05d}.jpg" for i in range(T)]))
+        w.add_objects([dict(video_id="long", obj_id=k, anno_id=None, category=None) for k in range(n)])
+        w.add_expressions([dict(video_id="long", exp_id="0", exp_index=0, text="all", obj_ids=list(range(n)))])
+        w.add_masks("long", rows)
+    summary = generate_tracks(tmp / "long", tmp / "long_tracks", model=ModelSpec("sam2.1_hiera_t", image_size=size), options=TrackOptions(prompts=("gt",)), threads=torch.get_num_threads())
+    s = summary["stage_seconds"]
+    ptr, _ = TrackStore(tmp / "long_tracks").tokens("long")
+    files = {p.name: p.stat().st_size for p in (tmp / "long_tracks").rglob("*") if p.is_file()}
+    print(f"E. {T} frames x {n} GT tracks at {size} px: {summary['seconds']:.1f} s wall ({summary['seconds_per_frame']:.2f} s/frame); stages "
+          + ", ".join(f"{k} {v:.1f}" for k, v in s.items()))  # fmt: skip
+    print(f"  overhead ratio wall / SAM2 calls = {summary['seconds'] / (s['encoder'] + s['tracking']):.3f}; tokens {ptr.shape} {ptr.dtype}; "
+          f"store {sum(files.values()) / 2**20:.1f} MB; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB (pid {os.getpid()})")  # fmt: skip
+
+
 def timed(fn, *a, **k):
     """``(wall seconds, CPU seconds of this process, result)``: on a shared machine the CPU time
     (one torch thread) is the steadier measure, so the ratios below use it."""
@@ -113,6 +149,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--scale", type=int, nargs=3, metavar=("T", "N", "S"), help="only part E: T frames, N tracks, S px")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
@@ -120,6 +157,8 @@ def main() -> None:
     T = args.frames
     tmp = Path(tempfile.mkdtemp(prefix="bench_tracks_"))
     try:
+        if args.scale:
+            return scale_run(tmp, *args.scale)
         ds = open_dataset(make_dataset(tmp, T))
         paths = ds.frame_paths("bedroom")
         jpeg_dir = tmp / "jpeg"  # SAM2's init_state wants <int>.jpg files: the reference gets a copy
