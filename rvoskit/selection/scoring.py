@@ -43,7 +43,6 @@ from rvoskit.selection.text import (
 )
 from rvoskit.selection.training import autocast, forward_batch, resolve_device
 
-SCORE_COLUMNS = ["expression_id", "video_id", "source", "track_id", "logit", "score"]
 #: ``scores.parquet``: one row per (expression, candidate track).
 SCORES_SCHEMA = pa.schema(
     [("expression_id", pa.string()), ("video_id", pa.string()), ("source", pa.string()), ("track_id", pa.int64()),
@@ -83,7 +82,7 @@ def score_samples(
                     rows.append(
                         {"expression_id": s.expression_id, "video_id": s.video_id, "source": source, "track_id": track_id, "logit": float(logits[b, n])}
                     )
-    df = pd.DataFrame(rows, columns=SCORE_COLUMNS[:-1])
+    df = pd.DataFrame(rows, columns=SCORES_SCHEMA.names[:5])  # expression_id .. logit
     df["score"] = 1.0 / (1.0 + np.exp(-df["logit"].to_numpy(np.float64)))
     return df
 
