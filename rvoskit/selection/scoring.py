@@ -23,7 +23,7 @@ import torch
 from rvoskit.errors import RvosError
 from rvoskit.format import open_dataset
 from rvoskit.format import rle as rlemod
-from rvoskit.format.predictions_writer import PredictionsWriter
+from rvoskit.format.predictions import PredictionsWriter
 from rvoskit.selection.checkpoint import load_checkpoint, model_from_checkpoint
 from rvoskit.selection.data import (
     Sample,
