@@ -15,18 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from rvoskit.datasets.submission import label_png_bytes
 from rvoskit.format import rle as rlemod
-
-DAVIS_PALETTE = np.zeros((256, 3), np.uint8)
-for _i in range(256):  # the standard PASCAL/DAVIS palette
-    _c, _r, _g, _b = _i, 0, 0, 0
-    for _j in range(8):
-        _r |= ((_c >> 0) & 1) << (7 - _j)
-        _g |= ((_c >> 1) & 1) << (7 - _j)
-        _b |= ((_c >> 2) & 1) << (7 - _j)
-        _c >>= 3
-    DAVIS_PALETTE[_i] = (_r, _g, _b)
-
 
 @dataclass
 class SyntheticVideo:
@@ -84,11 +74,7 @@ def _write_frames(folder: Path, video: SyntheticVideo, rng: np.random.Generator,
 
 
 def _write_palette_png(path: Path, label: np.ndarray) -> None:
-    from PIL import Image
-
-    im = Image.fromarray(label, mode="P")
-    im.putpalette(DAVIS_PALETTE.reshape(-1).tolist())
-    im.save(path)
+    path.write_bytes(label_png_bytes(label))
 
 
 def _text(rng: np.random.Generator, k: int) -> str:
