@@ -396,3 +396,12 @@ def test_predictions_scene_decodes_only_what_it_draws(world):
     scene = predictions_scene(ds, preds, "judo", {"judo/0"})
     assert [r.expression_id for r in scene.rows] == ["judo/0"]
     assert set(scene.decode(0)) == {("pred", "judo/0"), ("obj", 1)}  # obj 2 is no target of judo/0
+
+
+def test_legend_names_categories_only_where_the_dataset_has_them(judo_dataset):
+    # the Ref-DAVIS example has no davis_semantics.json: categories are null (NaN in pandas), never "nan"
+    from rvoskit.format import open_dataset
+    from rvoskit.viz.render import dataset_scene
+
+    scene = dataset_scene(open_dataset(judo_dataset), "judo")
+    assert [text for _, text in scene.legend] == ["obj 1", "obj 2"]

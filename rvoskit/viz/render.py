@@ -348,7 +348,7 @@ def dataset_scene(ds: RvosDataset, video_id: str, expression_ids: set[str] | Non
     objs = ds.objects[ds.objects["video_id"] == video_id]
     obj_ids = sorted({int(o) for o in objs["obj_id"]} | {int(o) for o in rows["obj_id"]})
     colours = {o: draw.colour_of(i) for i, o in enumerate(obj_ids)}
-    cats = {int(o): c for o, c in zip(objs["obj_id"], objs["category"]) if c}
+    cats = {int(o): c for o, c in zip(objs["obj_id"], objs["category"]) if isinstance(c, str) and c}
     decode = _decoder(_by_frame(rows, "obj_id"), H, W, ds.path / "masks.parquet", video_id)
 
     def paint(targets: Sequence[int]):
