@@ -20,7 +20,7 @@ import numpy as np
 
 from rvoskit.errors import RvosError
 from rvoskit.format import rle as rlemod
-from rvoskit.format.store import RvosDataset, open_dataset
+from rvoskit.format.store import RvosDataset, open_dataset, sha256_file
 from rvoskit.format.trackstore import TrackStore
 from rvoskit.tracks.prompts import (
     PROMPT_KINDS,
@@ -44,7 +44,6 @@ from rvoskit.tracks.sam2_model import (
     load_sam2,
     precision_name,
     resolve_config,
-    sha256_file,
 )
 
 Progress = Callable[..., None]

@@ -11,7 +11,6 @@ computed once per video (see :class:`FeatureCache`).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import re
 import time
 import warnings
@@ -74,15 +73,6 @@ def config_image_size(name: str) -> int:
     from hydra import compose
 
     return int(compose(config_name=resolve_config(name)).model.image_size)
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
-    """Hex sha256 of a file (used to record which checkpoint made a track store)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
