@@ -12,7 +12,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -156,8 +156,9 @@ class SelectionStats:
     batches: int = 0
 
     def add(self, other: SelectionStats) -> None:
-        for k in ("prompts", "tracked", "suppressed", "not_tracked", "batches"):
-            setattr(self, k, getattr(self, k) + getattr(other, k))
+        """Add another list's counts to these."""
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
 def select_and_track(
