@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from rvoskit.commands._executor import executor_option, ray_address_option
+
 
 def eval_command(
     dataset: Path = typer.Argument(..., help="Common-format dataset directory with ground truth (rvoskit convert ...)."),
@@ -21,6 +23,8 @@ def eval_command(
     out: Path = typer.Option(None, "--out", "-o", help="Write summary.json, per-item Parquet/CSV and histogram.png here."),
     per_frame: bool = typer.Option(False, "--per-frame", help="Also write per_frame.parquet/.csv (needs --out)."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes (one video per work unit)."),
+    executor: str = executor_option(),
+    ray_address: str = ray_address_option(),
     missing_frame_empty: bool = typer.Option(
         False, "--missing-frame-empty", help="Score missing prediction frames as empty masks instead of failing."
     ),
@@ -60,6 +64,8 @@ def eval_command(
     t0 = time.perf_counter()
     kw = {
         "workers": workers,
+        "executor": executor,
+        "ray_address": ray_address,
         "missing_frame_empty": missing_frame_empty,
         "davis_task": davis_task,
         "anno_set": anno_set,

@@ -21,10 +21,9 @@ Protocols:
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ import pandas as pd
 
 from rvoskit import __version__
 from rvoskit.errors import RvosError
+from rvoskit.executor import Executor, imap, resolve_executor
 from rvoskit.format import rle as rlemod
 from rvoskit.format.store import RvosDataset, open_dataset
 from rvoskit.metrics.jf import BOUND_TH, frame_jf
@@ -328,6 +328,8 @@ def evaluate(
     protocol: str = "mevis",
     *,
     workers: int = 1,
+    executor: str | Executor | None = None,
+    ray_address: str | None = None,
     missing_frame_empty: bool = False,
     davis_task: str = "unsupervised",
     anno_set: int | None = None,
@@ -348,6 +350,9 @@ def evaluate(
             and predictions are decoded one frame at a time, a predictions table is streamed and
             split by video (:func:`rvoskit.metrics.sources.table_rows_by_video`), and at most
             ``2 * workers`` videos are queued at once.
+        executor: ``local`` / ``process`` / ``ray`` (:mod:`rvoskit.executor`; default: ``local``
+            for one worker, else ``process``).
+        ray_address: the Ray cluster of ``executor="ray"``.
         missing_frame_empty: score a missing prediction frame (or expression, or DAVIS sequence)
             as an empty mask instead of failing. A MeViS video without any prediction always
             scores 0 (as the MeViS script does) and is listed in ``summary["missing_videos"]``.
@@ -391,46 +396,21 @@ def evaluate(
     for vid in vids:
         ds.video(vid)
     jobs = ((str(ds.path), spec, opts, vid, rows) for vid, rows in rows_by_video(spec, index, vids))
-    workers = workers if len(vids) > 1 else 1
-    if workers <= 1:
+    ex = resolve_executor(executor, workers, ray_address)
+    if ex.kind == "process" and len(vids) <= 1:
+        ex = Executor()
+    if ex.kind == "local":
         _DATASETS[str(ds.path)] = ds
     results: dict[str, list[dict]] = {}
-    for vid, rows in _map_videos(jobs, workers):
+    for _job, (vid, rows) in imap(_run_video, jobs, ex, start_method=_START_METHOD):
         results[vid] = rows
         if progress:
             progress(len(results), len(vids))
     return _collect(ds, spec, opts, aggregate, [r for vid in vids for r in results[vid]])
 
 
-def _map_videos(jobs: Iterable[tuple], workers: int) -> Iterator[tuple[str, list[dict]]]:
-    """``_run_video`` over ``jobs``, in this process or in ``workers`` processes with at most
-    ``2 * workers`` jobs submitted and not yet finished (so a streamed table is not read ahead
-    into memory). The first error cancels the jobs not yet started and is raised."""
-    if workers <= 1:
-        yield from map(_run_video, jobs)
-        return
-    jobs = iter(jobs)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context()) as pool:
-        pending: set = set()
-        try:
-            while True:
-                pending.update(pool.submit(_run_video, job) for job in itertools.islice(jobs, 2 * workers - len(pending)))
-                if not pending:
-                    return
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    yield fut.result()
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-
-
-def _mp_context():
-    """``fork`` on Linux (workers start at once, and scripts need no ``__main__`` guard), else ``spawn``."""
-    import multiprocessing as mp
-    import sys
-
-    return mp.get_context("fork" if sys.platform == "linux" else "spawn")
+# ``fork`` on Linux (workers start at once, and scripts need no ``__main__`` guard), else ``spawn``.
+_START_METHOD = "fork" if sys.platform == "linux" else "spawn"
 
 
 def _collect(ds: RvosDataset, spec: PredictionSpec, opts: EvalOptions, aggregate: str, rows: list[dict]) -> EvalResult:
