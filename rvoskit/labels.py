@@ -26,12 +26,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import multiprocessing
 import re
 import shutil
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +42,7 @@ import pycocotools.mask as cocomask
 
 from rvoskit import __version__
 from rvoskit.errors import RvosError
+from rvoskit.executor import Executor, imap, resolve_executor
 from rvoskit.format import (
     arrow_schema,
     atomic_dir,
@@ -421,10 +420,8 @@ def _label_video(dataset: str, sources: Mapping[str, str], video_id: str, resolu
     return video_mious(ds.video(video_id), exprs, ds.masks(video_id), tracks, resolution)
 
 
-def _worker_init() -> None:
-    import cv2
-
-    cv2.setNumThreads(1)
+def _label_job(job: tuple) -> pd.DataFrame:
+    return _label_video(*job)
 
 
 def pseudolabel(
@@ -436,6 +433,8 @@ def pseudolabel(
     target: str = "max",
     resolution: str | tuple[int, int] | None = SOLA_RESOLUTION,
     workers: int = 1,
+    executor: str | Executor | None = None,
+    ray_address: str | None = None,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
@@ -451,6 +450,9 @@ def pseudolabel(
         resolution: ``"540x960"`` (SOLA; oriented per video by :func:`target_size`), any ``"HxW"``,
             or ``"native"``/None.
         workers: processes (videos are the unit of work).
+        executor: ``local`` / ``process`` / ``ray`` (:mod:`rvoskit.executor`; default: ``local``
+            for one worker, else ``process``).
+        ray_address: the Ray cluster of ``executor="ray"``.
         overwrite: replace an existing ``out``.
         progress: called as ``progress(done, total)`` (videos) after each video and on resume.
 
@@ -521,19 +523,11 @@ def pseudolabel(
         if progress:
             progress(n_done, len(work))
 
-    if workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            finish(job[2], _label_video(*job))
-    else:
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init) as pool:
-            futures = {pool.submit(_label_video, *job): job[2] for job in jobs}
-            try:
-                for fut in as_completed(futures):
-                    finish(futures[fut], fut.result())
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)  # finished videos stay in the parts folder
-                raise
+    ex = resolve_executor(executor, workers, ray_address)
+    if ex.kind == "process" and len(jobs) <= 1:
+        ex = Executor()
+    for job, rows in imap(_label_job, jobs, ex):  # finished videos stay in the parts folder
+        finish(job[2], rows)
 
     # The whole split in Arrow (list columns stay columnar); pandas gets only the scalar columns.
     table = pa.concat_tables([read_table(_part(parts, v), "labels") for v in work] or [arrow_schema("labels").empty_table()])

@@ -9,6 +9,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from rvoskit.commands._executor import executor_option, ray_address_option
+
 
 class Target(str, Enum):
     max = "max"
@@ -32,6 +34,8 @@ def pseudolabel(
         "540x960", "--resolution", help="Compare at this size (short x long side, oriented like the video; SOLA: 540x960) or 'native'."
     ),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes (one video per job)."),
+    executor: str = executor_option(),
+    ray_address: str = ray_address_option(),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out."),
 ) -> None:
     """Pseudo-label candidate tracks by their mean IoU with the ground truth.
@@ -76,6 +80,8 @@ def pseudolabel(
                 target=target.value,
                 resolution=resolution,
                 workers=workers,
+                executor=executor,
+                ray_address=ray_address,
                 overwrite=overwrite,
                 progress=progress,
             )
