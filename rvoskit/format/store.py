@@ -27,7 +27,15 @@ from rvoskit import __version__
 from rvoskit.errors import RvosError
 from rvoskit.format import rle as rlemod
 from rvoskit.format.atomic import atomic_dir
-from rvoskit.format.schema import FORMAT_VERSION, arrow_schema, check_table
+from rvoskit.format.schema import (
+    FORMAT_VERSION,
+    arrow_schema,
+    check_schema,
+    check_table,
+    fill_optional,
+    optional_columns,
+    version_supported,
+)
 
 MANIFEST = "dataset.json"
 FORMAT_NAME = "rvoskit-rvos"
@@ -51,8 +59,9 @@ def to_arrow(table: str, data: pa.Table | pd.DataFrame | Iterable[Mapping[str, A
     schema = arrow_schema(table)
     try:
         if isinstance(data, pa.Table):
-            t = data.select(schema.names).cast(schema)
+            t = fill_optional(table, data).select(schema.names).cast(schema)
         elif isinstance(data, pd.DataFrame):
+            data = data.assign(**{c: None for c in optional_columns(table) if c not in data.columns})
             # NaN stays NaN in non-nullable float columns (pandas would make it null); elsewhere
             # pandas' missing values become nulls.
             cols = [pa.array(data[f.name], type=f.type, from_pandas=f.nullable or not pa.types.is_floating(f.type))
@@ -69,37 +78,115 @@ def to_arrow(table: str, data: pa.Table | pd.DataFrame | Iterable[Mapping[str, A
     return t
 
 
+def write_parquet(t: pa.Table, path: str | Path) -> None:
+    """Write an Arrow table as Parquet (zstd); an empty table gets zero row groups.
+
+    ``pq.write_table`` writes a table without rows as one zero-row row group, which Hugging Face
+    ``datasets.load_dataset("parquet")`` refuses (``BatchSize must be greater than 0``); a file
+    with the schema and no row group reads as an empty table everywhere (pyarrow, pandas, DuckDB,
+    HF ``datasets``).
+    """
+    if t.num_rows == 0:
+        pq.ParquetWriter(path, t.schema, compression="zstd").close()
+    else:
+        pq.write_table(t, path, compression="zstd")
+
+
 def write_table(path: str | Path, table: str, data: pa.Table | pd.DataFrame | Iterable[Mapping[str, Any]]) -> int:
-    """Write one v1 table as Parquet (zstd), schema-checked. Returns the number of rows."""
+    """Write one v1 table as Parquet (zstd), schema-checked. Returns the number of rows.
+
+    An empty table is written with zero row groups (see :func:`write_parquet`).
+    """
     t = to_arrow(table, data)
-    pq.write_table(t, path, compression="zstd")
+    write_parquet(t, path)
     return t.num_rows
+
+
+def _parquet_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be a Parquet table (missing, a directory, empty), or None."""
+    if path.is_dir():
+        return "is a directory, expected a Parquet file"
+    if not path.exists():
+        return "missing table"
+    if not path.is_file():
+        return "not a regular file, expected a Parquet file"
+    if path.stat().st_size == 0:
+        return "empty file (0 bytes), expected a Parquet table"
+    return None
+
+
+def read_schema(path: str | Path, table: str, *, columns: list[str] | None = None) -> pa.Schema:
+    """Read a table file's schema from its Parquet footer and check it (no rows are read).
+
+    Args:
+        path: the Parquet file.
+        table: its table name (schema to check against).
+        columns: check only these columns.
+
+    Raises:
+        RvosError: missing, empty, truncated or corrupt file, a directory, a missing column or a
+            column of another type (one line: ``<file>: missing column 'area'``).
+    """
+    path = Path(path)
+    why = _parquet_problem(path)
+    if why:
+        raise RvosError(why, file=path)
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise RvosError(f"unreadable Parquet: {_one_line(exc)}", file=path) from None
+    problems = check_schema(table, schema, columns)
+    if problems:
+        raise RvosError("; ".join(problems), file=path)
+    return schema
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception message on one line (pyarrow messages span several)."""
+    return " ".join(str(exc).split())
 
 
 def read_table(path: str | Path, table: str, *, filters=None, columns: list[str] | None = None) -> pa.Table:
     """Read and schema-check one v1 table.
 
+    The schema is checked from the file footer before any row is read, so a missing column or a
+    column of another type is one line (``missing column 'area'``), not a pyarrow schema dump.
+
     Args:
         path: the Parquet file.
         table: its table name (schema to check against).
         filters: pyarrow ``filters`` (e.g. ``[("video_id", "=", v)]``); row groups are skipped by statistics.
-        columns: subset of columns to read (skips the check of the others).
+        columns: subset of columns to read (only those are checked).
 
     Raises:
-        RvosError: missing file, unreadable Parquet, or a schema mismatch (names the file).
+        RvosError: missing, empty, truncated or corrupt file, a directory, a schema mismatch, or
+            nulls in a non-nullable column (names the file).
     """
     path = Path(path)
-    if not path.is_file():
-        raise RvosError("missing table", file=path)
+    file_schema = read_schema(path, table, columns=columns)
+    if columns is not None:  # an optional column an older file lacks is filled with nulls below
+        columns = [c for c in columns if c in file_schema.names or c in optional_columns(table)]
     try:
-        t = pq.read_table(path, filters=filters, columns=columns)
+        t = pq.read_table(path, filters=filters, columns=None if columns is None else [c for c in columns if c in file_schema.names])
     except (pa.ArrowException, OSError) as exc:
-        raise RvosError(f"unreadable Parquet: {exc}", file=path) from None
-    if columns is None:
-        problems = check_table(table, t)
-        if problems:
-            raise RvosError("; ".join(problems), file=path)
-    return t
+        raise RvosError(f"unreadable Parquet: {_one_line(exc)}", file=path) from None
+    problems = check_table(table, t, columns)
+    if problems:
+        raise RvosError("; ".join(problems), file=path)
+    return fill_optional(table, t, columns)
+
+
+def _what_is(path: Path) -> str | None:
+    """A guess at what a folder that is not a dataset holds, for error messages."""
+    if path.is_file():
+        return "a file, not a folder"
+    if (path / "predictions.json").is_file() or (path / "predictions.parquet").is_file():
+        return "a predictions folder (pass it as PREDICTIONS)"
+    if (path / "trackstore.json").is_file():
+        return "a track store (pass it with --tracks)"
+    if (path / "labels.json").is_file() or (path / "labels.parquet").is_file():
+        return "a labels folder (pass it with --labels)"
+    return None
 
 
 class RvosDataset:
@@ -116,19 +203,35 @@ class RvosDataset:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         mpath = self.path / MANIFEST
+        if not self.path.exists():
+            raise RvosError("dataset not found (expected an rvoskit dataset folder, from rvoskit convert)", file=self.path)
+        if mpath.is_dir() or (mpath.exists() and not mpath.is_file()):
+            raise RvosError("dataset.json is not a file", file=mpath)
         if not mpath.is_file():
-            raise RvosError("not an rvoskit dataset (no dataset.json)", file=self.path)
+            what = _what_is(self.path)
+            raise RvosError("not an rvoskit dataset (no dataset.json)" + (f"; this looks like {what}" if what else ""), file=self.path)
         try:
             self.manifest = json.loads(mpath.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise RvosError(f"invalid JSON: {exc}", file=mpath) from None
+        except OSError as exc:
+            raise RvosError(f"cannot read: {exc.strerror}", file=mpath) from None
+        if not isinstance(self.manifest, dict):
+            raise RvosError(f"holds a JSON {type(self.manifest).__name__ if self.manifest is not None else 'null'}, "
+                            "expected an object (the dataset manifest)", file=mpath)
         if self.manifest.get("format") != FORMAT_NAME:
             raise RvosError(f"format is {self.manifest.get('format')!r}, expected {FORMAT_NAME!r}", file=mpath)
-        if self.manifest.get("format_version") != FORMAT_VERSION:
+        if not version_supported(self.manifest.get("format_version")):
             raise RvosError(
-                f"format version {self.manifest.get('format_version')} is not supported (this rvoskit reads {FORMAT_VERSION})",
+                f"format version {self.manifest.get('format_version')} is not supported (this rvoskit reads 1 to {FORMAT_VERSION})",
                 file=mpath,
             )
+        root = self.manifest.get("frame_root")
+        if not isinstance(root, str) or not root:
+            raise RvosError(f"is {root!r}, expected a folder path (a string)", file=mpath, item="frame_root")
+        for key in ("counts", "source"):
+            if key in self.manifest and not isinstance(self.manifest[key], dict):
+                raise RvosError(f"is {self.manifest[key]!r}, expected an object", file=mpath, item=key)
 
     def __repr__(self) -> str:
         src = self.manifest.get("source", {})
@@ -185,11 +288,23 @@ class RvosDataset:
 
     def iter_masks(self) -> Iterator[tuple[str, pd.DataFrame]]:
         """Yield ``(video_id, mask rows)`` per video, streaming row groups (bounded memory)."""
-        pf = pq.ParquetFile(self.path / "masks.parquet")
+        path = self.path / "masks.parquet"
+        read_schema(path, "masks")
+        try:
+            pf = pq.ParquetFile(path)
+        except (pa.ArrowException, OSError) as exc:
+            raise RvosError(f"unreadable Parquet: {_one_line(exc)}", file=path) from None
         pending: list[pd.DataFrame] = []
         current = None
         for i in range(pf.num_row_groups):
-            df = pf.read_row_group(i).to_pandas()
+            try:
+                t = pf.read_row_group(i)
+            except (pa.ArrowException, OSError) as exc:
+                raise RvosError(f"unreadable Parquet: {_one_line(exc)}", file=path, item=f"row group {i}") from None
+            problems = check_table("masks", t)
+            if problems:
+                raise RvosError("; ".join(problems), file=path, item=f"row group {i}")
+            df = t.to_pandas()
             for vid, part in df.groupby("video_id", sort=False):
                 if current is not None and vid != current:
                     yield current, pd.concat(pending, ignore_index=True)
@@ -277,6 +392,34 @@ class RvosDataset:
 def open_dataset(path: str | Path) -> RvosDataset:
     """Open a common-format dataset directory (see :class:`RvosDataset`)."""
     return RvosDataset(path)
+
+
+def _refuse_colliding_ids(videos: list[dict], expressions: list[dict], out: Path) -> None:
+    """Refuse ids that collide as keys: two videos with one id, or two (video, expression) pairs
+    whose ``expression_id`` is the same (video ``a`` with expression ``b/c`` and video ``a/b`` with
+    expression ``c`` both give ``a/b/c``).
+
+    Raises:
+        RvosError: naming both items.
+    """
+    seen_v: set[str] = set()
+    for v in videos:
+        if v["video_id"] in seen_v:
+            raise RvosError("two videos have this id", file=out, item=f"video {v['video_id']}")
+        seen_v.add(v["video_id"])
+    seen: dict[str, tuple] = {}
+    for e in expressions:
+        key, pair = e["expression_id"], (e["video_id"], e["exp_id"])
+        if key in seen and seen[key] != pair:
+            a, b = seen[key], pair
+            raise RvosError(
+                f"expression ids collide: video {a[0]!r} expression {a[1]!r} and video {b[0]!r} expression "
+                f"{b[1]!r} both give {key!r} (ids must not contain '/' where it makes them ambiguous)",
+                file=out, item=key,
+            )
+        if key in seen:
+            raise RvosError("two expressions have this id", file=out, item=key)
+        seen[key] = pair
 
 
 class DatasetWriter:
@@ -402,6 +545,7 @@ class DatasetWriter:
         return self._ctx.__exit__(exc_type, exc, tb)
 
     def _finish(self) -> None:
+        _refuse_colliding_ids(self._videos, self._expressions, self.out)
         videos = sorted(self._videos, key=lambda r: r["video_id"])
         write_table(self.tmp / "videos.parquet", "videos", videos)
         objects = sorted(self._objects, key=lambda r: (r["video_id"], r["obj_id"]))
