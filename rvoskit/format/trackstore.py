@@ -21,7 +21,7 @@ import pandas as pd
 from rvoskit import __version__
 from rvoskit.errors import RvosError
 from rvoskit.format.atomic import atomic_file, safe_name
-from rvoskit.format.schema import FORMAT_VERSION
+from rvoskit.format.schema import FORMAT_VERSION, version_supported
 from rvoskit.format.store import read_table, to_arrow
 
 MANIFEST = "trackstore.json"
@@ -64,7 +64,7 @@ class TrackStore:
             self.manifest = json.loads(mpath.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise RvosError(f"invalid JSON: {exc}", file=mpath) from None
-        if self.manifest.get("format") != FORMAT_NAME or self.manifest.get("format_version") != FORMAT_VERSION:
+        if self.manifest.get("format") != FORMAT_NAME or not version_supported(self.manifest.get("format_version")):
             raise RvosError("not a v1 rvoskit track store", file=mpath)
         if meta is not None and create and self.manifest.get("meta") != json.loads(json.dumps(dict(meta))):
             raise RvosError(
