@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from rvoskit.commands._executor import executor_option, ray_address_option
+
 from rvoskit.commands._common import console
 
 
@@ -21,6 +23,8 @@ def corrupt(
     image_format: str = typer.Option("png", "--format", help="png (lossless) or jpeg (4:4:4 chroma)."),
     quality: int = typer.Option(None, "--quality", help="JPEG quality 1..100 (default 95); jpeg only."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes."),
+    executor: str = executor_option(),
+    ray_address: str = ray_address_option(),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output and discard a partial run with other options."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
@@ -66,6 +70,8 @@ def corrupt(
             image_format=image_format,
             quality=quality,
             workers=workers,
+            executor=executor,
+            ray_address=ray_address,
             overwrite=overwrite,
             progress=progress,
         )

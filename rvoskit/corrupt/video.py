@@ -19,13 +19,10 @@ frame_idx)``, so the result does not depend on workers, order or interruptions.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import shutil
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -36,6 +33,7 @@ from rvoskit import __version__
 from rvoskit.corrupt.imagenet_c import check_corruption, corrupt_image
 from rvoskit.corrupt.rng import RNG_KINDS, frame_seed, make_rng, video_seed
 from rvoskit.errors import RvosError
+from rvoskit.executor import Executor, imap, resolve_executor
 from rvoskit.format import open_dataset, safe_name
 from rvoskit.format.derive import write_derived_dataset
 from rvoskit.format.store import RvosDataset, sha256_file
@@ -80,16 +78,15 @@ def _encode_params(image_format: str, quality: int | None) -> tuple[str, list[in
 
 # -- one frame (runs in worker processes) --------------------------------------------------------
 
-_WORKER: dict[str, Any] = {}
-
-
-def _init_worker(dataset: str) -> None:
-    cv2.setNumThreads(1)  # one frame per process; OpenCV threads would oversubscribe the cores
-    _WORKER["ds"] = open_dataset(dataset)
+_DATASETS: dict[str, RvosDataset] = {}
 
 
 def _worker_frame(task: dict) -> dict:
-    return _corrupt_frame(task, _WORKER["ds"])
+    """Executor job: one frame, with the dataset opened once per process."""
+    ds = _DATASETS.get(task["dataset"])
+    if ds is None:
+        ds = _DATASETS[task["dataset"]] = open_dataset(task["dataset"])
+    return _corrupt_frame(task, ds)
 
 
 def _corrupt_frame(task: dict, ds: RvosDataset) -> dict:
@@ -115,28 +112,14 @@ def _corrupt_frame(task: dict, ds: RvosDataset) -> dict:
     return {"video_id": vid, "frame_idx": t, "seed": task["seed"], "params": params}
 
 
-def _run(tasks: list[dict], ds: RvosDataset, workers: int) -> Iterator[dict]:
-    """Yield the records of ``tasks`` as they finish (in this process, or in a process pool)."""
-    if workers == 1 or len(tasks) <= 1:
-        for task in tasks:
-            yield _corrupt_frame(task, ds)
-        return
-    # spawn, not fork: forking a process that runs OpenCV / Arrow / BLAS threads can deadlock the children
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(str(ds.path),)) as pool:
-        queue, running = iter(tasks), set()
-        try:
-            while True:
-                while len(running) < 4 * workers and (task := next(queue, None)) is not None:
-                    running.add(pool.submit(_worker_frame, task))
-                if not running:
-                    return
-                finished, running = wait(running, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    yield fut.result()
-        finally:
-            for fut in running:
-                fut.cancel()
+def _run(tasks: list[dict], ds: RvosDataset, ex: Executor) -> Iterator[dict]:
+    """Yield the records of ``tasks`` as they finish (in this process, a process pool or Ray)."""
+    if ex.kind == "process" and len(tasks) <= 1:
+        ex = Executor()
+    if ex.kind == "local":
+        _DATASETS[str(ds.path.resolve())] = ds
+    for _task, rec in imap(_worker_frame, tasks, ex, window=4 * ex.workers if ex.kind == "process" else None):
+        yield rec
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -208,6 +191,8 @@ def corrupt_dataset(
     image_format: str = "png",
     quality: int | None = None,
     workers: int = 1,
+    executor: str | Executor | None = None,
+    ray_address: str | None = None,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
@@ -232,6 +217,9 @@ def corrupt_dataset(
         image_format: ``png`` (lossless) or ``jpeg`` (4:4:4 chroma; 4:2:0 would halve the noise).
         quality: JPEG quality 1..100 (default 95); not allowed with png.
         workers: processes (1 = in this process).
+        executor: ``local`` / ``process`` / ``ray`` (:mod:`rvoskit.executor`; default: ``local``
+            for one worker, else ``process``); frames are the work units.
+        ray_address: the Ray cluster of ``executor="ray"``.
         overwrite: replace an existing ``out`` and discard a partial run with other options.
         progress: called as ``progress(frames done, frames total)`` after each frame (and once at
             the start with the frames already done by an earlier, interrupted run).
@@ -245,6 +233,7 @@ def corrupt_dataset(
             the file and the frame).
     """
     quality = check_options(corruption, severity, seed=seed, angle_policy=angle_policy, rng=rng, image_format=image_format, quality=quality, workers=workers)
+    ex = resolve_executor(executor, workers, ray_address)
     ds = open_dataset(dataset)
     out = Path(out)
     if out.exists() and not overwrite:
@@ -295,6 +284,7 @@ def corrupt_dataset(
                     "angle": angle,
                     "video_seed": vseed,
                     "dest": str(work / FRAME_ROOT / rel),
+                    "dataset": str(ds.path.resolve()),
                     **{k: options[k] for k in ("type", "severity", "rng", "format", "quality")},
                 }
             )
@@ -306,7 +296,7 @@ def corrupt_dataset(
     if progress:
         progress(n_done, total)
     with open(draws_path, "a", encoding="utf-8") as log:
-        for rec in _run(pending, ds, workers):
+        for rec in _run(pending, ds, ex):
             records[(rec["video_id"], rec["frame_idx"])] = rec
             log.write(json.dumps(rec) + "\n")
             log.flush()
