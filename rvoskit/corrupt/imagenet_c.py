@@ -183,7 +183,7 @@ def _frost_texture(idx: int) -> np.ndarray:
     spec = importlib.util.find_spec("imagecorruptions")
     name = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg", "frost6.jpg")[idx]
     if spec is None or not spec.submodule_search_locations:
-        raise RvosError("frost needs the frost textures of the imagecorruptions package: pip install imagecorruptions-imaug")
+        raise RvosError("frost needs the frost textures of the imagecorruptions package: pip install --no-deps imagecorruptions-imaug==1.1.5")
     path = Path(next(iter(spec.submodule_search_locations))) / "frost" / name
     img = cv2.imread(str(path))
     if img is None:
