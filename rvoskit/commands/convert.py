@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from rvoskit.commands._common import print_dataset_summary
+from rvoskit.commands._executor import executor_option, ray_address_option
 
 convert_app = typer.Typer(no_args_is_help=True, help="Convert a native RVOS dataset split to the rvoskit common format.")
 
@@ -50,6 +51,8 @@ def refytvos(
     split: str = typer.Option("train", "--split", "-s", help="train (masks), valid or test (expressions only)."),
     out: Path = OUT,
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes decoding annotation PNGs."),
+    executor: str = executor_option(),
+    ray_address: str = ray_address_option(),
     overwrite: bool = OVERWRITE,
     quiet: bool = QUIET,
 ) -> None:
@@ -65,7 +68,7 @@ def refytvos(
     from rvoskit.datasets.refytvos import convert_refytvos
 
     t0 = time.perf_counter()
-    convert_refytvos(root, split, out, workers=workers, overwrite=overwrite, show_progress=not quiet)
+    convert_refytvos(root, split, out, workers=workers, executor=executor, ray_address=ray_address, overwrite=overwrite, show_progress=not quiet)
     _done(out, t0, quiet)
 
 
@@ -77,6 +80,8 @@ def refdavis(
     text_dir: Path = typer.Option(None, "--text-dir", help="Folder of Davis17_annot*.txt (default: <root>/davis_text_annotations or beside root)."),
     davis_annotations: str = typer.Option("semi-supervised", "--davis-annotations", help="semi-supervised (Annotations/480p) or unsupervised."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes decoding annotation PNGs."),
+    executor: str = executor_option(),
+    ray_address: str = ray_address_option(),
     overwrite: bool = OVERWRITE,
     quiet: bool = QUIET,
 ) -> None:
@@ -93,6 +98,7 @@ def refdavis(
 
     t0 = time.perf_counter()
     convert_refdavis(root, split, out, text_dir=text_dir, annotations=davis_annotations, workers=workers,
+                     executor=executor, ray_address=ray_address,
                      overwrite=overwrite, show_progress=not quiet)
     _done(out, t0, quiet)
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor
+import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
 from rvoskit.errors import RvosError
+from rvoskit.executor import Executor, imap, resolve_executor
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -129,23 +130,17 @@ def label_values(label: np.ndarray) -> list[int]:
     return np.flatnonzero(np.bincount(label.ravel(), minlength=256)).tolist()
 
 
-def parallel_map(fn: Callable[[T], R], items: Sequence[T], workers: int) -> Iterator[R]:
-    """``map(fn, items)`` in order, on ``workers`` processes when ``workers > 1``.
+def parallel_map(fn: Callable[[T], R], items: Sequence[T], workers: int | Executor) -> Iterator[R]:
+    """``map(fn, items)`` in order, through :mod:`rvoskit.executor` (``workers`` processes when an
+    int > 1, else the given :class:`~rvoskit.executor.Executor`).
 
     At most ``2 * workers`` results are in flight, so memory does not grow with ``len(items)``.
     """
-    if workers <= 1:
-        for it in items:
-            yield fn(it)
-        return
-    with ProcessPoolExecutor(max_workers=workers) as ex:
-        pending = []
-        idx = 0
-        while idx < len(items) or pending:
-            while idx < len(items) and len(pending) < 2 * workers:
-                pending.append(ex.submit(fn, items[idx]))
-                idx += 1
-            yield pending.pop(0).result()
+    ex = workers if isinstance(workers, Executor) else resolve_executor(None, max(1, int(workers)))
+    if ex.kind == "process" and len(items) <= 1:
+        ex = Executor()
+    for _item, value in imap(fn, items, ex, ordered=True, start_method="fork" if sys.platform == "linux" else "spawn"):
+        yield value
 
 
 def mask_rows(video_id: str, obj_ids: Sequence[int], frame_idxs: Sequence[int], counts: Sequence[bytes], height: int, width: int) -> list[dict]:

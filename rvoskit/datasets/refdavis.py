@@ -27,6 +27,7 @@ from rvoskit.datasets.common import (
     require,
 )
 from rvoskit.errors import RvosError
+from rvoskit.executor import Executor, resolve_executor
 from rvoskit.format import DatasetWriter
 from rvoskit.progress import progress_bar
 from rvoskit.format import rle as rlemod
@@ -117,6 +118,8 @@ def convert_refdavis(
     text_dir: str | Path | None = None,
     annotations: str = "semi-supervised",
     workers: int = 1,
+    executor: str | Executor | None = None,
+    ray_address: str | None = None,
     overwrite: bool = False,
     show_progress: bool = False,
 ) -> Path:
@@ -141,6 +144,9 @@ def convert_refdavis(
             ``<root>/../davis_text_annotations``).
         annotations: ``semi-supervised`` or ``unsupervised``.
         workers: processes decoding PNGs.
+        executor: ``local`` / ``process`` / ``ray`` (:mod:`rvoskit.executor`; default: ``local``
+            for one worker, else ``process``).
+        ray_address: the Ray cluster of ``executor="ray"``.
         overwrite: replace an existing ``out``.
         show_progress: show a rich progress bar.
 
@@ -151,6 +157,7 @@ def convert_refdavis(
         RvosError: bad input (named file and item), including an expression whose obj_id no
             annotation PNG of its video contains; nothing is left at ``out``.
     """
+    ex = resolve_executor(executor, workers, ray_address)
     root = Path(root)
     require(annotations in ("semi-supervised", "unsupervised"), f"unknown annotation set {annotations!r}")
     iset = root / "ImageSets" / "2017" / f"{split}.txt"
@@ -192,7 +199,7 @@ def convert_refdavis(
         w.add_void([])
         with progress_bar(disable=not show_progress) as bar:
             task = bar.add_task(f"refdavis/{split}", total=len(jobs))
-            for seq, names, fnames, (H, W), rows, void_rows in parallel_map(_seq_masks, jobs, workers):
+            for seq, names, fnames, (H, W), rows, void_rows in parallel_map(_seq_masks, jobs, ex):
                 w.add_video({"video_id": seq, "split": split, "num_frames": len(names), "height": H, "width": W,
                              "frames": names, "frame_files": [f"{seq}/{n}" for n in fnames]})
                 present = sorted({r["obj_id"] for r in rows})

@@ -23,6 +23,7 @@ from rvoskit.datasets.common import (
     require,
 )
 from rvoskit.errors import RvosError
+from rvoskit.executor import Executor, resolve_executor
 from rvoskit.format import DatasetWriter
 from rvoskit.progress import progress_bar
 from rvoskit.format import rle as rlemod
@@ -73,6 +74,8 @@ def convert_refytvos(
     out: str | Path,
     *,
     workers: int = 1,
+    executor: str | Executor | None = None,
+    ray_address: str | None = None,
     overwrite: bool = False,
     show_progress: bool = False,
 ) -> Path:
@@ -90,6 +93,9 @@ def convert_refytvos(
         split: ``train``, ``valid`` or ``test``.
         out: output dataset directory (created atomically).
         workers: processes decoding PNGs (train).
+        executor: ``local`` / ``process`` / ``ray`` (:mod:`rvoskit.executor`; default: ``local``
+            for one worker, else ``process``).
+        ray_address: the Ray cluster of ``executor="ray"``.
         overwrite: replace an existing ``out``.
         show_progress: show a rich progress bar.
 
@@ -99,6 +105,7 @@ def convert_refytvos(
     Raises:
         RvosError: bad input (named file and item); nothing is left at ``out``.
     """
+    ex = resolve_executor(executor, workers, ray_address)
     root = Path(root)
     meta_path = root / "meta_expressions" / split / "meta_expressions.json"
     meta = load_json(meta_path, what="meta_expressions.json")
@@ -177,7 +184,7 @@ def convert_refytvos(
             warnings.append(f"{len(dropped)} videos of the {split} meta are test videos and were left out")
         with progress_bar(disable=not show_progress) as bar:
             task = bar.add_task(f"refytvos/{split}", total=len(jobs))
-            for (vid, (H, W), names, rows, unlisted), job in zip(parallel_map(_video_masks, jobs, workers), jobs):
+            for (vid, (H, W), names, rows, unlisted), job in zip(parallel_map(_video_masks, jobs, ex), jobs):
                 frames = job[3]
                 w.add_video({"video_id": vid, "split": split, "num_frames": len(frames), "height": H, "width": W,
                              "frames": frames, "frame_files": [f"{vid}/{n}" for n in names]})
