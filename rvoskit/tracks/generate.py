@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from rvoskit.errors import RvosError
+from rvoskit.executor import Executor, imap, ray_connect
 from rvoskit.format import rle as rlemod
 from rvoskit.format.store import RvosDataset, open_dataset, sha256_file
 from rvoskit.format.trackstore import TrackStore
@@ -621,35 +622,28 @@ def generate_tracks(
     return summary
 
 
+def _ray_unit(unit: tuple) -> dict:
+    return _ray_video(*unit)
+
+
 def _run_ray(dataset_path, out, todo, model, options, frame_mode, address, gpus, cpus, threads, progress):
-    try:
-        import ray
-    except ImportError:
-        raise RvosError("--executor ray needs the 'ray' package", item="--executor") from None
-    if not ray.is_initialized():
-        try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
-        except Exception as exc:
-            raise RvosError(f"cannot connect to Ray ({address or 'local'}): {exc}", item="--ray-address") from None
-    remote = ray.remote(num_gpus=gpus, num_cpus=cpus, max_retries=0)(_ray_video)
+    """One Ray task per video through :mod:`rvoskit.executor`; failed videos are collected, not raised."""
+    ex = Executor("ray", ray_address=address, num_cpus=cpus, num_gpus=gpus)
+    ray_connect(address)  # a connection error before any video is announced
     mdict, odict = model.to_dict(), {**asdict(options), "prompts": list(options.prompts)}
-    refs = {remote.remote(dataset_path, out, vid, mdict, odict, frame_mode, threads, gpus > 0): vid for vid in todo}
+    units = [(dataset_path, out, vid, mdict, odict, frame_mode, threads, gpus > 0) for vid in todo]
     for i, vid in enumerate(todo):
         progress("video_start", video_id=vid, index=i, frames=None)
     infos, failures = {}, {}
-    pending = list(refs)
-    while pending:
-        done, pending = ray.wait(pending, num_returns=1)
-        for ref in done:
-            vid = refs[ref]
-            try:
-                infos[vid] = ray.get(ref)
-            except Exception as exc:  # RayTaskError wraps the task's exception
-                cause = getattr(exc, "cause", None) or exc
-                failures[vid] = str(cause).strip().splitlines()[-1] if str(cause).strip() else type(cause).__name__
-                progress("video_failed", video_id=vid, error=failures[vid])
-                continue
-            progress("video_done", video_id=vid, info=infos[vid])
+
+    def failed(unit: tuple, exc: BaseException) -> None:
+        text = str(exc).strip()
+        failures[unit[2]] = text.splitlines()[-1] if text else type(exc).__name__
+        progress("video_failed", video_id=unit[2], error=failures[unit[2]])
+
+    for unit, info in imap(_ray_unit, units, ex, on_error=failed):
+        infos[unit[2]] = info
+        progress("video_done", video_id=unit[2], info=info)
     return infos, failures
 
 
