@@ -254,11 +254,12 @@ def warn_deprecated(old: str, new: str) -> None:
     )
 
 
-def merge_alias(value: Any, old_value: Any, *, old: str, new: str, unset: Any = None) -> Any:
+def merge_alias(value: Any, old_value: Any, *, old: str, new: str, unset: Any = None, default: Any = None) -> Any:
     """The value of an option given under its new or its deprecated spelling.
 
-    ``old_value`` is the hidden deprecated option's value (``unset`` when not given). Warns when the
-    old spelling was used.
+    ``old_value`` is the hidden deprecated option's value (``unset`` when not given); ``default`` is
+    the new option's default (a value equal to it counts as not given). Warns when the old spelling
+    was used.
 
     Raises:
         RvosError: both spellings were given with different values.
@@ -268,7 +269,7 @@ def merge_alias(value: Any, old_value: Any, *, old: str, new: str, unset: Any = 
     if old_value is unset or old_value is None or old_value == [] or old_value is False:
         return value
     warn_deprecated(old, new)
-    if value not in (unset, None, [], False) and value != old_value:
+    if value not in (unset, None, [], False) and value != default and value != old_value:
         raise RvosError(f"{old} and {new} both given with different values; use {new} only", item=new)
     return old_value
 

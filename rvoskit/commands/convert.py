@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Optional
 
 import typer
 
+from rvoskit.commands import _options as opt
 from rvoskit.commands._common import print_dataset_summary
 from rvoskit.commands._executor import executor_option, ray_address_option
 
@@ -26,7 +28,8 @@ def _done(out: Path, t0: float, quiet: bool) -> None:
 @convert_app.command("mevis")
 def mevis(
     root: Path = ROOT,
-    split: str = typer.Option("train", "--split", "-s", help="train, valid_u (masks) or valid, test (no masks)."),
+    split: str = opt.split_option("train", help="train, valid_u (masks) or valid, test (no masks)."),
+    split_old: Optional[str] = opt.deprecated_alias("-s"),
     out: Path = OUT,
     verify_sha: bool = typer.Option(False, "--verify-sha", help="Check mask_dict.json against the published sha256 (train, valid_u)."),
     overwrite: bool = OVERWRITE,
@@ -40,6 +43,7 @@ def mevis(
     """
     from rvoskit.datasets.mevis import convert_mevis
 
+    split = opt.merge_alias(split, split_old, old="-s", new="--split", default="train")
     t0 = time.perf_counter()
     convert_mevis(root, split, out, verify_sha=verify_sha, overwrite=overwrite, show_progress=not quiet)
     _done(out, t0, quiet)
@@ -48,7 +52,8 @@ def mevis(
 @convert_app.command("refytvos")
 def refytvos(
     root: Path = ROOT,
-    split: str = typer.Option("train", "--split", "-s", help="train (masks), valid or test (expressions only)."),
+    split: str = opt.split_option("train", help="train (masks), valid or test (expressions only)."),
+    split_old: Optional[str] = opt.deprecated_alias("-s"),
     out: Path = OUT,
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes decoding annotation PNGs."),
     executor: str = executor_option(),
@@ -67,6 +72,7 @@ def refytvos(
     """
     from rvoskit.datasets.refytvos import convert_refytvos
 
+    split = opt.merge_alias(split, split_old, old="-s", new="--split", default="train")
     t0 = time.perf_counter()
     convert_refytvos(root, split, out, workers=workers, executor=executor, ray_address=ray_address, overwrite=overwrite, show_progress=not quiet)
     _done(out, t0, quiet)
@@ -75,7 +81,8 @@ def refytvos(
 @convert_app.command("refdavis")
 def refdavis(
     root: Path = ROOT,
-    split: str = typer.Option("val", "--split", "-s", help="train or val (ImageSets/2017/<split>.txt)."),
+    split: str = opt.split_option("val", help="train or val (ImageSets/2017/<split>.txt)."),
+    split_old: Optional[str] = opt.deprecated_alias("-s"),
     out: Path = OUT,
     text_dir: Path = typer.Option(None, "--text-dir", help="Folder of Davis17_annot*.txt (default: <root>/davis_text_annotations or beside root)."),
     davis_annotations: str = typer.Option("semi-supervised", "--davis-annotations", help="semi-supervised (Annotations/480p) or unsupervised."),
@@ -96,6 +103,7 @@ def refdavis(
     """
     from rvoskit.datasets.refdavis import convert_refdavis
 
+    split = opt.merge_alias(split, split_old, old="-s", new="--split", default="val")
     t0 = time.perf_counter()
     convert_refdavis(root, split, out, text_dir=text_dir, annotations=davis_annotations, workers=workers,
                      executor=executor, ray_address=ray_address,
@@ -106,7 +114,8 @@ def refdavis(
 @convert_app.command("mevis-m")
 def mevis_m(
     root: Path = ROOT,
-    split: str = typer.Option("valid_u", "--split", "-s", help="MeViS split the spans annotate."),
+    split: str = opt.split_option("valid_u", help="MeViS split the spans annotate."),
+    split_old: Optional[str] = opt.deprecated_alias("-s"),
     overlay: Path = typer.Option(..., "--overlay", help="MeViS-M span file (see README: MeViS-M overlay)."),
     overlay_format: str = typer.Option("rvoskit-v1", "--overlay-format", help="Reader of the span file."),
     out: Path = OUT,
@@ -121,6 +130,7 @@ def mevis_m(
     """
     from rvoskit.datasets.mevis_m import convert_mevis_m
 
+    split = opt.merge_alias(split, split_old, old="-s", new="--split", default="valid_u")
     t0 = time.perf_counter()
     convert_mevis_m(root, split, out, overlay=overlay, overlay_format=overlay_format, verify_sha=verify_sha,
                     overwrite=overwrite, show_progress=not quiet)

@@ -9,6 +9,8 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from rvoskit.commands import _options as opt
+
 tracks_app = typer.Typer(
     name="tracks",
     help="SAM2 candidate mask tracks and object tokens (SOLA-style).",
@@ -25,15 +27,19 @@ _RUN = "Scale and output"
 
 @tracks_app.command("generate")
 def generate(
-    dataset: Path = typer.Argument(..., help="Common-format dataset directory.", show_default=False),
-    out: Path = typer.Option(..., "--out", "-o", help="Track store directory (created; rerun the same command to resume).", show_default=False),
-    split: Optional[str] = typer.Option(None, "--split", help="Only the videos of this split (videos.split)."),
-    checkpoint: Optional[Path] = typer.Option(
-        None, "--checkpoint", help="SAM2 checkpoint (.pt with a 'model' key). Omitted: RANDOM weights, for tests and dry runs only.", rich_help_panel=_SAM2
+    dataset: Path = opt.dataset_argument(),
+    out: Path = opt.out_option("Track store directory (created; rerun the same command to resume)."),
+    overwrite: bool = opt.overwrite_option("Replace an existing track store at --out (also one made with other options)."),
+    quiet: bool = opt.quiet_option(),
+    split: Optional[str] = opt.split_option(None, "Only the videos of this split (videos.split)."),
+    checkpoint: Optional[Path] = opt.checkpoint_option(
+        "SAM2 checkpoint (.pt with a 'model' key). Omitted: RANDOM weights, for tests and dry runs only.", rich_help_panel=_SAM2
     ),
-    config: str = typer.Option("sam2_hiera_l", "--config", help="Bundled SAM2 config: sam2_hiera_{t,s,b+,l} or sam2.1_hiera_{t,s,b+,l} (SOLA: sam2_hiera_l).", rich_help_panel=_SAM2),
-    gpu: int = typer.Option(0, "--gpu", help="CUDA device index (CPU when CUDA is unavailable).", rich_help_panel=_SAM2),
-    cpu: bool = typer.Option(False, "--cpu", help="Run on the CPU even when CUDA is available.", rich_help_panel=_SAM2),
+    sam2_config: Optional[str] = opt.sam2_config_option(rich_help_panel=_SAM2),
+    device: str = opt.device_option(rich_help_panel=_SAM2),
+    config_old: Optional[str] = opt.deprecated_alias("--config"),
+    gpu_old: Optional[int] = opt.deprecated_alias("--gpu"),
+    cpu_old: bool = opt.deprecated_alias("--cpu", is_flag=True),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="SAM2 input side in pixels (default: the config's 1024; multiple of 32).", rich_help_panel=_SAM2),
     seed: int = typer.Option(0, "--seed", help="Seed of the random weights (only without --checkpoint).", rich_help_panel=_SAM2),
     prompts: str = typer.Option("grid", "--prompts", help="Comma-separated prompt kinds: grid, gt (one track per ground-truth object), grounded.", rich_help_panel=_GRID),
@@ -71,7 +77,7 @@ def generate(
 
     [bold]Examples[/]
 
-      rvoskit tracks generate data/mevis_train --out work/tracks_grid --checkpoint ckpt/sam2_hiera_large.pt --config sam2_hiera_l
+      rvoskit tracks generate data/mevis_train --out work/tracks_grid --checkpoint ckpt/sam2_hiera_large.pt --device cuda:0
 
       rvoskit tracks generate data/mevis_train --out work/tracks_gt --prompts gt --checkpoint ckpt/sam2_hiera_large.pt
 
@@ -81,7 +87,8 @@ def generate(
 
       rvoskit tracks generate data/mevis_train --out /shared/tracks --checkpoint /shared/sam2_hiera_large.pt --executor ray --ray-address auto
 
-      rvoskit tracks generate tests/data/tiny --out /tmp/tracks --config sam2.1_hiera_t --image-size 256 --points-per-side 4 --cpu   [dim](random weights: a dry run)[/]
+      rvoskit convert refdavis examples/refdavis-judo --split val --out /tmp/judo   [dim](the bundled example)[/]
+      rvoskit tracks generate /tmp/judo --out /tmp/tracks --image-size 256 --points-per-side 4 --device cpu   [dim](random weights: a dry run)[/]
     """
     from rich.progress import (
         BarColumn,
@@ -98,7 +105,6 @@ def generate(
         TrackOptions,
         generate_tracks,
         parse_shard,
-        pick_device,
     )
 
     console = Console(stderr=True)
@@ -125,14 +131,21 @@ def generate(
         token_dtype=token_dtype,
         feature_cache_mb=feature_cache_mb,
     ).check()
-    device = "cpu" if cpu else pick_device(gpu)
+    config = opt.resolve_sam2_config(opt.merge_alias(sam2_config, config_old, old="--config", new="--sam2-config"), checkpoint)
+    if gpu_old is not None:
+        device = opt.merge_alias(device if device != "auto" else None, f"cuda:{gpu_old}", old="--gpu N", new="--device cuda:N")
+    if cpu_old:
+        device = opt.merge_alias(device if device != "auto" else None, "cpu", old="--cpu", new="--device cpu")
+    device = opt.resolve_device(device)
+    if out.exists() and overwrite:
+        _remove_store(out)
     model = ModelSpec(config=config, checkpoint=str(checkpoint) if checkpoint else None, image_size=image_size, device=device, seed=seed)
     if checkpoint is None:
         console.print(
             "[bold white on red] RANDOM SAM2 WEIGHTS [/] no --checkpoint given: the tracks and tokens are meaningless "
             "(use this for tests and dry runs only)."
         )
-    elif device == "cpu" and executor == "local":
+    elif device == "cpu" and executor == "local" and not quiet:
         console.print("[yellow]note:[/] running SAM2 on the CPU (fp32); a GPU run uses bf16 autocast and is much faster.")
 
     with Progress(
@@ -143,6 +156,7 @@ def generate(
         TimeRemainingColumn(),
         console=console,
         transient=False,
+        disable=quiet,
     ) as bar:
         videos = bar.add_task("videos", total=None)
         batches = bar.add_task("", total=None, visible=False)
@@ -179,6 +193,8 @@ def generate(
             )
         bar.update(batches, visible=False)
 
+    if quiet:
+        return
     tpv = summary["tracks_per_video"]
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in summary["stage_seconds"].items())
     rows = [
@@ -193,6 +209,18 @@ def generate(
         ("output", str(out)),
     ]
     Console().print(summary_table("tracks generate", rows))
+
+
+def _remove_store(out: Path) -> None:
+    """``--overwrite``: remove an existing track store (never anything else)."""
+    import shutil
+
+    from rvoskit.errors import RvosError
+
+    if out.is_dir() and ((out / "trackstore.json").is_file() or not any(out.iterdir())):
+        shutil.rmtree(out)
+    else:
+        raise RvosError("not a track store (no trackstore.json); --overwrite only replaces a track store", file=out)
 
 
 def register(app: typer.Typer) -> None:
