@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import sys
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -29,8 +32,44 @@ _option_type = TyperOption.display_type_rich
 TyperOption.display_type_rich = _flag_type
 
 
+def print_error(text: str, prefix: str = "error: ") -> None:
+    """Print one error line on stderr: a red prefix, then ``text`` literally (no Rich markup, so
+    ``[a, b]`` stays; whitespace runs folded so it stays one line)."""
+    from rich.text import Text
+
+    line = " ".join(str(text).split())
+    err_console.print(Text.assemble((prefix, "bold red"), line), highlight=False, soft_wrap=True)
+
+
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG}
+
+
+def _oserror_line(exc: OSError) -> str:
+    """One line for a file-system error: ``cannot write OUT: <strerror>`` when it concerns the
+    command's output (its folder, its temporaries, a full or read-only disk), else ``FILE: <strerror>``."""
+    from rvoskit.format.outputs import last_output
+
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    out = last_output()
+    name = exc.filename
+    if out is not None:
+        o = Path(os.path.abspath(out))
+        concerns_out = exc.errno in _WRITE_ERRNOS or (name is None and exc.errno is None)
+        if name is not None:
+            n = Path(os.path.abspath(os.fsdecode(name)))
+            concerns_out = concerns_out or (n == o or n.is_relative_to(o) or o.is_relative_to(n)
+                                            or (n.parent == o.parent and n.name.startswith(f".{o.name}.")))
+        if concerns_out:
+            return f"cannot write {out}: {reason}"
+    if name is not None:
+        return f"{os.fsdecode(name)}: {reason}"
+    return reason
+
+
 class _Group(TyperGroup):
-    """Reports :class:`RvosError` as one red line and exit status 2 (no traceback); lists the
+    """Reports errors as one red line without a traceback: :class:`RvosError` and file-system
+    errors (``cannot write OUT: No space left on device``) exit 2, Ctrl-C prints ``interrupted:
+    rerun the same command to resume`` and exits 130; lists the
     commands in pipeline order (:data:`rvoskit.commands._options.COMMAND_ORDER`)."""
 
     def list_commands(self, ctx):
@@ -41,6 +80,9 @@ class _Group(TyperGroup):
         return sorted(names, key=lambda n: (rank.get(n, len(rank)), names.index(n)))
 
     def invoke(self, ctx):
+        from rvoskit.format.outputs import forget_last_output
+
+        forget_last_output()
         try:
             return super().invoke(ctx)
         except UsageError as exc:
@@ -50,8 +92,18 @@ class _Group(TyperGroup):
                 exc.message += " (flags such as --overwrite and --quiet take no value: write --overwrite, not --overwrite true)"
             raise
         except RvosError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+            print_error(str(exc))
             raise typer.Exit(2) from None
+        except OSError as exc:
+            print_error(_oserror_line(exc))
+            raise typer.Exit(2) from None
+        except MemoryError as exc:
+            print_error(f"out of memory: {exc}" if str(exc) else "out of memory")
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err_console.print()
+            print_error("rerun the same command to resume", prefix="interrupted: ")
+            raise typer.Exit(130) from None
 
 
 app = typer.Typer(
@@ -97,7 +149,7 @@ def main() -> None:
     try:
         app()
     except RvosError as exc:  # raised outside a command (e.g. while parsing)
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        print_error(str(exc))
         sys.exit(2)
 
 

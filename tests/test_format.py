@@ -72,6 +72,12 @@ def test_atomic_dir_leaves_nothing_on_failure_and_replaces_on_success(tmp_path):
     with pytest.raises(RvosError, match="exists"):
         with atomic_dir(out):
             pass
+    # --overwrite never replaces a folder that is not an rvoskit output (recognised by its manifest)
+    with pytest.raises(RvosError, match="not an rvoskit output"):
+        with atomic_dir(out, overwrite=True) as tmp:
+            (tmp / "b").write_text("2")
+    assert sorted(p.name for p in out.iterdir()) == ["a"]
+    (out / "labels.json").write_text("{}")
     with atomic_dir(out, overwrite=True) as tmp:
         (tmp / "b").write_text("2")
     assert sorted(p.name for p in out.iterdir()) == ["b"]

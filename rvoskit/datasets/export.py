@@ -9,6 +9,7 @@ from pathlib import Path
 from rvoskit.errors import RvosError
 from rvoskit.format import atomic_dir, open_dataset
 from rvoskit.format.atomic import safe_name
+from rvoskit.format.outputs import EXPORT_MARKER
 
 
 def _anno_ids(ds) -> dict[tuple[str, int], str]:
@@ -98,6 +99,8 @@ def export_mevis(dataset: str | Path, out: str | Path, *, frames: str = "link", 
             if frames != "none":
                 _place_frames(ds, vid, v, sdir / "JPEGImages" / safe_name(vid), frames)
         (sdir / "meta_expressions.json").write_text(json.dumps(meta), encoding="utf-8")
+        # the MeViS layout has no manifest: this marker lets --overwrite recognise an rvoskit export
+        (tmp / EXPORT_MARKER).write_text(json.dumps({"kind": "export-mevis", "dataset": str(ds.path)}) + "\n", encoding="utf-8")
         if has_gt:
             with open(sdir / "mask_dict.json", "w", encoding="utf-8") as f:
                 f.write("{")

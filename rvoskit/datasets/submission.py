@@ -33,6 +33,7 @@ import pandas as pd
 
 from rvoskit.errors import RvosError
 from rvoskit.format.atomic import atomic_file, safe_name
+from rvoskit.format.outputs import ZIP_COMMENT
 from rvoskit.format.predictions import read_manifest
 from rvoskit.format.store import RvosDataset, open_dataset
 
@@ -166,6 +167,7 @@ def export_submission(
     prefix = ("Annotations",) if to == "refytvos-submission" else ()
     sets = [anno_set] if anno_set is not None else list(REF_DAVIS_SETS)
     with atomic_file(out) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.comment = ZIP_COMMENT  # how --overwrite recognises an rvoskit submission
         for vid, rows in rows_by_video(spec, index, list(ds.videos.index)):
             v = ds.video(vid)
             masks = ExpressionMasks(spec, v, rows)

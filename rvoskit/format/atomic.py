@@ -13,6 +13,8 @@ from typing import Iterator
 from rvoskit.errors import RvosError
 
 _SAFE = re.compile(r"[A-Za-z0-9_\-]")
+#: Longest name :func:`safe_name` returns (characters, all ASCII).
+MAX_NAME = 120
 
 
 def safe_name(item_id: str) -> str:
@@ -20,7 +22,16 @@ def safe_name(item_id: str) -> str:
 
     Characters other than ``[A-Za-z0-9_-]`` and non-leading dots are percent-encoded
     (``%XX`` per UTF-8 byte), so ``"../x"`` becomes ``"%2E.%2Fx"`` and ordinary ids
-    (``"0ab4afe7fb46"``, ``"bike-packing"``) are unchanged. The encoding is injective.
+    (``"0ab4afe7fb46"``, ``"bike-packing"``) are unchanged; a ``/`` is encoded too, so the ids of
+    nested items (video, expression) joined as ``safe_name(v)/safe_name(e)`` never collide.
+
+    The name is at most :data:`MAX_NAME` characters (file systems allow 255 bytes, and callers add
+    extensions and ``.tmp-*`` temporaries): a longer encoding keeps its first characters and ends in
+    ``~`` plus 20 hex digits of the id's SHA-256. ``~`` never appears otherwise (it is
+    percent-encoded), so the encoding stays injective (up to a 80-bit hash collision) and never
+    leaves its folder. It is not reversible by itself: every output that stores files under these
+    names also records the ids (track store ``done/*.json``, ``viz.json``, ``frames`` paths in a
+    dataset), which is how a name maps back to its id.
 
     Raises:
         RvosError: for an empty id.
@@ -33,7 +44,17 @@ def safe_name(item_id: str) -> str:
             out.append(ch)
         else:
             out.extend(f"%{b:02X}" for b in ch.encode("utf-8"))
-    return "".join(out)
+    name = "".join(out)
+    if len(name) > MAX_NAME:
+        import hashlib
+
+        digest = hashlib.sha256(item_id.encode("utf-8", "surrogatepass")).hexdigest()[:20]
+        head = name[: MAX_NAME - 21]
+        cut = head.rfind("%", len(head) - 2)
+        if cut >= 0:  # do not split a %XX triple
+            head = head[:cut]
+        name = f"{head}~{digest}"
+    return name
 
 
 def _umask() -> int:
@@ -66,27 +87,49 @@ def atomic_dir(out: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
         overwrite: replace an existing ``out``; without it an existing ``out`` is an error.
 
     Raises:
-        RvosError: ``out`` exists and ``overwrite`` is false.
+        RvosError: ``out`` exists and ``overwrite`` is false, or ``out`` exists and is not an rvoskit
+            output (:func:`rvoskit.format.outputs.output_kind`): only rvoskit outputs are ever
+            replaced.
+        OSError: the file system refused a write (the temporary directory is removed first).
     """
     out = Path(out)
     if out.exists() and not overwrite:
         raise RvosError("output exists; pass --overwrite to replace it", file=out)
+    _check_replaceable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    _usual_mode(tmp, directory=True)
     try:
+        _usual_mode(tmp, directory=True)
         yield tmp
+        _check_replaceable(out)
+        old = None
+        if out.exists() or out.is_symlink():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            _remove(old)
+            os.replace(out, old)
+        try:
+            os.replace(tmp, out)
+        except BaseException:
+            if old is not None:
+                os.replace(old, out)
+            raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        _remove(old)
-        os.replace(out, old)
-    os.replace(tmp, out)
     if old is not None:
         _remove(old)
+
+
+def _check_replaceable(out: Path) -> None:
+    """Refuse to replace anything but an rvoskit output (or an empty folder)."""
+    if not (out.exists() or out.is_symlink()):
+        return
+    from rvoskit.format.outputs import output_kind
+
+    if out.is_dir() and not out.is_symlink() and not any(out.iterdir()):
+        return
+    if output_kind(out) is None:
+        raise RvosError("exists and is not an rvoskit output; it is never replaced (choose another output)", file=out)
 
 
 @contextlib.contextmanager
@@ -101,10 +144,10 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
     os.close(fd)
     tmp = Path(name)
-    _usual_mode(tmp, directory=False)
     try:
+        _usual_mode(tmp, directory=False)
         yield tmp
+        os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    os.replace(tmp, path)

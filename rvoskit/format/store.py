@@ -464,6 +464,8 @@ class DatasetWriter:
         self._moments: list[dict] | None = None
         self._void: list[dict] | None = None
         self._extra: dict[str, Any] = {}
+        self._warnings: list[str] = []
+        self._warning_counts: dict[str, int] = {}
         self._n_masks = 0
         self._done_videos: set[str] = set()
         self._last_mask_video: str | None = None
@@ -510,6 +512,21 @@ class DatasetWriter:
         if self._void is None:
             self._void = []
         self._void.extend(dict(r) for r in rows)
+
+    def warn(self, kind: str, message: str, count: int = 1) -> None:
+        """Record a tolerated problem of the input (see ``schemas/FORMAT.md``, "Broken input").
+
+        The manifest gets the message in ``warnings`` (the first 200) and ``count`` added to
+        ``warning_counts[kind]``; the convert summary prints both.
+
+        Args:
+            kind: a short key (``unknown_text_videos``, ``unlisted_palette_ids``, ...).
+            message: one line naming the file and the item.
+            count: how many items the message covers.
+        """
+        self._warning_counts[kind] = self._warning_counts.get(kind, 0) + int(count)
+        if len(self._warnings) < 200:
+            self._warnings.append(message)
 
     def set_extra(self, key: str, value: Any) -> None:
         """Store an extra JSON-serialisable manifest entry (e.g. verification results)."""
@@ -582,4 +599,7 @@ class DatasetWriter:
             "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             **self._extra,
         }
+        if self._warnings or self._warning_counts:
+            manifest["warnings"] = list(manifest.get("warnings") or []) + self._warnings
+            manifest["warning_counts"] = dict(self._warning_counts)
         (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
