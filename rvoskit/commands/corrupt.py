@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Optional
 
 import typer
 
 from rvoskit.commands._executor import executor_option, ray_address_option
 
+from rvoskit.commands import _options as opt
 from rvoskit.commands._common import console
 
 
 def corrupt(
-    dataset: Path = typer.Argument(..., help="Common-format dataset directory (its frames are read, its annotations reused)."),
+    dataset: Path = opt.dataset_argument("Common-format dataset directory (its frames are read, its annotations reused)."),
     type_: str = typer.Option(..., "--type", "-t", help="Corruption type (the list above)."),
-    severity: int = typer.Option(..., "--severity", "-s", help="Severity 1..5."),
+    severity: Optional[int] = opt.severity_option("Severity 1..5 (required).", required=False),
+    severity_old: Optional[int] = opt.deprecated_alias("-s", min=1, max=5),
     out: Path = typer.Option(..., "--out", "-o", help="Output dataset directory (built in .<name>.partial, renamed when complete)."),
     seed: int = typer.Option(0, "--seed", help="Run seed; every frame's draws derive from (seed, video_id, frame_idx)."),
     angle_policy: str = typer.Option("per_frame", "--angle-policy", help="motion_blur angle: per_frame (new U(-45, 45) draw each frame, as ImageNet-C per image) or per_video (one per video)."),
@@ -36,8 +39,8 @@ def corrupt(
 
     [bold]Examples[/]
       rvoskit corrupt data/mevis-valid_u --type gaussian_noise --severity 5 --out data/mevis-valid_u-gn5 -j 8
-      rvoskit corrupt data/mevis-valid_u -t motion_blur -s 5 --angle-policy per_video --seed 1 -o data/mevis-valid_u-mb5v
-      rvoskit corrupt data/refdavis-val -t snow -s 3 --format jpeg --quality 95 -o data/refdavis-val-snow3
+      rvoskit corrupt data/mevis-valid_u -t motion_blur --severity 5 --angle-policy per_video --seed 1 -o data/mevis-valid_u-mb5v
+      rvoskit corrupt data/refdavis-val -t snow --severity 3 --format jpeg --quality 95 -o data/refdavis-val-snow3
     """
     from rich.progress import TextColumn
 
@@ -45,6 +48,9 @@ def corrupt(
 
     from rvoskit.corrupt.video import corrupt_dataset
 
+    severity = opt.merge_alias(severity, severity_old, old="-s", new="--severity")
+    if severity is None:
+        raise typer.BadParameter("missing --severity N (1..5)", param_hint="--severity")
     t0 = time.perf_counter()
     bar = progress_bar(TextColumn("frames"), label=f"[bold]{type_} s{severity}[/]", console=console, disable=quiet)
     task = None
