@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 console = Console()
 
@@ -25,7 +26,9 @@ def print_dataset_summary(path, seconds: float) -> None:
     ds = open_dataset(path)
     c = ds.manifest["counts"]
     src = ds.manifest["source"]
-    rows = [(k, v) for k, v in c.items()] + [("time", f"{seconds:.1f} s"), ("output", str(path))]
+    counts = ds.manifest.get("warning_counts") or {}
+    rows = ([(k, v) for k, v in c.items()] + [(f"warnings: {k}", v) for k, v in counts.items()]
+            + [("time", f"{seconds:.1f} s"), ("output", str(path))])
     console.print(summary_table(f"{src['dataset']} / {src['split']}", rows))
     for w in ds.manifest.get("warnings", []) or []:
-        console.print(f"[yellow]warning:[/] {w}")
+        console.print(Text.assemble(("warning: ", "yellow"), str(w)))  # literal: ids like [3] must not be read as markup

@@ -38,6 +38,35 @@ def _parse_obj_id(value, *, file: Path, item: str) -> int:
     return obj
 
 
+def _meta_json_objects(cats: dict, vid: str, meta_json: Path) -> set[int] | None:
+    """The obj_ids ``train/meta.json`` lists for a video (None when the video is not listed).
+
+    Raises:
+        RvosError: a video entry that is not an object, ``objects`` that is not an object (null),
+            an object entry that is not an object, ``frames`` that is not a list of names, or an
+            obj_id outside 1..254.
+    """
+    if vid not in cats:
+        return None
+    entry = cats[vid]
+    require(isinstance(entry, dict), f"video entry is {type(entry).__name__ if entry is not None else 'null'}, expected an object",
+            file=meta_json, item=vid)
+    objs = entry.get("objects")
+    require(isinstance(objs, dict), f"'objects' is {type(objs).__name__ if objs is not None else 'null'}, expected an object",
+            file=meta_json, item=vid)
+    out = set()
+    for k, o in objs.items():
+        item = f"{vid} object {k}"
+        require(isinstance(o, dict), "object entry is not an object", file=meta_json, item=item)
+        frames = o.get("frames", [])
+        require(isinstance(frames, list) and all(isinstance(f, str) for f in frames),
+                f"'frames' is {type(frames).__name__}, expected a list of frame names", file=meta_json, item=item)
+        cat = o.get("category")
+        require(cat is None or isinstance(cat, str), "'category' is not a string", file=meta_json, item=item)
+        out.add(_parse_obj_id(k, file=meta_json, item=item))
+    return out
+
+
 def _video_masks(job: tuple) -> tuple[str, tuple[int, int], list[str], list[dict], list[int]]:
     """Worker: read one video's frame size and palette PNGs.
 
@@ -54,8 +83,9 @@ def _video_masks(job: tuple) -> tuple[str, tuple[int, int], list[str], list[dict
         require(ann_dir.is_dir(), "missing annotation folder", file=ann_dir, item=vid)
         for t, name in enumerate(frames):
             png = ann_dir / f"{name}.png"
-            if not png.is_file():
-                continue  # frame not annotated: every object absent
+            # every frame the meta lists is annotated in Ref-YouTube-VOS train: a missing PNG is an
+            # error, not "every object absent"
+            require(png.is_file(), f"missing annotation PNG for frame {name!r}", file=png, item=vid)
             label = read_label_png(png)
             require(label.shape == (H, W), f"mask size {label.shape[0]}x{label.shape[1]} differs from the frame {H}x{W}", file=png, item=vid)
             values = label_values(label)
@@ -66,6 +96,47 @@ def _video_masks(job: tuple) -> tuple[str, tuple[int, int], list[str], list[dict
                 ts.append(t)
                 counts.append(c)
     return vid, (H, W), [p.name for p in files], mask_rows(vid, objs, ts, counts, H, W), sorted(unlisted)
+
+
+#: Videos of the published Ref-YouTube-VOS valid split (its meta also lists the 305 test videos).
+PUBLISHED_VALID_VIDEOS = 202
+
+
+def _valid_videos(root: Path, videos: dict, frames_root: Path) -> tuple[dict, list[str], str | None]:
+    """Separate the valid videos from the test videos the competition's valid meta also lists.
+
+    With ``meta_expressions/test`` the test videos are the ones it lists. Without it, the videos
+    with a frame folder are the valid ones when there are exactly the published
+    :data:`PUBLISHED_VALID_VIDEOS`; any other number is a partial download (an error that names
+    the missing folders).
+
+    Returns:
+        ``(valid videos, dropped test video ids, warning or None)``.
+
+    Raises:
+        RvosError: an unreadable test meta, or frame folders missing for valid videos.
+    """
+    test_meta = root / "meta_expressions" / "test" / "meta_expressions.json"
+    if test_meta.is_file():
+        tm = load_json(test_meta, what="meta_expressions.json")
+        require(isinstance(tm, dict) and isinstance(tm.get("videos"), dict), "no 'videos' object", file=test_meta)
+        dropped = sorted(v for v in videos if v in tm["videos"])
+        return {k: v for k, v in videos.items() if k not in set(dropped)}, dropped, None
+    have = [v for v in sorted(videos) if (frames_root / v).is_dir()]
+    missing = [v for v in sorted(videos) if v not in set(have)]
+    if not missing:
+        note = None
+        if len(videos) > PUBLISHED_VALID_VIDEOS:
+            note = (f"no meta_expressions/test and all {len(videos)} videos have frames: they may include test videos "
+                    f"(the published valid split has {PUBLISHED_VALID_VIDEOS})")
+        return videos, [], note
+    if len(have) == PUBLISHED_VALID_VIDEOS:
+        return {k: videos[k] for k in have}, missing, None
+    shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+    raise RvosError(
+        f"{len(missing)} of {len(videos)} videos have no frame folder and {len(have)} have one, not the published "
+        f"{PUBLISHED_VALID_VIDEOS} valid videos: a partial download? Missing: {shown} "
+        "(add meta_expressions/test/meta_expressions.json to tell the test videos apart)", file=frames_root)
 
 
 def convert_refytvos(
@@ -112,22 +183,21 @@ def convert_refytvos(
     require(isinstance(meta, dict) and isinstance(meta.get("videos"), dict), "no 'videos' object", file=meta_path)
     videos = meta["videos"]
     has_gt = split == "train"
-    dropped: list[str] = []
     frames_root = root / split / "JPEGImages"
     if split == "test" and not frames_root.is_dir():
         frames_root = root / "valid" / "JPEGImages"  # the competition's valid frames include the test videos
-    warnings: list[str] = []
+    require(frames_root.is_dir(), f"missing frame folder: the {split} frames (JPEGImages) are not there; "
+            f"download and unpack the {split} frames", file=frames_root)
+    warnings: list[tuple[str, str, int]] = []
+    dropped: list[str] = []
     if split == "valid":
-        test_meta = root / "meta_expressions" / "test" / "meta_expressions.json"
-        if test_meta.is_file():
-            test_ids = set(load_json(test_meta, what="meta_expressions.json").get("videos", {}))
-            dropped = sorted(v for v in videos if v in test_ids)
-        else:
-            dropped = sorted(v for v in videos if not (frames_root / v).is_dir())
-            if not dropped:
-                warnings.append(f"no meta_expressions/test and every video has frames: the {len(videos)} videos may include "
-                                "test videos (the competition's valid meta lists 202 valid + 305 test)")
-        videos = {k: v for k, v in videos.items() if k not in set(dropped)}
+        videos, dropped, note = _valid_videos(root, videos, frames_root)
+        if note:
+            warnings.append(("valid_may_include_test", note, 1))
+    missing = [v for v in sorted(videos) if not (frames_root / v).is_dir()]
+    if missing:
+        shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        raise RvosError(f"{len(missing)} of {len(videos)} videos have no frame folder (a partial download?): {shown}", file=frames_root)
     inputs = [meta_path]
     cats: dict = {}
     if has_gt:
@@ -138,6 +208,7 @@ def convert_refytvos(
         inputs.append(meta_json)
 
     jobs = []
+    no_meta: list[str] = []  # train videos that meta.json does not list
     exp_rows: dict[str, list[dict]] = {}
     obj_rows: dict[str, list[dict]] = {}
     for vid in sorted(videos):
@@ -150,9 +221,12 @@ def convert_refytvos(
         require(isinstance(exps, dict), "'expressions' must be an object", file=meta_path, item=vid)
         objs: set[int] = set()
         meta_objs: set[int] | None = None
-        if has_gt and isinstance(cats.get(vid), dict) and isinstance(cats[vid].get("objects"), dict):
-            meta_objs = {_parse_obj_id(k, file=root / split / "meta.json", item=f"{vid} object {k}") for k in cats[vid]["objects"]}
-            objs |= meta_objs
+        if has_gt:
+            meta_objs = _meta_json_objects(cats, vid, root / split / "meta.json")
+            if meta_objs is None:
+                no_meta.append(vid)
+            else:
+                objs |= meta_objs
         rows = []
         for n, (eid, e) in enumerate(exps.items()):
             item = f"{vid}/{eid}"
@@ -179,9 +253,17 @@ def convert_refytvos(
                        options={"workers": workers}, overwrite=overwrite) as w:
         for p in inputs:
             w.add_input(p)
+        for kind, msg, n in warnings:
+            w.warn(kind, msg, n)
         if dropped:
-            w.set_extra("dropped_videos", {"reason": "listed in meta_expressions/test or without frames", "count": len(dropped)})
-            warnings.append(f"{len(dropped)} videos of the {split} meta are test videos and were left out")
+            w.set_extra("dropped_videos", {"reason": "listed in meta_expressions/test or, without it, no frame folder "
+                                                     f"beside the published {PUBLISHED_VALID_VIDEOS} valid videos", "count": len(dropped)})
+            w.warn("test_videos_left_out", f"{meta_path}: {len(dropped)} videos of the {split} meta are test videos and were left out",
+                   len(dropped))
+        if no_meta:
+            shown = ", ".join(no_meta[:10]) + (f" and {len(no_meta) - 10} more" if len(no_meta) > 10 else "")
+            w.warn("videos_missing_from_meta_json", f"{root / split / 'meta.json'}: {len(no_meta)} videos are not listed "
+                   f"(their objects have no category; objects come from the expressions): {shown}", len(no_meta))
         with progress_bar(disable=not show_progress) as bar:
             task = bar.add_task(f"refytvos/{split}", total=len(jobs))
             for (vid, (H, W), names, rows, unlisted), job in zip(parallel_map(_video_masks, jobs, ex), jobs):
@@ -197,8 +279,8 @@ def convert_refytvos(
                                 f"expression names obj_id {o['obj_id']}, which neither meta.json nor any annotation PNG has",
                                 file=meta_path, item=vid)
                     if unlisted:
-                        warnings.append(f"{vid}: palette ids {unlisted} are in the PNGs but in no expression or meta.json object (ignored)")
+                        w.warn("unlisted_palette_ids", f"{root / split / 'Annotations' / vid}: palette ids {unlisted} are in the PNGs "
+                               "but in no expression or meta.json object (not converted)", len(unlisted))
                 w.add_masks(vid, rows)
                 bar.advance(task)
-        w.set_extra("warnings", warnings)
     return Path(out)
