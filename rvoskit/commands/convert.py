@@ -10,6 +10,7 @@ import typer
 
 from rvoskit.commands import _options as opt
 from rvoskit.commands._common import print_dataset_summary
+from rvoskit.format.outputs import claim_output
 from rvoskit.commands._executor import executor_option, ray_address_option
 
 convert_app = typer.Typer(no_args_is_help=True, help="Convert a native RVOS dataset split to the rvoskit common format.")
@@ -44,6 +45,7 @@ def mevis(
     from rvoskit.datasets.mevis import convert_mevis
 
     split = opt.merge_alias(split, split_old, old="-s", new="--split", default="train")
+    claim_output(out, kind="dataset", inputs=[root], overwrite=overwrite)
     t0 = time.perf_counter()
     convert_mevis(root, split, out, verify_sha=verify_sha, overwrite=overwrite, show_progress=not quiet)
     _done(out, t0, quiet)
@@ -73,6 +75,7 @@ def refytvos(
     from rvoskit.datasets.refytvos import convert_refytvos
 
     split = opt.merge_alias(split, split_old, old="-s", new="--split", default="train")
+    claim_output(out, kind="dataset", inputs=[root], overwrite=overwrite)
     t0 = time.perf_counter()
     convert_refytvos(root, split, out, workers=workers, executor=executor, ray_address=ray_address, overwrite=overwrite, show_progress=not quiet)
     _done(out, t0, quiet)
@@ -104,6 +107,7 @@ def refdavis(
     from rvoskit.datasets.refdavis import convert_refdavis
 
     split = opt.merge_alias(split, split_old, old="-s", new="--split", default="val")
+    claim_output(out, kind="dataset", inputs=[root, text_dir], overwrite=overwrite)
     t0 = time.perf_counter()
     convert_refdavis(root, split, out, text_dir=text_dir, annotations=davis_annotations, workers=workers,
                      executor=executor, ray_address=ray_address,
@@ -131,6 +135,7 @@ def mevis_m(
     from rvoskit.datasets.mevis_m import convert_mevis_m
 
     split = opt.merge_alias(split, split_old, old="-s", new="--split", default="valid_u")
+    claim_output(out, kind="dataset", inputs=[root, overlay], overwrite=overwrite)
     t0 = time.perf_counter()
     convert_mevis_m(root, split, out, overlay=overlay, overlay_format=overlay_format, verify_sha=verify_sha,
                     overwrite=overwrite, show_progress=not quiet)
