@@ -51,6 +51,9 @@ def corrupt(
     severity = opt.merge_alias(severity, severity_old, old="-s", new="--severity")
     if severity is None:
         raise typer.BadParameter("missing --severity N (1..5)", param_hint="--severity")
+    from rvoskit.format.outputs import claim_output
+
+    claim_output(out, kind="dataset", inputs=[dataset], overwrite=overwrite)
     t0 = time.perf_counter()
     bar = progress_bar(TextColumn("frames"), label=f"[bold]{type_} s{severity}[/]", console=console, disable=quiet)
     task = None

@@ -19,7 +19,7 @@ def eval_command(
         "(MeViS, Ref-YouTube-VOS; an Annotations/ root is entered), <seq>/<frame>.png (DAVIS palette) or "
         "anno_<k>/<seq>/<frame>.png (ReferFormer Ref-DAVIS).",
     ),
-    protocol: str = typer.Option("mevis", "--protocol", "-p", help="mevis, davis-semi, davis-unsup or ref-davis."),
+    protocol: str = typer.Option("mevis", "--protocol", "-p", help="mevis, davis-semi, davis-unsup, ref-davis, a2d, jhmdb or refer."),
     out: Path = typer.Option(None, "--out", "-o", help="Write summary.json, per-item Parquet/CSV and histogram.png here."),
     per_frame: bool = typer.Option(False, "--per-frame", help="Also write per_frame.parquet/.csv (needs --out)."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes (one video per work unit)."),
@@ -42,12 +42,17 @@ def eval_command(
       davis-semi   per object, first and last frames dropped (davis2017 semi-supervised)
       davis-unsup  up to 20 proposals matched to objects (Hungarian), void pixels ignored
       ref-davis    the four Ref-DAVIS17 expression sets scored separately, then averaged
+      a2d, jhmdb   MTTR's A2D/JHMDB-Sentences metrics: P@0.5..0.9, overall and mean IoU (best-scored
+                   candidate per sample) and COCO mask mAP (every candidate); PREDICTIONS may also
+                   be an MTTR/ReferFormer/SOC results JSON
+      refer        RefCOCO/+/g: P@0.5..0.9, cIoU and gIoU as the RIS papers (LAVT) compute them
 
     [bold]Examples[/]
       rvoskit eval data/mevis-valid_u runs/pred --out runs/eval --workers 4
       rvoskit eval data/mevis-valid_u output/mevis/inference --protocol mevis --per-frame --out runs/eval-png
       rvoskit eval data/refdavis-val runs/pred --protocol ref-davis --aggregate each
       rvoskit eval data/davis-val results/semi-supervised/osvos --protocol davis-semi
+      rvoskit eval data/a2d-test mttr_predictions.json --protocol a2d --out runs/eval-a2d
     """
     from rich.console import Console
 
@@ -56,6 +61,13 @@ def eval_command(
     from rvoskit.metrics.report import _json_safe
     from rvoskit.progress import progress_bar
 
+    from rvoskit.format.outputs import claim_output
+
+    if out is not None:
+        claim_output(out, kind="eval", inputs=[dataset, predictions], overwrite=overwrite)
+    if protocol in ("a2d", "jhmdb", "refer"):
+        _eval_referring(dataset, predictions, protocol, out, overwrite, quiet)
+        return
     if per_frame and out is None:
         raise RvosError("--per-frame needs --out")
     if out is not None and out.exists() and not overwrite:
@@ -93,6 +105,35 @@ def eval_command(
     for name, p in paths.items():
         console.print(f"  {name}: {p}")
     console.print(f"[dim]{len(result.items)} {result.item_name}s in {time.perf_counter() - t0:.1f} s[/]")
+
+
+def _eval_referring(dataset: Path, predictions: Path, protocol: str, out: Path | None, overwrite: bool, quiet: bool) -> None:
+    """``--protocol a2d|jhmdb|refer`` (rvoskit.metrics.referring)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from rvoskit.errors import RvosError
+    from rvoskit.metrics.referring import evaluate_referring, write_referring_results
+
+    if out is not None and out.exists() and not overwrite:
+        raise RvosError("output exists; pass --overwrite to replace it", file=out)
+    t0 = time.perf_counter()
+    result = evaluate_referring(dataset, predictions, protocol)
+    paths = write_referring_results(result, out, overwrite=overwrite) if out is not None else {}
+    if quiet:
+        typer.echo(json.dumps(result.summary, indent=2))
+        return
+    console = Console()
+    t = Table(title=f"{protocol} — {result.info['n_samples']:,} samples, {result.info['n_candidates']:,} candidates")
+    for k in result.summary:
+        t.add_column(k, justify="right")
+    t.add_row(*[f"{100 * v:.2f}" for v in result.summary.values()])
+    console.print(t)
+    if result.info["ignored_prediction_rows"]:
+        console.print(f"[yellow]{result.info['ignored_prediction_rows']} prediction row(s) on frames that are not evaluated were ignored[/]")
+    for name, p in paths.items():
+        console.print(f"  {name}: {p}")
+    console.print(f"[dim]{time.perf_counter() - t0:.1f} s[/]")
 
 
 def register(app: typer.Typer) -> None:

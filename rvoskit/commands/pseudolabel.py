@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from rvoskit.commands import _options as opt
 from rvoskit.commands._executor import executor_option, ray_address_option
 
 
@@ -20,12 +21,14 @@ class Target(str, Enum):
 def pseudolabel(
     sources: list[str] = typer.Argument(
         ...,
-        metavar="TRACKS... DATASET",
-        help="One or more track stores (DIR or name=DIR; the name is the 'source' column, default the "
-        "directory's name), then the common-format dataset with ground truth.",
+        metavar="DATASET",
+        help="Common-format dataset with ground truth.",
         show_default=False,
     ),
-    out: Path = typer.Option(..., "--out", "-o", help="Labels directory to write.", show_default=False),
+    tracks: list[str] = opt.tracks_option(
+        "Track store, NAME=DIR or DIR (NAME is the 'source' column, default the folder's name); repeat for several stores."
+    ),
+    out: Path = opt.out_option("Labels directory to write."),
     iou: float = typer.Option(0.7, "--iou", min=0.0, max=1.0, help="Threshold: label = mIoU > iou (SOLA: 0.7)."),
     target: Target = typer.Option(
         Target.max, "--target", help="max: max over the expression's objects (SOLA); union: IoU with their union."
@@ -33,10 +36,11 @@ def pseudolabel(
     resolution: str = typer.Option(
         "540x960", "--resolution", help="Compare at this size (short x long side, oriented like the video; SOLA: 540x960) or 'native'."
     ),
-    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes (one video per job)."),
+    workers: int = opt.workers_option("Processes (one video per job)."),
     executor: str = executor_option(),
     ray_address: str = ray_address_option(),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out."),
+    overwrite: bool = opt.overwrite_option(),
+    quiet: bool = opt.quiet_option(),
 ) -> None:
     """Pseudo-label candidate tracks by their mean IoU with the ground truth.
 
@@ -46,11 +50,11 @@ def pseudolabel(
 
     [bold]Examples[/]
 
-      rvoskit pseudolabel work/tracks_grid data/mevis_train --out work/labels
+      rvoskit pseudolabel data/mevis_train --tracks work/tracks_grid --out work/labels
 
-      rvoskit pseudolabel gt=work/tracks_gt grid=work/tracks_grid data/mevis_train --iou 0.7 --out work/labels -j 4
+      rvoskit pseudolabel data/mevis_train --tracks gt=work/tracks_gt --tracks grid=work/tracks_grid --iou 0.7 --out work/labels -j 4
 
-      rvoskit pseudolabel work/tracks_grid data/refdavis_train --resolution native --target union --out work/labels_u
+      rvoskit pseudolabel data/refdavis_train --tracks work/tracks_grid --resolution native --target union --out work/labels_u
     """
     from rich.progress import TextColumn
 
@@ -59,12 +63,20 @@ def pseudolabel(
     from rvoskit.errors import RvosError
     from rvoskit.labels import MissingTracksWarning
     from rvoskit.labels import pseudolabel as run
+    from rvoskit.format.outputs import claim_output, track_paths
 
-    if len(sources) < 2:
-        raise RvosError("give at least one track store and the dataset: rvoskit pseudolabel TRACKS... DATASET --out LABELS")
-    *tracks, dataset = sources
+    if tracks:
+        if len(sources) != 1:
+            raise RvosError("give one dataset: rvoskit pseudolabel DATASET --tracks NAME=DIR ... --out LABELS")
+        dataset = sources[0]
+    else:  # the 0.1 form: TRACKS... DATASET
+        if len(sources) < 2:
+            raise RvosError("give at least one track store: rvoskit pseudolabel DATASET --tracks NAME=DIR ... --out LABELS")
+        opt.warn_deprecated("pseudolabel TRACKS... DATASET", "pseudolabel DATASET --tracks NAME=DIR ...")
+        *tracks, dataset = sources
     console = Console(stderr=True)
-    with progress_bar(TextColumn("videos"), label="labelling", console=console, transient=True) as bar:
+    claim_output(out, kind="labels", inputs=[dataset, *track_paths(tracks)], overwrite=overwrite)
+    with progress_bar(TextColumn("videos"), label="labelling", console=console, transient=True, disable=quiet) as bar:
         task = bar.add_task("videos", total=None)
 
         def progress(done: int, total: int) -> None:
@@ -90,6 +102,8 @@ def pseudolabel(
             console.print(f"[yellow]warning:[/] {w.message}", highlight=False, soft_wrap=True)
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    if quiet:
+        return
     s = meta["summary"]
     typer.echo(
         f"{s['rows']} (expression, track) rows, {s['positives']} positives; "

@@ -75,7 +75,7 @@ def output_kind(path: str | Path) -> str | None:
 
     Recognised by manifests: ``dataset.json`` (dataset), ``trackstore.json`` (track store),
     ``labels.json`` (labels), ``predictions.json`` (predictions), ``summary.json`` with a
-    ``protocol`` (eval), ``viz.json`` (viz), ``config.yaml`` with ``checkpoints/`` or
+    ``protocol`` or beside ``eval.json`` (eval), ``viz.json`` (viz), ``config.yaml`` with ``checkpoints/`` or
     ``metrics.json`` (training run), ``demo.json`` (demo), :data:`EXPORT_MARKER` (MeViS export);
     files: a ``.json`` whose ``info.description`` starts with ``rvoskit`` (YouTube-VIS export), a zip
     whose comment is :data:`ZIP_COMMENT` (submission), an ``.html``/``.md`` holding
@@ -102,7 +102,7 @@ def output_kind(path: str | Path) -> str | None:
                                                   or _is_run_config(p / "config.yaml")):
                 return "run"
             s = _json(p / "summary.json") if (p / "summary.json").is_file() else None
-            if isinstance(s, dict) and "protocol" in s:
+            if isinstance(s, dict) and ("protocol" in s or (p / "eval.json").is_file()):
                 return "eval"
             return None
         if not p.is_file():
@@ -159,6 +159,17 @@ def _expand_inputs(inputs: Iterable[str | Path | None]) -> list[Path]:
         root = m.get("frame_root") if isinstance(m, dict) else None
         if isinstance(root, str) and root:
             out.append(_resolve(p / root))
+    return out
+
+
+def track_paths(specs: Iterable[str] | None) -> list[str]:
+    """The directories of ``--tracks`` values (``NAME=DIR`` or ``DIR``), for :func:`claim_output`."""
+    out = []
+    for spec in specs or ():
+        spec = str(spec)
+        if "=" in spec and not Path(spec).exists():
+            spec = spec.split("=", 1)[1]
+        out.append(spec)
     return out
 
 
