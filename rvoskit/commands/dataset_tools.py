@@ -92,6 +92,10 @@ def export(
       rvoskit export data/rytvos-train --to ytvis --out rytvos-train.json  # YouTube-VIS JSON
       rvoskit export preds/ --to mevis-submission --dataset data/mevis-valid --out submission.zip
     """
+    from rvoskit.format.outputs import claim_output
+
+    kind = {"mevis": "export-mevis"}.get(to) or ("submission" if out.suffix.lower() == ".zip" else "json-export")
+    claim_output(out, kind=kind, inputs=[source, dataset], overwrite=overwrite)
     if to == "mevis":
         from rvoskit.datasets.export import export_mevis
 

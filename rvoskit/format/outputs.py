@@ -37,7 +37,7 @@ KINDS = {
     "run": "training run folder",
     "demo": "demo folder",
     "export-mevis": "MeViS export",
-    "ytvis": "YouTube-VIS JSON export",
+    "json-export": "JSON export",
     "submission": "submission zip",
     "report": "report",
 }
@@ -77,7 +77,7 @@ def output_kind(path: str | Path) -> str | None:
     ``labels.json`` (labels), ``predictions.json`` (predictions), ``summary.json`` with a
     ``protocol`` or beside ``eval.json`` (eval), ``viz.json`` (viz), ``config.yaml`` with ``checkpoints/`` or
     ``metrics.json`` (training run), ``demo.json`` (demo), :data:`EXPORT_MARKER` (MeViS export);
-    files: a ``.json`` whose ``info.description`` starts with ``rvoskit`` (YouTube-VIS export), a zip
+    files: a ``.json`` whose ``info.description`` starts with ``rvoskit`` (YouTube-VIS or COCO JSON export), a zip
     whose comment is :data:`ZIP_COMMENT` (submission), an ``.html``/``.md`` holding
     :data:`REPORT_MARKER` (report). Never raises.
     """
@@ -117,7 +117,7 @@ def output_kind(path: str | Path) -> str | None:
             d = _json(p)
             info = d.get("info") if isinstance(d, dict) else None
             desc = info.get("description") if isinstance(info, dict) else None
-            return "ytvis" if isinstance(desc, str) and desc.startswith("rvoskit") else None
+            return "json-export" if isinstance(desc, str) and desc.startswith("rvoskit") else None
         if suffix in (".html", ".htm", ".md"):
             with open(p, encoding="utf-8", errors="replace") as f:
                 return "report" if REPORT_MARKER in f.read(4096) else None
@@ -352,6 +352,11 @@ def claim_output(
             what = f"is an rvoskit {KINDS[found]}, not" if found else "is not"
             hint = f"--overwrite only replaces an rvoskit {KINDS[kind]}" if overwrite else "choose another output"
             raise RvosError(f"exists and {what} an rvoskit {KINDS[kind]}; {hint}", file=out)
+    for anc in out.absolute().parents:
+        if anc.exists() or anc.is_symlink():
+            if not anc.is_dir():
+                raise RvosError(f"cannot write {out}: {anc} is a file, not a folder")
+            break
     out.parent.mkdir(parents=True, exist_ok=True)
     lock, lp = _acquire(out, shard)
     claim = OutputClaim(out, kind, lock, lp)
