@@ -137,6 +137,9 @@ def generate(
     if cpu_old:
         device = opt.merge_alias(device if device != "auto" else None, "cpu", old="--cpu", new="--device cpu")
     device = opt.resolve_device(device)
+    from rvoskit.format.outputs import claim_output
+
+    claim_output(out, kind="tracks", inputs=[dataset, checkpoint, grounding_model], overwrite=overwrite, shard=shard)
     if out.exists() and overwrite:
         _remove_store(out)
     model = ModelSpec(config=config, checkpoint=str(checkpoint) if checkpoint else None, image_size=image_size, device=device, seed=seed)

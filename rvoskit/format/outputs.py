@@ -201,7 +201,7 @@ def check_overlap(out: str | Path, inputs: Iterable[str | Path | None], *, allow
 
 
 def _lock_path(out: Path, shard: str | None) -> Path:
-    tag = f".{shard}" if shard else ""
+    tag = "".join(c if c.isalnum() else "-" for c in f".shard-{shard}") if shard else ""
     return out.parent / f".{out.name}{tag}.lock"
 
 
