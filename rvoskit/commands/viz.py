@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.progress import TextColumn
 
+from rvoskit.commands._ranges import in_range
 from rvoskit.progress import progress_bar
 
 console = Console(stderr=True)
@@ -20,15 +21,15 @@ viz_app = typer.Typer(
     "clips) and one HTML/Markdown report of every stage's plots and summaries.",
 )
 
-_FRAMES = typer.Option(8, "--frames", "-n", help="Frames per contact sheet, sampled evenly (first and last kept); 0 = all.")
-_TILE = typer.Option(240, "--tile-width", help="Sheet tile width in pixels (frames are only shrunk).")
-_ALPHA = typer.Option(0.5, "--alpha", help="Mask fill opacity, 0..1 (1 paints the palette colour exactly).")
+_FRAMES = typer.Option(8, "--frames", "-n", min=0, help="Frames per contact sheet, sampled evenly (first and last kept); 0 = all.")
+_TILE = typer.Option(240, "--tile-width", min=16, help="Sheet tile width in pixels (frames are only shrunk).")
+_ALPHA = typer.Option(0.5, "--alpha", callback=in_range(0, 1), help="Mask fill opacity, 0..1 (1 paints the palette colour exactly).")
 _VIDEO = typer.Option(None, "--video", "-v", help="Restrict to these video ids (repeatable).")
-_LIMIT = typer.Option(None, "--limit", help="Draw at most this many videos.")
+_LIMIT = typer.Option(None, "--limit", min=1, help="Draw at most this many videos.")
 _GIF = typer.Option(False, "--gif", help="Also write a GIF clip (every frame) per expression / video.")
 _MP4 = typer.Option(False, "--mp4", help="Also write an MP4 clip ('mp4v') per expression / video.")
-_VWIDTH = typer.Option(640, "--video-width", help="Clip width in pixels.")
-_FPS = typer.Option(5.0, "--fps", help="Clip frame rate.")
+_VWIDTH = typer.Option(640, "--video-width", min=16, help="Clip width in pixels.")
+_FPS = typer.Option(5.0, "--fps", callback=in_range(0, 1000, low_open=True), help="Clip frame rate.")
 _OVERWRITE = typer.Option(False, "--overwrite", help="Replace an existing viz output folder (otherwise it is resumed).")
 
 
@@ -63,7 +64,7 @@ def dataset_cmd(
     frames: int = _FRAMES,
     tile_width: int = _TILE,
     alpha: float = _ALPHA,
-    max_rows: int = typer.Option(40, "--max-rows", help="Sheet rows at most (expressions beyond are named in the legend)."),
+    max_rows: int = typer.Option(40, "--max-rows", min=1, help="Sheet rows at most (expressions beyond are named in the legend)."),
     gif: bool = _GIF,
     mp4: bool = _MP4,
     video_width: int = _VWIDTH,
@@ -84,6 +85,9 @@ def dataset_cmd(
     Writes OUT/<video>.png, OUT/<video>/<exp_id>.gif|mp4 and OUT/viz.json (files and captions).
     """
     from rvoskit.viz import render_dataset
+    from rvoskit.format.outputs import claim_output
+
+    claim_output(out, kind="viz", inputs=[dataset], overwrite=overwrite)
 
     _with_progress(
         "viz dataset", render_dataset, dataset=dataset, out=out, videos=video, expressions=expression, limit=limit,
@@ -99,7 +103,7 @@ def tracks_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     video: Optional[List[str]] = _VIDEO,
     limit: Optional[int] = _LIMIT,
-    max_tracks: int = typer.Option(24, "--max-tracks", help="Rows of single tracks per sheet (all tracks stay in the first row)."),
+    max_tracks: int = typer.Option(24, "--max-tracks", min=1, help="Rows of single tracks per sheet (all tracks stay in the first row)."),
     frames: int = _FRAMES,
     tile_width: int = _TILE,
     alpha: float = _ALPHA,
@@ -122,6 +126,9 @@ def tracks_cmd(
     Writes OUT/<video>.png, OUT/<video>.gif|mp4 and OUT/viz.json.
     """
     from rvoskit.viz import render_tracks
+    from rvoskit.format.outputs import claim_output
+
+    claim_output(out, kind="viz", inputs=[tracks, dataset], overwrite=overwrite)
 
     _with_progress(
         "viz tracks", render_tracks, tracks=tracks, dataset=dataset, out=out, videos=video, limit=limit,
@@ -141,7 +148,7 @@ def predictions_cmd(
     frames: int = _FRAMES,
     tile_width: int = _TILE,
     alpha: float = _ALPHA,
-    max_rows: int = typer.Option(40, "--max-rows", help="Sheet rows at most."),
+    max_rows: int = typer.Option(40, "--max-rows", min=1, help="Sheet rows at most."),
     gif: bool = _GIF,
     mp4: bool = _MP4,
     video_width: int = _VWIDTH,
@@ -163,6 +170,9 @@ def predictions_cmd(
     Writes OUT/<video>.png, OUT/<video>/<exp_id>.gif|mp4 and OUT/viz.json.
     """
     from rvoskit.viz import render_predictions
+    from rvoskit.format.outputs import claim_output
+
+    claim_output(out, kind="viz", inputs=[predictions, dataset], overwrite=overwrite)
 
     _with_progress(
         "viz predictions", render_predictions, predictions=predictions, out=out, dataset=dataset, videos=video,
@@ -192,6 +202,9 @@ def report_cmd(
       rvoskit viz report runs/eval --out /tmp/eval.html --embed
     """
     from rvoskit.viz import build_report
+    from rvoskit.format.outputs import claim_output
+
+    claim_output(out, kind="report", inputs=run_dirs, allow_inside=True)
 
     result = build_report(run_dirs, out, title=title, embed=embed)
     for path, why in result.skipped:

@@ -148,7 +148,8 @@ def _resolve(p: str | Path) -> Path:
 
 
 def _expand_inputs(inputs: Iterable[str | Path | None]) -> list[Path]:
-    """Resolved input paths, plus each common-format dataset's frame folder."""
+    """Resolved input paths, plus each common-format dataset's frame folder and the dataset a
+    predictions folder names."""
     out: list[Path] = []
     for i in inputs:
         if i is None or str(i) == "":
@@ -159,6 +160,10 @@ def _expand_inputs(inputs: Iterable[str | Path | None]) -> list[Path]:
         root = m.get("frame_root") if isinstance(m, dict) else None
         if isinstance(root, str) and root:
             out.append(_resolve(p / root))
+        pm = _json(p / "predictions.json") if p.is_dir() else None
+        ds = pm.get("dataset") if isinstance(pm, dict) else None
+        if isinstance(ds, str) and ds:  # the dataset a predictions folder names (read when none is given)
+            out.extend(_expand_inputs([p / ds]))
     return out
 
 
