@@ -44,6 +44,38 @@ NAME_FIXES = {"clasic-car": "classic-car", "dog-scale": "dogs-scale", "motor-bik
 VOID = 255
 
 
+def find_davis_root(root: str | Path) -> Path:
+    """The DAVIS 2017 root: ``root`` itself, or ``root/DAVIS`` (ReferFormer's ``data/ref-davis`` layout,
+    which holds ``DAVIS/`` beside ``davis_text_annotations/``).
+
+    Raises:
+        RvosError: ``root`` does not exist, or holds neither ``ImageSets/2017`` nor ``DAVIS/ImageSets/2017``.
+    """
+    root = Path(root)
+    require(root.exists(), "root not found", file=root)
+    require(root.is_dir(), "root is a file, expected the DAVIS 2017 folder", file=root)
+    if not (root / "ImageSets").is_dir() and (root / "DAVIS" / "ImageSets").is_dir():
+        return root / "DAVIS"
+    if not (root / "ImageSets").is_dir():
+        raise RvosError("not a DAVIS 2017 root: no ImageSets/2017 here or in DAVIS/ "
+                        "(expected JPEGImages/480p, Annotations/480p, ImageSets/2017)", file=root)
+    return root
+
+
+def _all_sequences(root: Path) -> set[str]:
+    """Every sequence a DAVIS root knows: the ImageSets/2017 lists and the JPEGImages/480p folders."""
+    out: set[str] = set()
+    for lst in (root / "ImageSets" / "2017").glob("*.txt"):
+        try:
+            out |= {s.strip() for s in lst.read_text(encoding="utf-8-sig").splitlines() if s.strip()}
+        except (OSError, UnicodeDecodeError):
+            continue
+    jpeg = root / "JPEGImages" / "480p"
+    if jpeg.is_dir():
+        out |= {p.name for p in jpeg.iterdir() if p.is_dir()}
+    return out
+
+
 def read_text_file(path: Path, encoding: str) -> list[tuple[str, int, str, int]]:
     """Parse one Ref-DAVIS17 text file.
 
@@ -59,6 +91,9 @@ def read_text_file(path: Path, encoding: str) -> list[tuple[str, int, str, int]]
     """
     require(path.is_file(), "missing Ref-DAVIS17 text file", file=path)
     raw = path.read_bytes()
+    if raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark (an editor's): not part of the first video name
+        raw = raw[3:]
+    require(raw.strip() != b"", "empty Ref-DAVIS17 text file (no expression lines)", file=path)
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as exc:
@@ -87,15 +122,24 @@ def _seq_masks(job: tuple) -> tuple:
     require(jpeg_dir.is_dir(), "missing frame folder", file=jpeg_dir, item=seq)
     names = sorted(p.stem for p in jpeg_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg"))
     require(len(names) > 0, "no frames", file=jpeg_dir, item=seq)
+    if all(n.isdigit() for n in names):  # DAVIS numbers its frames 00000, 00001, ...: a gap is a missing JPEG
+        nums = [int(n) for n in names]
+        gaps = sorted(set(range(nums[0], nums[-1] + 1)) - set(nums))
+        require(not gaps, f"missing frame(s) {', '.join(str(g).zfill(len(names[0])) for g in gaps[:10])}"
+                + (f" and {len(gaps) - 10} more" if len(gaps) > 10 else "") + " (DAVIS frames are numbered without gaps)",
+                file=jpeg_dir, item=seq)
     files = frame_files(jpeg_dir, names, video_id=seq)
     H, W = image_size(files[0])
     require(ann_dir.is_dir(), "missing annotation folder", file=ann_dir, item=seq)
+    orphans = sorted(set(p.stem for p in ann_dir.iterdir() if p.suffix.lower() == ".png") - set(names))
+    require(not orphans, f"annotation PNG(s) without a frame JPEG: {', '.join(o + '.png' for o in orphans[:10])}"
+            + (f" and {len(orphans) - 10} more" if len(orphans) > 10 else ""), file=ann_dir, item=seq)
     objs, ts, counts = [], [], []
     void_rows = []
     for t, name in enumerate(names):
         png = ann_dir / f"{name}.png"
-        if not png.is_file():
-            continue
+        # DAVIS 2017 annotates every frame of train/val: a missing PNG is an error, not "objects absent"
+        require(png.is_file(), f"missing annotation PNG for frame {name!r}", file=png, item=seq)
         label = read_label_png(png)
         require(label.shape == (H, W), f"mask size {label.shape[0]}x{label.shape[1]} differs from the frame {H}x{W}", file=png, item=seq)
         values = label_values(label)
@@ -158,11 +202,15 @@ def convert_refdavis(
             annotation PNG of its video contains; nothing is left at ``out``.
     """
     ex = resolve_executor(executor, workers, ray_address)
-    root = Path(root)
     require(annotations in ("semi-supervised", "unsupervised"), f"unknown annotation set {annotations!r}")
+    root = find_davis_root(root)
     iset = root / "ImageSets" / "2017" / f"{split}.txt"
-    require(iset.is_file(), f"no sequence list for split {split!r}", file=iset)
-    seqs = [s.strip() for s in iset.read_text(encoding="utf-8").splitlines() if s.strip()]
+    if not iset.is_file():
+        have = sorted(p.stem for p in iset.parent.glob("*.txt")) if iset.parent.is_dir() else []
+        raise RvosError(f"no sequence list for split {split!r}; "
+                        + (f"splits here: {', '.join(have)}" if have else "no ImageSets/2017/*.txt at all"), file=iset)
+    seqs = [s.strip() for s in iset.read_text(encoding="utf-8-sig").splitlines() if s.strip()]
+    require(len(seqs) > 0, f"empty sequence list: split {split!r} has no videos", file=iset)
     require(len(set(seqs)) == len(seqs), "duplicate sequence names", file=iset)
     if text_dir is None:
         cands = [root / "davis_text_annotations", root.parent / "davis_text_annotations"]
@@ -176,10 +224,16 @@ def convert_refdavis(
 
     # expressions per sequence
     seqset = set(seqs)
+    known = _all_sequences(root) | seqset  # lines for the other split's videos are expected, not for unknown ones
+    unknown_lines: dict[str, list[str]] = {}
+    text_objs: dict[str, set[int]] = {}  # every obj_id a text line names, per video (all four files)
     per_seq: dict[str, dict[int, dict[int, tuple]]] = {s: {} for s in seqs}
     for j, ((ann, kind), entries) in enumerate(texts.items()):
         fname = TEXT_FILES[j][2]
         for vid, obj, text, line in entries:
+            text_objs.setdefault(vid, set()).add(obj)
+            if vid not in known:
+                unknown_lines.setdefault(vid, []).append(f"{fname}:{line}")
             if vid not in seqset:
                 continue
             slot = per_seq[vid].setdefault(obj, {})
@@ -197,12 +251,21 @@ def convert_refdavis(
         if semantics_path.is_file():
             w.add_input(semantics_path)
         w.add_void([])
+        if unknown_lines:
+            n = sum(len(v) for v in unknown_lines.values())
+            shown = "; ".join(f"{v} ({', '.join(ls[:2])}{' ...' if len(ls) > 2 else ''})" for v, ls in sorted(unknown_lines.items())[:10])
+            w.warn("text_lines_for_unknown_videos", f"{text_dir}: {n} text line(s) name {len(unknown_lines)} video(s) that no "
+                   f"ImageSets/2017 list and no JPEGImages/480p folder has (ignored): {shown}", n)
         with progress_bar(disable=not show_progress) as bar:
             task = bar.add_task(f"refdavis/{split}", total=len(jobs))
             for seq, names, fnames, (H, W), rows, void_rows in parallel_map(_seq_masks, jobs, ex):
                 w.add_video({"video_id": seq, "split": split, "num_frames": len(names), "height": H, "width": W,
                              "frames": names, "frame_files": [f"{seq}/{n}" for n in fnames]})
                 present = sorted({r["obj_id"] for r in rows})
+                no_text = [o for o in present if o not in text_objs.get(seq, set())]
+                if no_text:
+                    w.warn("palette_ids_without_expression", f"{root / ann_folder / '480p' / seq}: palette id(s) {no_text} are in "
+                           f"the PNGs but no Ref-DAVIS17 text line names them (kept as objects without expressions)", len(no_text))
                 cats = semantics.get(seq, {}) if isinstance(semantics, dict) else {}
                 w.add_objects({"video_id": seq, "obj_id": o, "anno_id": None, "category": cats.get(str(o))} for o in present)
                 exps = []
