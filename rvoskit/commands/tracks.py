@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from rvoskit.commands import _options as opt
+from rvoskit.commands._ranges import in_range
 
 tracks_app = typer.Typer(
     name="tracks",
@@ -40,34 +41,34 @@ def generate(
     config_old: Optional[str] = opt.deprecated_alias("--config"),
     gpu_old: Optional[int] = opt.deprecated_alias("--gpu"),
     cpu_old: bool = opt.deprecated_alias("--cpu", is_flag=True),
-    image_size: Optional[int] = typer.Option(None, "--image-size", help="SAM2 input side in pixels (default: the config's 1024; multiple of 32).", rich_help_panel=_SAM2),
+    image_size: Optional[int] = typer.Option(None, "--image-size", min=32, help="SAM2 input side in pixels (default: the config's 1024; multiple of 32).", rich_help_panel=_SAM2),
     seed: int = typer.Option(0, "--seed", help="Seed of the random weights (only without --checkpoint).", rich_help_panel=_SAM2),
     prompts: str = typer.Option("grid", "--prompts", help="Comma-separated prompt kinds: grid, gt (one track per ground-truth object), grounded.", rich_help_panel=_GRID),
     prompt_frames: str = typer.Option("auto", "--prompt-frames", help="auto (interval if the dataset has ground truth, else eval), interval, or eval ({0, T/2}).", rich_help_panel=_GRID),
     prompt_interval: int = typer.Option(4, "--prompt-interval", min=1, help="Grid prompt every N frames (interval mode; SOLA: 4).", rich_help_panel=_GRID),
     points_per_side: int = typer.Option(32, "--points-per-side", min=1, help="Point grid side (32 x 32 points).", rich_help_panel=_GRID),
     points_per_batch: int = typer.Option(64, "--points-per-batch", min=1, help="Points per decoder call (speed/memory only).", rich_help_panel=_GRID),
-    pred_iou_thresh: float = typer.Option(0.8, "--pred-iou-thresh", help="Keep masks with predicted IoU above this (0 disables).", rich_help_panel=_GRID),
-    stability_thresh: float = typer.Option(0.95, "--stability-thresh", help="Keep masks with stability score >= this (0 disables).", rich_help_panel=_GRID),
-    box_nms_thresh: float = typer.Option(0.7, "--box-nms-thresh", help="Box NMS IoU threshold.", rich_help_panel=_GRID),
-    part_thresh: float = typer.Option(0.7, "--part-thresh", help="Drop a mask lying more than this fraction inside a larger kept one.", rich_help_panel=_GRID),
+    pred_iou_thresh: float = typer.Option(0.8, "--pred-iou-thresh", callback=in_range(0, 1), help="Keep masks with predicted IoU above this (0 disables).", rich_help_panel=_GRID),
+    stability_thresh: float = typer.Option(0.95, "--stability-thresh", callback=in_range(0, 1), help="Keep masks with stability score >= this (0 disables).", rich_help_panel=_GRID),
+    box_nms_thresh: float = typer.Option(0.7, "--box-nms-thresh", callback=in_range(0, 1), help="Box NMS IoU threshold.", rich_help_panel=_GRID),
+    part_thresh: float = typer.Option(0.7, "--part-thresh", callback=in_range(0, 1), help="Drop a mask lying more than this fraction inside a larger kept one.", rich_help_panel=_GRID),
     batch_size: int = typer.Option(4, "--batch-size", min=1, help="Prompts (from one frame) tracked together; at most 2 beyond 200 frames.", rich_help_panel=_TRACK),
-    suppress_iou: float = typer.Option(0.7, "--suppress-iou", help="Skip a prompt whose IoU with a new track on its own frame exceeds this.", rich_help_panel=_TRACK),
+    suppress_iou: float = typer.Option(0.7, "--suppress-iou", callback=in_range(0, 1), help="Skip a prompt whose IoU with a new track on its own frame exceeds this.", rich_help_panel=_TRACK),
     max_tracks: int = typer.Option(64, "--max-tracks", min=1, help="Grid tracks per video.", rich_help_panel=_TRACK),
     max_grounded_tracks: int = typer.Option(16, "--max-grounded-tracks", min=1, help="Grounded tracks per expression.", rich_help_panel=_TRACK),
     token_dtype: str = typer.Option("float32", "--token-dtype", help="Object token dtype: float32 or float16.", rich_help_panel=_TRACK),
     grounding_model: Optional[Path] = typer.Option(None, "--grounding-model", help="Local transformers Grounding DINO directory (for --prompts grounded).", rich_help_panel=_GROUND),
-    box_threshold: float = typer.Option(0.2, "--box-threshold", help="Grounding DINO box threshold.", rich_help_panel=_GROUND),
-    text_threshold: float = typer.Option(0.25, "--text-threshold", help="Grounding DINO text threshold.", rich_help_panel=_GROUND),
-    grounded_stability: float = typer.Option(0.85, "--grounded-stability", help="Grounded prompts need stability >= this.", rich_help_panel=_GROUND),
+    box_threshold: float = typer.Option(0.2, "--box-threshold", callback=in_range(0, 1), help="Grounding DINO box threshold.", rich_help_panel=_GROUND),
+    text_threshold: float = typer.Option(0.25, "--text-threshold", callback=in_range(0, 1), help="Grounding DINO text threshold.", rich_help_panel=_GROUND),
+    grounded_stability: float = typer.Option(0.85, "--grounded-stability", callback=in_range(0, 1), help="Grounded prompts need stability >= this.", rich_help_panel=_GROUND),
     grounded_interval: int = typer.Option(4, "--grounded-interval", min=1, help="Grounded prompt every N frames.", rich_help_panel=_GROUND),
     shard: Optional[str] = typer.Option(None, "--shard", help="K/N: this job does videos K, K+N, ... (0-based, for job arrays).", rich_help_panel=_RUN),
     executor: str = typer.Option("local", "--executor", help="local (this process) or ray (one task per video).", rich_help_panel=_RUN),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster address (ray.init(address=...)); default: a local instance.", rich_help_panel=_RUN),
-    gpus_per_task: float = typer.Option(1.0, "--gpus-per-task", help="num_gpus of each Ray task (0 on CPU clusters).", rich_help_panel=_RUN),
-    cpus_per_task: float = typer.Option(1.0, "--cpus-per-task", help="num_cpus of each Ray task.", rich_help_panel=_RUN),
+    gpus_per_task: float = typer.Option(1.0, "--gpus-per-task", callback=in_range(0, None), help="num_gpus of each Ray task (0 on CPU clusters).", rich_help_panel=_RUN),
+    cpus_per_task: float = typer.Option(1.0, "--cpus-per-task", callback=in_range(0, None, low_open=True), help="num_cpus of each Ray task.", rich_help_panel=_RUN),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch CPU threads (this process or each Ray task).", rich_help_panel=_RUN),
-    feature_cache_mb: float = typer.Option(4096, "--feature-cache-mb", help="Per-video SAM2 image-feature cache (speed only).", rich_help_panel=_RUN),
+    feature_cache_mb: float = typer.Option(4096, "--feature-cache-mb", callback=in_range(0, None), help="Per-video SAM2 image-feature cache (speed only).", rich_help_panel=_RUN),
 ) -> None:
     """Generate SAM2 candidate mask tracks and their object tokens for every video.
 
