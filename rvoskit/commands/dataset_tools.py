@@ -82,7 +82,7 @@ def export(
     dataset: Path = typer.Option(None, "--dataset", help="Dataset the predictions belong to (submissions)."),
     frames: str = typer.Option("link", "--frames", help="mevis: link (symlink frame folders), copy or none."),
     missing: str = typer.Option("error", "--missing", help="Submissions: a frame or expression without prediction is an 'error' or written 'empty'."),
-    anno_set: int = typer.Option(None, "--anno-set", help="davis: write only Ref-DAVIS annotation set K (0-3) at the zip root."),
+    anno_set: int = typer.Option(None, "--anno-set", min=0, max=3, help="davis: write only Ref-DAVIS annotation set K (0-3) at the zip root."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ) -> None:
     """Export a dataset to a native layout, or predictions to a benchmark submission zip.

@@ -147,6 +147,9 @@ def demo(
     if checkpoint is None:
         console.print("[bold yellow]warning:[/] no --checkpoint: SAM2 runs with RANDOM weights, so tracks, labels and "
                       "scores are meaningless; every stage still runs for real.")
+    from rvoskit.format.outputs import claim_output
+
+    claim_output(out, kind="demo", inputs=[example, checkpoint, grounding_model, text_encoder])
     out.mkdir(parents=True, exist_ok=True)
     stages = _stages(out, example, checkpoint, config, grounding_model, text_encoder, epochs)
     rows = []

@@ -76,7 +76,7 @@ def output_kind(path: str | Path) -> str | None:
     Recognised by manifests: ``dataset.json`` (dataset), ``trackstore.json`` (track store),
     ``labels.json`` (labels), ``predictions.json`` (predictions), ``summary.json`` with a
     ``protocol`` or beside ``eval.json`` (eval), ``viz.json`` (viz), ``config.yaml`` with ``checkpoints/`` or
-    ``metrics.json`` (training run), ``demo.json`` (demo), :data:`EXPORT_MARKER` (MeViS export);
+    ``metrics.json`` (training run), ``demo.json`` or ``dataset/dataset.json`` (demo, also an interrupted one), :data:`EXPORT_MARKER` (MeViS export);
     files: a ``.json`` whose ``info.description`` starts with ``rvoskit`` (YouTube-VIS or COCO JSON export), a zip
     whose comment is :data:`ZIP_COMMENT` (submission), an ``.html``/``.md`` holding
     :data:`REPORT_MARKER` (report). Never raises.
@@ -94,7 +94,7 @@ def output_kind(path: str | Path) -> str | None:
                 return "predictions"
             if (p / "viz.json").is_file():
                 return "viz"
-            if (p / "demo.json").is_file():
+            if (p / "demo.json").is_file() or (p / "dataset" / "dataset.json").is_file():
                 return "demo"
             if (p / EXPORT_MARKER).is_file():
                 return "export-mevis"
