@@ -36,6 +36,26 @@ def _as_list(value: Any, *, file: Path, item: str, field: str) -> list:
     raise RvosError(f"{field} must be a list, got {type(value).__name__}", file=file, item=item)
 
 
+#: Splits published with ``mask_dict.json``; converting one without it is an error, not 0 objects.
+SPLITS_WITH_MASKS = ("train", "valid_u")
+
+
+def _int_id(value: Any) -> int:
+    """An obj_id as an int: an int, an integral float (``3.0``) or a string of digits; never
+    truncates (``0.5`` and ``"0.5"`` raise ValueError, as do booleans)."""
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError(value)
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise ValueError(value)
+
+
 def read_mevis_meta(meta_path: Path) -> dict:
     """Read and structurally check ``meta_expressions.json``.
 
@@ -109,6 +129,8 @@ def convert_mevis(
     mask_path = split_dir / "mask_dict.json"
     videos = read_mevis_meta(meta_path)
     has_masks = mask_path.is_file()
+    require(has_masks or split not in SPLITS_WITH_MASKS,
+            f"missing mask_dict.json: the {split} split has masks (only valid and test come without)", file=mask_path)
     sha_note = None
     if verify_sha:
         require(has_masks, "--verify-sha needs mask_dict.json", file=split_dir)
@@ -168,7 +190,7 @@ def _convert_video(w: DatasetWriter, vid: str, v: dict, jpeg_root: Path, meta_pa
         if index is not None:
             require("obj_id" in e and "anno_id" in e, "expression without obj_id/anno_id in a split with masks", file=meta_path, item=item)
             try:
-                obj_ids = [int(x) for x in _as_list(e["obj_id"], file=meta_path, item=item, field="obj_id")]
+                obj_ids = [_int_id(x) for x in _as_list(e["obj_id"], file=meta_path, item=item, field="obj_id")]
             except (TypeError, ValueError):
                 raise RvosError(f"obj_id {e['obj_id']!r} is not an integer list", file=meta_path, item=item) from None
             anno_ids = [str(x) for x in _as_list(e["anno_id"], file=meta_path, item=item, field="anno_id")]
