@@ -39,6 +39,9 @@ def score_command(
     from rvoskit.selection.scoring import predict
 
     console = Console(stderr=True)
+    from rvoskit.format.outputs import claim_output, track_paths
+
+    claim_output(out, kind="predictions", inputs=[checkpoint, dataset, *track_paths(tracks), text_encoder], overwrite=overwrite)
     with progress_bar(label="{task.description}", console=console) as bar:
         tasks: dict = {}
 
