@@ -41,7 +41,7 @@ def generate(
     config_old: Optional[str] = opt.deprecated_alias("--config"),
     gpu_old: Optional[int] = opt.deprecated_alias("--gpu"),
     cpu_old: bool = opt.deprecated_alias("--cpu", is_flag=True),
-    image_size: Optional[int] = typer.Option(None, "--image-size", min=32, help="SAM2 input side in pixels (default: the config's 1024; multiple of 32).", rich_help_panel=_SAM2),
+    image_size: Optional[int] = typer.Option(None, "--image-size", min=64, help="SAM2 input side in pixels (default: the config's 1024; multiple of 32).", rich_help_panel=_SAM2),
     seed: int = typer.Option(0, "--seed", help="Seed of the random weights (only without --checkpoint).", rich_help_panel=_SAM2),
     prompts: str = typer.Option("grid", "--prompts", help="Comma-separated prompt kinds: grid, gt (one track per ground-truth object), grounded.", rich_help_panel=_GRID),
     prompt_frames: str = typer.Option("auto", "--prompt-frames", help="auto (interval if the dataset has ground truth, else eval), interval, or eval ({0, T/2}).", rich_help_panel=_GRID),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 import time
 import warnings
 from collections import OrderedDict, defaultdict
@@ -130,17 +131,18 @@ def load_sam2(spec: ModelSpec):
     """Build SAM2's video predictor (``sam2.build_sam.build_sam2_video_predictor``), cached per process.
 
     The predictor is built with SAM2's default post-processing (``apply_postprocessing=True``, as
-    SOLA's scripts do) and then its ``fill_hole_area`` is moved out of the model into
-    :class:`VideoSession`, which fills the same holes itself so that the result does not depend on
-    whether SAM2's optional CUDA extension ``sam2._C`` was built (without it SAM2 warns on every
-    frame and skips the step).
+    SOLA's scripts do), so ``fill_hole_area`` stays 8 and SAM2's own ``fill_holes_in_mask_scores``
+    runs where SAM2 runs it (``_run_single_frame_inference``, before a frame's output is stored
+    and, on a prompt frame, before its memory is encoded). Its connected components come from
+    SAM2's CUDA extension ``sam2._C`` when that is built and the masks are on a GPU, else from
+    :func:`connected_components` (OpenCV, same labels and areas): :func:`inference_context` puts it
+    in place (:func:`sam2_connected_components`).
 
     Without a checkpoint the weights are random (drawn under ``torch.manual_seed(spec.seed)``,
     without touching the global RNG) and a warning is emitted: such tracks are meaningless.
 
     Returns:
-        A ``sam2.sam2_video_predictor.SAM2VideoPredictor`` in eval mode on ``spec.device``, with the
-        attribute ``rvoskit_fill_hole_area`` (int).
+        A ``sam2.sam2_video_predictor.SAM2VideoPredictor`` in eval mode on ``spec.device``.
 
     Raises:
         RvosError: unknown config, bad image size, missing/unreadable checkpoint or one that does
@@ -172,10 +174,13 @@ def load_sam2(spec: ModelSpec):
     if ckpt is not None:
         try:
             sd = torch.load(ckpt, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise RvosError(f"unreadable checkpoint: {exc}", file=ckpt) from None
+        except Exception as exc:  # noqa: BLE001 - torch raises many types for bad files
+            from rvoskit.format.torchfile import torch_file_problem
+
+            raise RvosError(f"{torch_file_problem(ckpt, exc)}; expected a SAM2 checkpoint (.pt with a 'model' key)", file=ckpt) from None
         if not isinstance(sd, dict) or "model" not in sd:
-            raise RvosError("not a SAM2 checkpoint (no 'model' key)", file=ckpt)
+            what = f"a dict with keys {sorted(map(str, sd))[:6]}" if isinstance(sd, dict) else f"a {type(sd).__name__}"
+            raise RvosError(f"not a SAM2 checkpoint (holds {what}); expected a .pt with a 'model' key", file=ckpt)
         missing, unexpected = predictor.load_state_dict(sd["model"], strict=False)
         if missing or unexpected:
             raise RvosError(
@@ -184,10 +189,113 @@ def load_sam2(spec: ModelSpec):
                 file=ckpt,
             )
     predictor = predictor.to(spec.device).eval()
-    predictor.rvoskit_fill_hole_area = int(predictor.fill_hole_area)
-    predictor.fill_hole_area = 0
     _MODELS[spec] = predictor
     return predictor
+
+
+def connected_components(mask):
+    """SAM2's ``get_connected_components`` on the CPU: the same labels and areas as its CUDA kernel.
+
+    ``sam2/csrc/connected_components.cu`` (``get_connected_componnets``, block-based union-find on
+    2x2 pixel blocks, 8-connectivity) returns, per image, ``labels``: 0 on background pixels and on
+    every pixel of a component ``1 + min(row0 * W + col0)`` over the 2x2 blocks (top-left pixel
+    ``(row0, col0)``, both even) that hold pixels of the component (union-find roots are the smallest
+    block index, and ``final_labeling`` adds 1); ``counts``: 0 on background pixels and the area
+    of its component on every foreground pixel. Here the components are OpenCV's
+    (``cv2.connectedComponentsWithStats``, 8-connectivity), relabelled with the same rule. As the
+    kernel, non-zero input is foreground and ``H`` and ``W`` must be even (the kernel asserts it;
+    SAM2's low-res masks are ``image_size / 4``, a multiple of 8).
+
+    Args:
+        mask: ``(N, 1, H, W)`` tensor (bool or numbers), any device.
+
+    Returns:
+        ``(labels, counts)``, int32 ``(N, 1, H, W)`` tensors on the input's device.
+
+    Raises:
+        RuntimeError: not ``(N, 1, H, W)``, or an odd ``H`` or ``W`` (the kernel's assertions; SAM2's
+            ``fill_holes_in_mask_scores`` then warns and skips filling, as with the kernel).
+    """
+    import cv2
+    import torch
+
+    if mask.ndim != 4 or mask.shape[1] != 1:
+        raise RuntimeError("inputs must be [N, 1, H, W] shape")
+    n, _, h, w = mask.shape
+    if h % 2:
+        raise RuntimeError("height must be an even number")
+    if w % 2:
+        raise RuntimeError("width must be an even number")
+    m = mask.detach().to(torch.uint8).cpu().numpy()
+    labels = np.zeros((n, 1, h, w), np.int32)
+    counts = np.zeros((n, 1, h, w), np.int32)
+    rows, cols = np.indices((h, w))
+    block = (rows - rows % 2) * w + (cols - cols % 2)  # index of each pixel's 2x2 block
+    for i in range(n):
+        k, lab, stats, _ = cv2.connectedComponentsWithStats(m[i, 0], connectivity=8, ltype=cv2.CV_32S)
+        if k <= 1:
+            continue
+        fg = lab > 0
+        lf = lab[fg]
+        root = np.full(k, np.iinfo(np.int64).max, np.int64)
+        np.minimum.at(root, lf, block[fg])
+        labels[i, 0][fg] = root[lf] + 1
+        counts[i, 0][fg] = stats[lf, cv2.CC_STAT_AREA]
+    return torch.from_numpy(labels).to(mask.device), torch.from_numpy(counts).to(mask.device)
+
+
+_CC_LOCK = threading.Lock()
+_CC_STATE: dict[str, Any] = {"depth": 0, "original": None, "has_C": None}
+
+
+def _has_sam2_cuda_extension() -> bool:
+    if _CC_STATE["has_C"] is None:
+        try:
+            from sam2 import _C  # noqa: F401
+
+            _CC_STATE["has_C"] = True
+        except Exception:
+            _CC_STATE["has_C"] = False
+    return bool(_CC_STATE["has_C"])
+
+
+def _get_connected_components(mask):
+    """What ``sam2.utils.misc.get_connected_components`` is inside :func:`sam2_connected_components`."""
+    if mask.is_cuda and _has_sam2_cuda_extension():
+        return _CC_STATE["original"](mask)  # SAM2's own CUDA kernel
+    return connected_components(mask)
+
+
+@contextlib.contextmanager
+def sam2_connected_components() -> Iterator[None]:
+    """Within the block, SAM2's hole filling runs on any device, as a CUDA build of SAM2 runs it.
+
+    SAM2's ``fill_holes_in_mask_scores`` (``sam2/utils/misc.py``, called by
+    ``SAM2VideoPredictor._run_single_frame_inference`` when ``fill_hole_area > 0``) takes its
+    connected components from ``get_connected_components``, which imports the optional CUDA
+    extension ``sam2._C``; without it (any CPU-only install, e.g. ``SAM2_BUILD_CUDA=0``) SAM2
+    warns on every frame and skips the filling, and with it the kernel refuses CPU tensors (so a
+    CUDA build running on the CPU skips it too). Here ``sam2.utils.misc.get_connected_components``
+    is replaced by a function that calls SAM2's kernel for CUDA tensors when ``sam2._C`` is built
+    and :func:`connected_components` (same labels and areas) otherwise; the original is put back
+    when the last nested block exits. Only this module attribute changes: SAM2's code, the model
+    and its ``fill_hole_area`` (8) stay as built.
+    """
+    import sam2.utils.misc as misc
+
+    with _CC_LOCK:
+        if _CC_STATE["depth"] == 0:
+            _CC_STATE["original"] = misc.get_connected_components
+            misc.get_connected_components = _get_connected_components
+        _CC_STATE["depth"] += 1
+    try:
+        yield
+    finally:
+        with _CC_LOCK:
+            _CC_STATE["depth"] -= 1
+            if _CC_STATE["depth"] == 0:
+                misc.get_connected_components = _CC_STATE["original"]
+                _CC_STATE["original"] = None
 
 
 @contextlib.contextmanager
@@ -197,12 +305,14 @@ def inference_context(device: str) -> Iterator[None]:
     CUDA: ``torch.autocast("cuda", dtype=torch.bfloat16)`` and TF32 matmul/cuDNN on Ampere or newer
     (SOLA ``generate_tokens_grid.py`` l.84-88, which enters them globally). CPU: float32, with
     denormals flushed to zero (random or tiny weights otherwise slow x86 CPUs 10-20x, see
-    docs/tracks.md). Always inside ``torch.inference_mode()``.
+    docs/tracks.md). Always inside ``torch.inference_mode()`` and with SAM2's hole filling enabled
+    on every device (:func:`sam2_connected_components`).
     """
     import torch
 
     with contextlib.ExitStack() as stack:
         stack.enter_context(torch.inference_mode())
+        stack.enter_context(sam2_connected_components())
         if device.startswith("cuda"):
             if torch.cuda.get_device_properties(torch.device(device)).major >= 8:
                 torch.backends.cuda.matmul.allow_tf32 = True
@@ -302,6 +412,26 @@ class FrameSource:
             )
         return img
 
+    def image_predictor_input(self, t: int):
+        """Frame ``t`` as ``SAM2ImagePredictor.set_image`` makes its input: a float32 ``(3, S, S)``
+        CPU tensor from ``SAM2Transforms`` (sam2/utils/transforms.py): torchvision ``ToTensor``
+        (uint8 HWC → CHW, ``/ 255``), ``Resize((S, S))`` (on a tensor: bilinear with antialiasing,
+        ``align_corners=False``; skipped when the frame is already S x S) and ``Normalize``, here
+        with the same torch calls and without torchvision. SOLA's grid prompts
+        (``SAM2AutomaticMaskGenerator``) and grounded prompts (``SAM2ImagePredictor``) see this
+        input; the video predictor sees :meth:`__getitem__`'s (PIL bicubic), so the two give
+        different image features.
+        """
+        import torch
+        import torch.nn.functional as F
+
+        with self.timers("frames"):
+            arr = np.asarray(self.image(int(t)))
+            x = torch.from_numpy(arr.transpose((2, 0, 1))).contiguous().to(dtype=torch.float32).div(255)
+            if (self.height, self.width) != (self.image_size, self.image_size):
+                x = F.interpolate(x[None], size=[self.image_size, self.image_size], mode="bilinear", align_corners=False, antialias=True)[0]
+            return x.sub_(self._mean).div_(self._std)
+
     def __getitem__(self, t: int):
         import torch
 
@@ -391,34 +521,6 @@ def binarize(logits) -> np.ndarray:
     return out.cpu().numpy().transpose(0, 2, 1)
 
 
-def fill_holes(low_res, max_area: int):
-    """SAM2's ``fill_holes_in_mask_scores`` on the CPU: background components (logits <= 0,
-    8-connected) of at most ``max_area`` pixels get the score 0.1 (sam2/utils/misc.py l.312-331,
-    with OpenCV in place of the ``sam2._C`` CUDA kernel).
-
-    Args:
-        low_res: ``(N, 1, h, w)`` float mask logits (any device).
-        max_area: hole area limit in low-res pixels (SAM2 default 8).
-
-    Returns:
-        The filled logits, float32, on the input's device.
-    """
-    import cv2
-    import torch
-
-    arr = low_res.detach().float().cpu().numpy().copy()
-    for i in range(arr.shape[0]):
-        bg = (arr[i, 0] <= 0).astype(np.uint8)
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(bg, connectivity=8)
-        if n <= 1:
-            continue
-        small = stats[:, cv2.CC_STAT_AREA] <= max_area
-        small[0] = False
-        if small.any():
-            arr[i, 0][small[labels]] = 0.1
-    return torch.from_numpy(arr).to(low_res.device)
-
-
 class VideoSession:
     """One video in SAM2: cached image features, SAM-style prompting and batched tracking.
 
@@ -439,6 +541,8 @@ class VideoSession:
         self.num_frames = len(frames)
         self.height, self.width = frames.height, frames.width
         self.cache = FeatureCache(int(feature_cache_mb * 2**20))
+        # prompt frames' features from the image predictor's input (a few frames at a time)
+        self.prompt_cache = FeatureCache(int(feature_cache_mb * 2**20) // 8)
         S = int(predictor.image_size)
         self._placeholder = torch.zeros((1, 1, 1, 1), device=self.device).expand(1, 3, S, S)
         # the keys of SAM2VideoPredictor.init_state (sam2 1.1.0), with our frames and cache
@@ -477,11 +581,26 @@ class VideoSession:
         self.cache.put(t, self._placeholder, bo)
         return self.cache.get(t)[1]
 
+    def image_predictor_features(self, t: int) -> dict:
+        """SAM2 ``forward_image`` output of frame ``t`` made from the image predictor's input
+        (:meth:`FrameSource.image_predictor_input`), as ``SAM2ImagePredictor.set_image`` computes
+        it; cached separately from the tracking features (:meth:`features`), which SAM2's video
+        predictor computes from its own input."""
+        hit = self.prompt_cache.get(t)
+        if hit is not None:
+            return hit[1]
+        img = self.frames.image_predictor_input(t)[None, ...].to(self.device)
+        with self.timers("encoder"):
+            bo = self.p.forward_image(img)
+        self.prompt_cache.put(t, self._placeholder, bo)
+        return self.prompt_cache.get(t)[1]
+
     def image_embeddings(self, t: int):
         """``(image_embed (1, C, S/16, S/16), [high-res feats])`` as ``SAM2ImagePredictor.set_image``
-        makes them (backbone features plus ``no_mem_embed``; sam2_image_predictor.py l.102-116),
-        with the feature sizes taken from the features (any image size)."""
-        bo = self.features(t)
+        makes them (image-predictor input, backbone features plus ``no_mem_embed``;
+        sam2_image_predictor.py l.102-116), with the feature sizes taken from the features (any
+        image size)."""
+        bo = self.image_predictor_features(t)
         _, feats, _, sizes = self.p._prepare_backbone_features(bo)
         if self.p.directly_add_no_mem_embed:
             feats[-1] = feats[-1] + self.p.no_mem_embed
@@ -586,8 +705,6 @@ class VideoSession:
         with self.timers("masks"):
             ptr = torch.cat([outs[t]["obj_ptr"].float() for t in range(self.num_frames)]).cpu().numpy()
             low = torch.cat([outs[t]["pred_masks"] for t in range(self.num_frames)]).float()
-            if self.p.rvoskit_fill_hole_area > 0:
-                low = fill_holes(low, self.p.rvoskit_fill_hole_area)
             rles: list[bytes] = []
             for s in range(0, self.num_frames, chunk):
                 rles.extend(rlemod.encode_batch(binarize(self.to_frame(low[s : s + chunk])[:, 0])))
