@@ -181,7 +181,7 @@ def scene_sheet(scene: _Scene, *, frames: int = 8, tile_width: int = 240, alpha:
             tile = draw.overlay(img, layers, alpha=alpha, outlines=outlines)
             tiles[r].append(draw.tag(tile, tag) if tag else tile)
     names = [str(v["frames"][t]) for t in sampled]
-    title = f"{scene.title} | {len(sampled)} of {T} frames, {W}x{H}"
+    title = f"{scene.title} | {len(sampled)} of {T} frames, {H}×{W}"
     sheet_rows = [SheetRow(row.label, tiles[r], row.swatch) for r, row in enumerate(rows)]
     return draw.contact_sheet(sheet_rows, names, title=title, legend=scene.legend, note=note)
 
@@ -440,7 +440,7 @@ def tracks_scene(ds: RvosDataset, store: TrackStore, video_id: str, *, max_track
     rows = store.tracks(video_id)
     if len(rows) and (int(rows["height"].iloc[0]), int(rows["width"].iloc[0])) != (H, W):
         raise RvosError(
-            f"track masks are {int(rows['width'].iloc[0])}x{int(rows['height'].iloc[0])}, the dataset video is {W}x{H}",
+            f"track masks are {int(rows['height'].iloc[0])}×{int(rows['width'].iloc[0])}, the dataset video is {H}×{W} (height×width)",
             file=store.path, item=video_id,
         )
     track_ids = sorted(int(t) for t in rows["track_id"].unique())
@@ -545,7 +545,7 @@ def predictions_scene(
     v = ds.video(video_id)
     T, H, W = int(v["num_frames"]), int(v["height"]), int(v["width"])
     if len(preds) and ((preds["height"] != H) | (preds["width"] != W)).any():
-        raise RvosError(f"predicted masks are not {W}x{H} like the dataset video", file=source, item=video_id)
+        raise RvosError(f"predicted masks are not {H}×{W} (height×width) like the dataset video", file=source, item=video_id)
     if expression_ids is not None:
         preds = preds[preds["expression_id"].isin(expression_ids)]
     ex = ds.expressions
