@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from rvoskit.commands import _options as opt
 from rvoskit.commands._executor import executor_option, ray_address_option
@@ -99,7 +100,7 @@ def pseudolabel(
             )
     for w in caught:
         if issubclass(w.category, MissingTracksWarning):
-            console.print(f"[yellow]warning:[/] {w.message}", highlight=False, soft_wrap=True)
+            console.print(f"[yellow]warning:[/] {escape(str(w.message))}", highlight=False, soft_wrap=True)
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if quiet:

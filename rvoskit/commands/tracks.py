@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from rvoskit.commands import _options as opt
 from rvoskit.commands._ranges import in_range
@@ -177,7 +178,7 @@ def generate(
             elif event == "video_done":
                 bar.advance(videos)
             elif event == "video_failed":
-                console.print(f"[red]failed:[/] {kw['video_id']}: {kw['error']}")
+                console.print(f"[red]failed:[/] {escape(str(kw['video_id']))}: {escape(str(kw['error']))}", highlight=False)
 
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="no SAM2 checkpoint given")

@@ -311,7 +311,7 @@ def generate_video(
         raise RvosError(f"{len(frames)} frame files for num_frames={T}", file=dataset.path / "videos.parquet", item=video_id)
     if (frames.height, frames.width) != (H, W):
         raise RvosError(
-            f"frames are {frames.width}x{frames.height}, videos.parquet says {W}x{H}",
+            f"frames are {frames.height}×{frames.width}, videos.parquet says {H}×{W} (height×width)",
             file=frames.paths[0],
             item=video_id,
         )
@@ -337,7 +337,7 @@ def generate_video(
             if len(bad):
                 raise RvosError(
                     f"mask of object {bad['obj_id'].iloc[0]} on frame {bad['frame_idx'].iloc[0]} is "
-                    f"{bad['width'].iloc[0]}x{bad['height'].iloc[0]}, the video is {W}x{H}",
+                    f"{bad['height'].iloc[0]}×{bad['width'].iloc[0]}, the video is {H}×{W} (height×width)",
                     file=dataset.path / "masks.parquet",
                     item=video_id,
                 )
