@@ -294,8 +294,9 @@ def clean_stale_temporaries(out: str | Path, *, inside: bool = True) -> list[Pat
     """Remove temporaries left by a killed run of this output; call only while holding its lock.
 
     Removes ``.<name>.tmp-*`` and ``.<name>.old-*`` beside ``out`` and, with ``inside``, every
-    ``.*.tmp-*`` file or folder under ``out`` (per-file temporaries of resumable outputs such as a
-    track store's ``.<video>.parquet.tmp-*``). Returns what was removed.
+    ``.*.tmp-*`` file or folder under ``out`` and under its work folders beside it
+    (``.<name>.partial``): per-file temporaries of resumable outputs such as a track store's
+    ``.<video>.parquet.tmp-*``. Returns what was removed.
     """
     out = Path(out)
     removed: list[Path] = []
@@ -304,8 +305,11 @@ def clean_stale_temporaries(out: str | Path, *, inside: bool = True) -> list[Pat
             for p in out.parent.glob(pat):
                 _remove(p)
                 removed.append(p)
-    if inside and out.is_dir() and not out.is_symlink():
-        for root, dirs, files in os.walk(out):
+    tops = [out] if inside and out.is_dir() and not out.is_symlink() else []
+    if inside and out.parent.is_dir():  # a resumable run's work folder beside the output (.<name>.partial)
+        tops += [p for p in out.parent.glob(f".{out.name}.*") if p.is_dir() and not p.is_symlink()]
+    for top in tops:
+        for root, dirs, files in os.walk(top):
             for name in list(dirs) + files:
                 if name.startswith(".") and ".tmp-" in name:
                     p = Path(root) / name
