@@ -28,6 +28,10 @@ def eval_command(
     missing_frame_empty: bool = typer.Option(
         False, "--missing-frame-empty", help="Score missing prediction frames as empty masks instead of failing."
     ),
+    ignore_unknown: bool = typer.Option(
+        False, "--ignore-unknown", help="Skip (and list) prediction videos/expressions the dataset does not have, "
+        "e.g. DAVIS Annotations/480p (train+val) scored against val, instead of failing."
+    ),
     davis_task: str = typer.Option("unsupervised", "--davis-task", help="ref-davis: DAVIS task per set (unsupervised or semi-supervised)."),
     anno_set: int = typer.Option(None, "--anno-set", min=0, max=3, help="davis-semi/-unsup on per-expression predictions: Ref-DAVIS set 0..3."),
     aggregate: str = typer.Option("mean", "--aggregate", help="ref-davis: mean (of the four sets) or each."),
@@ -79,6 +83,7 @@ def eval_command(
         "executor": executor,
         "ray_address": ray_address,
         "missing_frame_empty": missing_frame_empty,
+        "ignore_unknown": ignore_unknown,
         "davis_task": davis_task,
         "anno_set": anno_set,
         "aggregate": aggregate,
@@ -102,9 +107,25 @@ def eval_command(
     if missing:
         shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
         console.print(f"[yellow]{len(missing)} video(s) without predictions scored 0:[/] {shown}")
+    _print_skipped(console, result.summary)
     for name, p in paths.items():
         console.print(f"  {name}: {p}")
     console.print(f"[dim]{len(result.items)} {result.item_name}s in {time.perf_counter() - t0:.1f} s[/]")
+
+
+def _print_skipped(console, s: dict) -> None:
+    """Say what the checks skipped (--ignore-unknown) and the extra prediction frames never scored."""
+    from rich.text import Text
+
+    for key, what in (("skipped_unknown_videos", "video(s)"), ("skipped_unknown_expressions", "expression(s)")):
+        ids = s.get(key) or []
+        if ids:
+            shown = ", ".join(ids[:10]) + (" ..." if len(ids) > 10 else "")
+            console.print(Text.assemble((f"skipped {len(ids)} {what} not in the dataset (--ignore-unknown): ", "yellow"), shown))
+    n = s.get("extra_prediction_frames") or 0
+    if n:
+        shown = ", ".join(s.get("extra_prediction_frame_examples") or [])
+        console.print(Text.assemble((f"{n} prediction frame(s) are not frames of the dataset videos (not scored): ", "yellow"), shown))
 
 
 def _eval_referring(dataset: Path, predictions: Path, protocol: str, out: Path | None, overwrite: bool, quiet: bool) -> None:

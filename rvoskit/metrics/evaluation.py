@@ -172,17 +172,19 @@ def _mevis_video(ds: RvosDataset, spec: PredictionSpec, opts: EvalOptions, video
         if not src.has_expression(r["exp_id"]):
             _missing(opts, "no prediction for this expression", spec.path, r["expression_id"])
     gt = _GtFrames(ds, video_id, shape)
-    J = np.empty((len(out), T))
-    F = np.empty((len(out), T))
-    for t in range(T):
+    af = v.get("annotated_frames")  # sparse ground truth (format 1.1): only annotated frames are scored
+    frames = list(range(T)) if af is None else [int(t) for t in af]
+    J = np.empty((len(out), len(frames)))
+    F = np.empty((len(out), len(frames)))
+    for k, t in enumerate(frames):
         for i, r in enumerate(out):
             pred = src.get(r["exp_id"], t)
             if pred is None:
                 _missing(opts, "missing prediction frame", spec.path, f"{r['expression_id']} frame {v['frames'][t]}")
                 pred = gt.zeros
-            J[i, t], F[i, t] = frame_jf(pred, gt.union(r["obj_ids"], t), None, opts.bound_th)
+            J[i, k], F[i, k] = frame_jf(pred, gt.union(r["obj_ids"], t), None, opts.bound_th)
     for i, r in enumerate(out):
-        r["J_t"], r["F_t"] = J[i], F[i]
+        r["J_t"], r["F_t"], r["frames"] = J[i], F[i], frames
     return out
 
 
@@ -331,6 +333,7 @@ def evaluate(
     executor: str | Executor | None = None,
     ray_address: str | None = None,
     missing_frame_empty: bool = False,
+    ignore_unknown: bool = False,
     davis_task: str = "unsupervised",
     anno_set: int | None = None,
     aggregate: str = "mean",
@@ -356,6 +359,11 @@ def evaluate(
         missing_frame_empty: score a missing prediction frame (or expression, or DAVIS sequence)
             as an empty mask instead of failing. A MeViS video without any prediction always
             scores 0 (as the MeViS script does) and is listed in ``summary["missing_videos"]``.
+        ignore_unknown: skip prediction videos and expressions the dataset does not have (for
+            instance DAVIS ``Annotations/480p``, train + val, scored against val) instead of
+            failing; they are listed in ``summary["skipped_unknown_videos"]`` /
+            ``["skipped_unknown_expressions"]``. Either way PNG files whose name is not a frame
+            of the video are counted in ``summary["extra_prediction_frames"]`` (never scored).
         davis_task: the DAVIS task ``ref-davis`` scores each set with (``unsupervised`` or
             ``semi-supervised``).
         anno_set: the Ref-DAVIS expression set (0..3) for ``davis-semi`` / ``davis-unsup`` with
@@ -390,7 +398,8 @@ def evaluate(
         e = ds.expressions
         if e["annotator"].isna().all() or e["kind"].isna().all():
             raise RvosError("ref-davis needs a Ref-DAVIS17 dataset (expressions with annotator and kind)", file=ds.path)
-    index = check_predictions(spec, ds)
+    report: dict = {}
+    index = check_predictions(spec, ds, ignore_unknown=ignore_unknown, report=report)
     opts = EvalOptions(protocol, missing_frame_empty, davis_task, anno_set, bound_th)
     vids = list(dict.fromkeys(ds.videos.index if videos is None else videos))
     for vid in vids:
@@ -406,7 +415,24 @@ def evaluate(
         results[vid] = rows
         if progress:
             progress(len(results), len(vids))
-    return _collect(ds, spec, opts, aggregate, [r for vid in vids for r in results[vid]])
+    result = _collect(ds, spec, opts, aggregate, [r for vid in vids for r in results[vid]])
+    result.summary.update(_report_summary(spec, report, ignore_unknown))
+    return result
+
+
+def _report_summary(spec: PredictionSpec, report: dict, ignore_unknown: bool) -> dict:
+    """What the checks skipped or found besides the scores (summary entries)."""
+    out: dict[str, Any] = {"ignore_unknown": ignore_unknown}
+    if spec.origin is not None:
+        out["predictions"] = str(Path(spec.origin).resolve())
+        out["predictions_zip"] = True
+    out["n_skipped_unknown_videos"] = len(report.get("unknown_videos", []))
+    out["skipped_unknown_videos"] = list(report.get("unknown_videos", []))
+    out["n_skipped_unknown_expressions"] = len(report.get("unknown_expressions", []))
+    out["skipped_unknown_expressions"] = list(report.get("unknown_expressions", []))
+    out["extra_prediction_frames"] = int(report.get("extra_frames", 0))
+    out["extra_prediction_frame_examples"] = list(report.get("extra_frame_examples", []))
+    return out
 
 
 # ``fork`` on Linux (workers start at once, and scripts need no ``__main__`` guard), else ``spawn``.
@@ -443,7 +469,7 @@ def _collect(ds: RvosDataset, spec: PredictionSpec, opts: EvalOptions, aggregate
                 }
             )
             if ok:
-                frame_rows.append(pd.DataFrame({"expression_id": r["expression_id"], "video_id": r["video_id"], "exp_id": r["exp_id"], "frame_idx": np.arange(len(r["J_t"]), dtype=np.int32), "J": r["J_t"], "F": r["F_t"]}))
+                frame_rows.append(pd.DataFrame({"expression_id": r["expression_id"], "video_id": r["video_id"], "exp_id": r["exp_id"], "frame_idx": np.asarray(r["frames"], dtype=np.int32), "J": r["J_t"], "F": r["F_t"]}))
         items_df = pd.DataFrame(items, columns=["expression_id", "video_id", "exp_id", "n_frames", "J", "F", "J&F", "status"])
         summ = mevis_summary(items_df["J"].tolist(), items_df["F"].tolist())
         missing = sorted({r["video_id"] for r in rows if r["status"] == "missing_video"})

@@ -31,8 +31,7 @@ from rvoskit.errors import RvosError
 from rvoskit.format import rle as rlemod
 from rvoskit.format.atomic import safe_name
 from rvoskit.format.predictions import read_manifest
-from rvoskit.format.schema import check_table
-from rvoskit.format.store import RvosDataset, read_table
+from rvoskit.format.store import RvosDataset, read_schema, read_table
 
 _SET_DIR = re.compile(r"anno_([0-3])")
 _IGNORED = ("__MACOSX",)
@@ -44,6 +43,7 @@ class PredictionSpec:
 
     kind: str  # "table" | "png-expr" | "png-labels" | "png-sets"
     path: Path  # the table file, or the PNG root
+    origin: Path | None = None  # the submission .zip the PNG root was extracted from
 
     def set_root(self, k: int) -> Path:
         """The ``png-labels`` folder of expression set ``k`` of a ``png-sets`` layout."""
@@ -78,17 +78,23 @@ def open_predictions(path: str | Path) -> PredictionSpec:
     """
     path = Path(path)
     if not path.exists():
-        raise RvosError("predictions not found", file=path)
+        raise RvosError(f"predictions not found (expected {EXPECTED})", file=path)
     if path.is_file():
+        if path.suffix.lower() == ".zip":
+            return _zip_spec(path)
         if path.suffix != ".parquet":
-            raise RvosError("expected a predictions directory, a predictions.parquet or a PNG folder", file=path)
+            raise RvosError(f"not predictions: expected {EXPECTED}", file=path)
         return _table_spec(path)
-    if (path / "predictions.parquet").is_file():
+    if (path / "predictions.parquet").exists():
         read_manifest(path)
         return _table_spec(path / "predictions.parquet")
+    if (path / "dataset.json").is_file():
+        raise RvosError(f"this is an rvoskit dataset, not predictions (expected {EXPECTED})", file=path)
+    if (path / "trackstore.json").is_file():
+        raise RvosError(f"this is a track store, not predictions (expected {EXPECTED})", file=path)
     dirs = _subdirs(path)
     if not dirs:
-        raise RvosError("empty prediction folder (no sequence or video folders)", file=path)
+        raise RvosError(f"empty prediction folder (no sequence or video folders; expected {EXPECTED})", file=path)
     if dirs == ["Annotations"]:  # Ref-YouTube-VOS submission layout
         return open_predictions(path / "Annotations")
     if all(_SET_DIR.fullmatch(d) for d in dirs):
@@ -101,16 +107,56 @@ def open_predictions(path: str | Path) -> PredictionSpec:
     raise RvosError("no PNG files under the first video folder", file=first)
 
 
+EXPECTED = ("a predictions directory (rvoskit score), a predictions.parquet, a PNG folder "
+            "(<video>/<exp_id>/<frame>.png, <seq>/<frame>.png or anno_<k>/<seq>/<frame>.png) or a submission .zip of one")
+
+
 def _table_spec(path: Path) -> PredictionSpec:
     """A ``table`` source after checking its schema from the Parquet footer (no rows are read here)."""
-    try:
-        schema = pq.read_schema(path)
-    except (pa.ArrowException, OSError) as exc:
-        raise RvosError(f"unreadable Parquet: {exc}", file=path) from None
-    problems = check_table("predictions", schema.empty_table())
-    if problems:
-        raise RvosError("; ".join(problems), file=path)
+    read_schema(path, "predictions")
     return PredictionSpec("table", path)
+
+
+def _zip_spec(path: Path) -> PredictionSpec:
+    """Extract a submission zip into a private temporary folder (removed at exit) and open that
+    folder, so that a zip is read exactly as the folder it was made from.
+
+    Raises:
+        RvosError: not a zip, a member that would escape the folder (absolute, ``..``), or no PNG.
+    """
+    import atexit
+    import shutil
+    import tempfile
+    import zipfile
+
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise RvosError(f"unreadable zip: {exc}", file=path) from None
+    with zf:
+        names = [i for i in zf.infolist() if not i.is_dir()]
+        for info in names:
+            parts = Path(info.filename).parts
+            if info.filename.startswith("/") or ".." in parts or (parts and ":" in parts[0]):
+                raise RvosError("zip member would be written outside its folder", file=path, item=info.filename)
+        if not any(i.filename.lower().endswith(".png") for i in names):
+            raise RvosError(f"the zip holds no PNG file (expected {EXPECTED})", file=path)
+        tmp = Path(tempfile.mkdtemp(prefix="rvoskit-zip-"))
+        atexit.register(shutil.rmtree, tmp, True)
+        try:
+            zf.extractall(tmp)
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            shutil.rmtree(tmp, True)
+            raise RvosError(f"unreadable zip: {exc}", file=path) from None
+    root = tmp
+    dirs = _subdirs(root)
+    if len(dirs) == 1 and dirs[0] not in ("Annotations",) and not _files(root / dirs[0]) and _subdirs(root / dirs[0]) \
+            and all(_SET_DIR.fullmatch(d) or d == "Annotations" for d in _subdirs(root / dirs[0])):
+        root = root / dirs[0]  # a zip of the folder itself (``zip -r sub.zip results/``)
+    spec = open_predictions(root)
+    if spec.kind == "table":
+        raise RvosError("a zip of a predictions table: unzip it and pass the folder", file=path)
+    return PredictionSpec(spec.kind, spec.path, origin=path)
 
 
 # -- checks against the dataset ------------------------------------------------------------------
@@ -186,16 +232,35 @@ def rows_by_video(spec: PredictionSpec, index: pd.DataFrame | None, videos: list
     yield from table_rows_by_video(spec.path, counts)
 
 
-def check_predictions(spec: PredictionSpec, ds: RvosDataset) -> pd.DataFrame | None:
-    """Check that every id in the predictions exists in the dataset, sizes match, no duplicates.
+def check_predictions(spec: PredictionSpec, ds: RvosDataset, *, ignore_unknown: bool = False,
+                      report: dict | None = None) -> pd.DataFrame | None:
+    """Check that every id in the predictions exists in the dataset, sizes match, no duplicates,
+    and count prediction frames the dataset does not have.
+
+    Args:
+        spec: the source (:func:`open_predictions`).
+        ds: the dataset.
+        ignore_unknown: skip videos and expressions the dataset does not have (for instance the
+            DAVIS train sequences of ``Annotations/480p`` scored against val) instead of failing;
+            they are listed in ``report``.
+        report: filled with ``unknown_videos``, ``unknown_expressions`` (skipped ids, with
+            ``ignore_unknown``) and ``extra_frames`` (count) / ``extra_frame_examples``: PNG files
+            whose name is not a frame of the video (never scored, always counted).
 
     Returns:
-        For a table, its key columns (:func:`table_index`); None for PNG folders.
+        For a table, its key columns (:func:`table_index`) of the videos the dataset has; None for
+        PNG folders.
 
     Raises:
-        RvosError: unknown video / expression / frame ids, a size that differs from the video's,
-            duplicate rows, or no predictions at all.
+        RvosError: unknown video / expression ids (without ``ignore_unknown``), frame indices
+            outside the video, a size that differs from the video's, duplicate rows, or no
+            predictions at all.
     """
+    report = report if report is not None else {}
+    report.setdefault("unknown_videos", [])
+    report.setdefault("unknown_expressions", [])
+    report.setdefault("extra_frames", 0)
+    report.setdefault("extra_frame_examples", [])
     videos = ds.videos
     if spec.kind == "table":
         idx = table_index(spec.path)
@@ -203,50 +268,80 @@ def check_predictions(spec: PredictionSpec, ds: RvosDataset) -> pd.DataFrame | N
             raise RvosError("the predictions table has no rows", file=spec.path)
         bad_v = sorted(set(idx["video_id"]) - set(videos.index))
         if bad_v:
-            raise _unknown("video", bad_v, spec.path)
+            if not ignore_unknown:
+                raise _unknown("video", bad_v, spec.path)
+            report["unknown_videos"] += bad_v
+            idx = idx[idx["video_id"].isin(videos.index)]
         exprs = ds.expressions
         bad_e = sorted(set(idx["expression_id"]) - set(exprs.index))
         if bad_e:
-            raise _unknown("expression", bad_e, spec.path)
-        e = exprs.loc[idx["expression_id"]]
-        wrong = (e["video_id"].to_numpy() != idx["video_id"].to_numpy()) | (e["exp_id"].to_numpy() != idx["exp_id"].to_numpy())
+            if not ignore_unknown:
+                raise _unknown("expression", bad_e, spec.path)
+            report["unknown_expressions"] += bad_e
+        known = idx[idx["expression_id"].isin(exprs.index)]  # checked; rows of skipped expressions are never read
+        if known.empty:
+            raise RvosError("no prediction row is for an expression of the dataset", file=spec.path)
+        e = exprs.loc[known["expression_id"]]
+        wrong = (e["video_id"].to_numpy() != known["video_id"].to_numpy()) | (e["exp_id"].to_numpy() != known["exp_id"].to_numpy())
         if wrong.any():
             i = int(np.flatnonzero(wrong)[0])
-            raise RvosError("video_id/exp_id do not match the expression", file=spec.path, item=idx["expression_id"].iloc[i])
-        v = videos.loc[idx["video_id"]]
+            raise RvosError("video_id/exp_id do not match the expression", file=spec.path, item=known["expression_id"].iloc[i])
+        v = videos.loc[known["video_id"]]
         for col, ref in (("height", "height"), ("width", "width")):
-            off = idx[col].to_numpy() != v[ref].to_numpy()
+            off = known[col].to_numpy() != v[ref].to_numpy()
             if off.any():
                 i = int(np.flatnonzero(off)[0])
                 raise RvosError(
-                    f"prediction size {idx['height'].iloc[i]}x{idx['width'].iloc[i]} differs from the video's "
+                    f"prediction size {known['height'].iloc[i]}x{known['width'].iloc[i]} differs from the video's "
                     f"{v['height'].iloc[i]}x{v['width'].iloc[i]}",
                     file=spec.path,
-                    item=f"{idx['expression_id'].iloc[i]} frame {idx['frame_idx'].iloc[i]}",
+                    item=f"{known['expression_id'].iloc[i]} frame {known['frame_idx'].iloc[i]}",
                 )
-        out = (idx["frame_idx"].to_numpy() < 0) | (idx["frame_idx"].to_numpy() >= v["num_frames"].to_numpy())
+        out = (known["frame_idx"].to_numpy() < 0) | (known["frame_idx"].to_numpy() >= v["num_frames"].to_numpy())
         if out.any():
             i = int(np.flatnonzero(out)[0])
-            raise RvosError("frame_idx outside the video", file=spec.path, item=f"{idx['expression_id'].iloc[i]} frame {idx['frame_idx'].iloc[i]}")
-        dup = idx.duplicated(["expression_id", "frame_idx"])
+            raise RvosError(f"frame_idx {known['frame_idx'].iloc[i]} outside the video's {v['num_frames'].iloc[i]} frames",
+                            file=spec.path, item=f"{known['expression_id'].iloc[i]} frame {known['frame_idx'].iloc[i]}")
+        dup = known.duplicated(["expression_id", "frame_idx"])
         if dup.any():
             i = int(np.flatnonzero(dup.to_numpy())[0])
-            raise RvosError("duplicate prediction rows", file=spec.path, item=f"{idx['expression_id'].iloc[i]} frame {idx['frame_idx'].iloc[i]}")
+            raise RvosError("duplicate prediction rows", file=spec.path, item=f"{known['expression_id'].iloc[i]} frame {known['frame_idx'].iloc[i]}")
         return idx
     roots = [spec.set_root(k) for k in range(4) if spec.set_root(k).is_dir()] if spec.kind == "png-sets" else [spec.path]
+    frames_of = {v: set(f) for v, f in zip(videos.index, videos["frames"])}
+    any_known = False
     for root in roots:
         dirs = _subdirs(root)
         if not dirs:
             raise RvosError("empty prediction folder", file=root)
         bad_v = sorted(set(dirs) - set(videos.index))
         if bad_v:
-            raise _unknown("video", bad_v, root)
-        if spec.kind == "png-expr":
-            by_video = ds.expressions.groupby("video_id")["exp_id"].agg(set)
-            for vid in dirs:
-                bad_e = sorted(set(_subdirs(root / vid)) - by_video.get(vid, set()))
+            if not ignore_unknown:
+                raise _unknown("video", bad_v, root)
+            report["unknown_videos"] += [str(root / v) if spec.kind == "png-sets" else v for v in bad_v]
+        by_video = ds.expressions.groupby("video_id")["exp_id"].agg(set) if spec.kind == "png-expr" else None
+        for vid in dirs:
+            if vid not in frames_of:
+                continue
+            any_known = True
+            if spec.kind == "png-expr":
+                exps = _subdirs(root / vid)
+                bad_e = sorted(set(exps) - by_video.get(vid, set()))
                 if bad_e:
-                    raise _unknown(f"expression (video {vid})", bad_e, root / vid)
+                    if not ignore_unknown:
+                        raise _unknown(f"expression (video {vid})", bad_e, root / vid)
+                    report["unknown_expressions"] += [f"{vid}/{x}" for x in bad_e]
+                folders = [root / vid / x for x in exps if x not in bad_e]
+            else:
+                folders = [root / vid]
+            for folder in folders:
+                extra = [f for f in _files(folder) if f[: -len(".png")] not in frames_of[vid]]
+                report["extra_frames"] += len(extra)
+                room = 10 - len(report["extra_frame_examples"])
+                if extra and room > 0:
+                    report["extra_frame_examples"] += [str((folder / f).relative_to(spec.path)) for f in extra[:room]]
+    if not any_known:
+        raise RvosError("no prediction folder is for a video of the dataset", file=spec.path)
     return None
 
 
