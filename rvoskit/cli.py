@@ -139,6 +139,9 @@ def _register() -> None:
     from rvoskit.commands import eval as eval_cmd
 
     eval_cmd.register(app)
+    from rvoskit.commands import moments
+
+    moments.register(app)
 
 
 _register()

@@ -572,7 +572,7 @@ class DatasetWriter:
         write_table(self.tmp / "expressions.parquet", "expressions", exprs)
         tables = ["videos.parquet", "objects.parquet", "expressions.parquet", "masks.parquet"]
         if self._moments is not None:
-            moments = sorted(self._moments, key=lambda r: (r["video_id"], r["expression_id"], r["obj_id"], r["start_idx"]))
+            moments = sorted(self._moments, key=lambda r: (r["video_id"], r["expression_id"], -1 if r["obj_id"] is None else r["obj_id"], r["start_idx"]))
             write_table(self.tmp / "moments.parquet", "moments", moments)
             tables.append("moments.parquet")
         if self._void is not None:

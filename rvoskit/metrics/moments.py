@@ -1,0 +1,428 @@
+"""Moment retrieval metrics (Moment-DETR / QVHighlights) and keyframe accuracy (TGL "Top1 Acc").
+
+Moment retrieval: :func:`eval_moment_retrieval` gives the numbers of Moment-DETR's
+``standalone_eval/eval.py`` (jayleicn/moment_detr @ b7e553a, ``eval_submission``'s ``MR-*`` part),
+key names included (``MR-full-R1@0.5``, ``MR-full-mAP``, ...), with its quirks:
+
+- **R1@t**: the *first listed* predicted window (its score is ignored) against the ground-truth
+  window of highest IoU with it; a hit is ``IoU >= t``; percent, rounded to 2 decimals.
+- **mAP**: only the first 10 listed windows count (``max_pred_windows=10``), then they are sorted by
+  descending score (stable); each is greedily matched to the unmatched ground-truth window of highest
+  IoU (MMAction2 ``compute_average_precision_detection``); AP is the VOC-2011 interpolated area; mean
+  over queries, for IoU 0.5:0.05:0.95; ``average`` is the mean over the 10 thresholds.
+- **length buckets**: ``short`` (0, 10], ``middle`` (10, 30], ``long`` (30, 150] seconds of ground
+  truth window length; windows outside the bucket are removed and queries left without one dropped;
+  ``full`` is unfiltered.
+
+The computation is vectorised over queries (grouped by their numbers of windows) instead of one Python
+loop per query and threshold, so a MeViS-size split (~30k queries) takes about a second; the
+per-element arithmetic (IoU formulas, the order of ``argsort`` on equal IoUs, the summation order of
+the AP area and of the mean over queries) is the reference's, so the numbers are the same
+(``tests/test_moments.py`` runs the reference on the same files).
+
+Where the reference crashes, rvoskit reports instead of crashing: a query without ground-truth windows
+cannot be scored (R1 indexes its first window, AP divides by zero) and is left out and counted
+(``skipped_queries``); a bucket without queries (MeViS videos are short: ``long`` is usually empty)
+gets ``None`` values.
+
+Keyframe accuracy (:func:`keyframe_accuracy`): per expression, a ranked list of frame indices; a frame
+is a hit when it lies inside the expression's moment (the union of its spans, inclusive ends); Top-1
+accuracy = share of expressions whose first frame is a hit, Top-k = share with a hit among the first
+k. TGL (arXiv 2508.11955, Tab. 4) reports "Top1 Acc" without code; this is rvoskit's reading.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rvoskit.errors import RvosError
+
+#: IoU thresholds as the reference writes them (``float(f"{e:.2f}")`` of ``np.linspace(0.5, 0.95, 10)``).
+IOU_THDS: tuple[float, ...] = tuple(float(f"{e:.2f}") for e in np.linspace(0.5, 0.95, 10))
+#: Length buckets in seconds, ``(min, max]``; ``full`` is not filtered (the reference's special case).
+LENGTH_RANGES: dict[str, tuple[float, float]] = {"short": (0, 10), "middle": (10, 30), "long": (30, 150), "full": (0, 150)}
+MAX_PRED_WINDOWS = 10
+#: The reference's brief keys, in its (sorted) order.
+BRIEF_KEYS = (
+    "MR-full-R1@0.5",
+    "MR-full-R1@0.7",
+    "MR-full-mAP",
+    "MR-full-mAP@0.5",
+    "MR-full-mAP@0.75",
+    "MR-long-mAP",
+    "MR-middle-mAP",
+    "MR-short-mAP",
+)
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+
+def load_jsonl(path: str | Path, *, what: str = "JSONL file") -> list[dict]:
+    """Read a JSON-lines file (blank lines skipped).
+
+    Raises:
+        RvosError: a missing file, or a line that is not a JSON object (names the line number).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RvosError(f"no such {what}", file=path)
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise RvosError(f"invalid JSON: {exc.msg}", file=path, item=f"line {n}") from None
+            if not isinstance(d, dict):
+                raise RvosError("a line must be a JSON object", file=path, item=f"line {n}")
+            out.append(d)
+    return out
+
+
+def _windows(value: Any, width: int, *, file, item: str) -> np.ndarray:
+    """``[[start, end(, score)], ...]`` -> float64 ``(n, width)``; checks shape, numbers and start <= end."""
+    if not isinstance(value, list) or not all(
+        isinstance(w, (list, tuple)) and len(w) >= width and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in w[:width])
+        for w in value
+    ):
+        kind = "[start, end, score]" if width == 3 else "[start, end]"
+        raise RvosError(f"windows must be a list of {kind} numbers", file=file, item=item)
+    a = np.array([list(w[:width]) for w in value], dtype=np.float64).reshape(len(value), width)
+    if not np.isfinite(a).all():
+        raise RvosError("windows must be finite numbers", file=file, item=item)
+    if (a[:, 1] < a[:, 0]).any():
+        raise RvosError("a window ends before it starts", file=file, item=item)
+    return a
+
+
+@dataclass
+class MomentQueries:
+    """Queries with windows in seconds, in file order.
+
+    Attributes:
+        qids: query ids (int or str, as given).
+        windows: per query, float64 ``(n, 2)`` (ground truth) or ``(n, 3)`` (predictions, listed order).
+        vids: per query, the video id or None.
+        durations: per query, seconds or None.
+    """
+
+    qids: list
+    windows: list[np.ndarray]
+    vids: list
+    durations: list
+
+
+def parse_ground_truth(lines: Sequence[Mapping], *, file: str | Path | None = None) -> MomentQueries:
+    """QVHighlights ground-truth lines (``qid``, ``relevant_windows`` in seconds[, ``vid``, ``duration``]).
+
+    Raises:
+        RvosError: a missing ``qid`` / ``relevant_windows``, a repeated qid, malformed windows.
+    """
+    q = MomentQueries([], [], [], [])
+    seen = set()
+    for n, d in enumerate(lines, 1):
+        item = f"line {n}"
+        if "qid" not in d or "relevant_windows" not in d:
+            raise RvosError("a ground-truth line needs 'qid' and 'relevant_windows'", file=file, item=item)
+        qid = d["qid"]
+        if qid in seen:
+            raise RvosError(f"qid {qid!r} appears twice", file=file, item=item)
+        seen.add(qid)
+        q.qids.append(qid)
+        q.windows.append(_windows(d["relevant_windows"], 2, file=file, item=f"{item} (qid {qid})"))
+        q.vids.append(d.get("vid"))
+        q.durations.append(d.get("duration"))
+    return q
+
+
+def parse_predictions(lines: Sequence[Mapping], *, file: str | Path | None = None) -> MomentQueries:
+    """QVHighlights prediction lines (``qid``, ``pred_relevant_windows`` ``[[start, end, score], ...]``).
+
+    Raises:
+        RvosError: a missing field, a repeated qid, no window (the reference's R1 reads the first), malformed windows.
+    """
+    q = MomentQueries([], [], [], [])
+    seen = set()
+    for n, d in enumerate(lines, 1):
+        item = f"line {n}"
+        if "qid" not in d or "pred_relevant_windows" not in d:
+            raise RvosError("a prediction line needs 'qid' and 'pred_relevant_windows'", file=file, item=item)
+        qid = d["qid"]
+        if qid in seen:
+            raise RvosError(f"qid {qid!r} appears twice", file=file, item=item)
+        seen.add(qid)
+        w = _windows(d["pred_relevant_windows"], 3, file=file, item=f"{item} (qid {qid})")
+        if len(w) == 0:
+            raise RvosError("no predicted window (R1 uses the first one)", file=file, item=f"{item} (qid {qid})")
+        q.qids.append(qid)
+        q.windows.append(w)
+        q.vids.append(d.get("vid"))
+        q.durations.append(None)
+    return q
+
+
+# -- IoU (the reference's formulas) ----------------------------------------------------------------
+
+
+def temporal_iou_cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of windows ``a (..., N, 2)`` with ``b (..., M, 2)`` -> ``(..., N, M)`` (seconds, float64).
+
+    Union = sum of lengths - intersection (Moment-DETR ``compute_temporal_iou_batch_cross``; 0/0 gives NaN).
+    """
+    la = a[..., :, 1] - a[..., :, 0]
+    lb = b[..., :, 1] - b[..., :, 0]
+    left = np.maximum(a[..., :, None, 0], b[..., None, :, 0])
+    right = np.minimum(a[..., :, None, 1], b[..., None, :, 1])
+    inter = np.clip(right - left, 0, None)
+    union = la[..., :, None] + lb[..., None, :] - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return inter / union
+
+
+def temporal_iou_paired(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of ``a[i]`` with ``b[i]`` (``(N, 2)`` each): union = hull (Moment-DETR
+    ``compute_temporal_iou_batch_paired``, equal to the true IoU; 0 where the hull is empty)."""
+    inter = np.maximum(0, np.minimum(a[:, 1], b[:, 1]) - np.maximum(a[:, 0], b[:, 0]))
+    union = np.maximum(a[:, 1], b[:, 1]) - np.minimum(a[:, 0], b[:, 0])
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union != 0)
+
+
+# -- AP and R1 ---------------------------------------------------------------------------------------
+
+
+def _ap_group(gt: np.ndarray, pred: np.ndarray, thds: np.ndarray) -> np.ndarray:
+    """AP of Q queries with G ground-truth and K predicted windows each: ``gt (Q, G, 2)``,
+    ``pred (Q, K, 3)`` in listed order -> ``(Q, len(thds))``."""
+    Q, K = pred.shape[0], pred.shape[1]
+    G = gt.shape[1]
+    T = len(thds)
+    order = np.argsort(-pred[:, :, 2], axis=1, kind="stable")  # list.sort(key=-score) is stable
+    p = np.take_along_axis(pred, order[:, :, None], axis=1)
+    iou = temporal_iou_cross(p[:, :, :2], gt)  # (Q, K, G)
+    rank = np.argsort(iou, axis=-1)[..., ::-1]  # the reference's tiou_arr.argsort()[::-1], row by row
+    locked = np.zeros((T, Q, G), bool)
+    tp = np.zeros((T, Q, K))
+    qi = np.arange(Q)[None, :]
+    ti = np.arange(T)[:, None]
+    for k in range(K):
+        o = np.broadcast_to(rank[:, k, :][None], (T, Q, G))
+        free = ~np.take_along_axis(locked, o, axis=2)
+        first = free.argmax(axis=2)  # first unmatched window in IoU order
+        j = np.take_along_axis(o, first[:, :, None], axis=2)[:, :, 0]
+        val = iou[qi, k, j]  # (T, Q)
+        hit = free.any(axis=2) & ~(val < thds[:, None])  # the reference breaks on IoU < t, so NaN is a hit too
+        locked[ti, qi, j] |= hit
+        tp[:, :, k] = hit
+    fp = 1.0 - tp
+    tp_c = np.cumsum(tp, axis=2)
+    fp_c = np.cumsum(fp, axis=2)
+    recall = tp_c / float(G)
+    precision = tp_c / (tp_c + fp_c)
+    zeros = np.zeros((T, Q, 1))
+    mprec = np.concatenate([zeros, precision, zeros], axis=2)
+    mrec = np.concatenate([zeros, recall, np.ones((T, Q, 1))], axis=2)
+    mprec = np.maximum.accumulate(mprec[:, :, ::-1], axis=2)[:, :, ::-1]
+    step = mrec[:, :, 1:] - mrec[:, :, :-1]
+    terms = np.where(mrec[:, :, 1:] != mrec[:, :, :-1], step * mprec[:, :, 1:], 0.0)
+    return np.cumsum(terms, axis=2)[:, :, -1].T  # sequential sum, as np.sum over the few change points
+
+
+def _groups(sizes: Sequence[tuple[int, ...]]) -> dict[tuple[int, ...], list[int]]:
+    out: dict[tuple[int, ...], list[int]] = {}
+    for i, s in enumerate(sizes):
+        out.setdefault(s, []).append(i)
+    return out
+
+
+def average_precision(gt: Sequence[np.ndarray], pred: Sequence[np.ndarray], thds: Sequence[float] = IOU_THDS,
+                      max_pred_windows: int | None = MAX_PRED_WINDOWS) -> np.ndarray:
+    """Per-query AP at each IoU threshold (Moment-DETR ``compute_mr_ap`` before averaging).
+
+    Args:
+        gt: per query, float64 ``(G, 2)`` ground-truth windows (G >= 1).
+        pred: per query, float64 ``(K, 3)`` ``[start, end, score]`` in listed order (K >= 1).
+        thds: IoU thresholds.
+        max_pred_windows: only the first this many listed windows count (None: all).
+
+    Returns:
+        float64 ``(Q, len(thds))``, AP in [0, 1].
+    """
+    thds = np.asarray(thds, dtype=np.float64)
+    pred = [p if max_pred_windows is None else p[:max_pred_windows] for p in pred]
+    out = np.zeros((len(gt), len(thds)))
+    for (G, K), idx in _groups([(len(g), len(p)) for g, p in zip(gt, pred)]).items():
+        if K == 0:
+            continue
+        out[idx] = _ap_group(np.stack([gt[i] for i in idx]), np.stack([pred[i] for i in idx]), thds)
+    return out
+
+
+def first_window_iou(gt: Sequence[np.ndarray], pred: Sequence[np.ndarray]) -> np.ndarray:
+    """IoU of each query's first listed predicted window with the ground-truth window it overlaps most
+    (Moment-DETR ``compute_mr_r1``: the first window of highest cross IoU, then the paired IoU)."""
+    first = np.array([p[0, :2] for p in pred], dtype=np.float64).reshape(len(pred), 2)
+    chosen = np.zeros((len(gt), 2))
+    for (G,), idx in _groups([(len(g),) for g in gt]).items():
+        g = np.stack([gt[i] for i in idx])  # (n, G, 2)
+        ious = temporal_iou_cross(first[idx][:, None, :], g)[:, 0, :]  # (n, G)
+        best = np.argmax(ious, axis=1)
+        chosen[idx] = g[np.arange(len(idx)), best]
+    return temporal_iou_paired(first, chosen)
+
+
+def _pct(v: float) -> float:
+    return float(f"{100 * v:.2f}")
+
+
+def _bucket(gt: MomentQueries, pred_index: Mapping, lo: float, hi: float, full: bool) -> tuple[list, list[np.ndarray], list[np.ndarray]]:
+    """(qids in prediction order, gt windows, pred windows) of the queries in a length bucket."""
+    keep: dict[Any, np.ndarray] = {}
+    for qid, w in zip(gt.qids, gt.windows):
+        if not full:
+            length = w[:, 1] - w[:, 0]
+            w = w[(lo < length) & (length <= hi)]
+        if len(w):
+            keep[qid] = w
+    qids = [q for q in pred_index if q in keep]
+    return qids, [keep[q] for q in qids], [pred_index[q] for q in qids]
+
+
+def eval_moment_retrieval(ground_truth: MomentQueries, predictions: MomentQueries) -> dict[str, Any]:
+    """Moment-DETR's moment retrieval metrics of ``predictions`` against ``ground_truth``.
+
+    Both must hold the same qids (the reference's ``match_number=True``); ground-truth queries without a
+    window are left out (the reference cannot score them) together with their predictions.
+
+    Returns:
+        ``{"brief": {"MR-full-R1@0.5": .., ...}, "full"|"short"|"middle"|"long": {"MR-mAP": {"0.5": ..,
+        ..., "average": ..}, "MR-R1": {"0.5": .., ...}}, "counts": {...}}``; values in percent rounded to
+        2 decimals as the reference writes them; a bucket without queries has ``None`` values.
+
+    Raises:
+        RvosError: qids that are only in one of the two.
+    """
+    g_set, p_set = set(ground_truth.qids), set(predictions.qids)
+    if g_set != p_set:
+        missing = [q for q in ground_truth.qids if q not in p_set]
+        extra = [q for q in predictions.qids if q not in g_set]
+        what = []
+        if missing:
+            what.append(f"{len(missing)} ground-truth qid(s) without a prediction (e.g. {missing[0]!r})")
+        if extra:
+            what.append(f"{len(extra)} predicted qid(s) not in the ground truth (e.g. {extra[0]!r})")
+        raise RvosError("qids of predictions and ground truth must match: " + "; ".join(what))
+    empty = {q for q, w in zip(ground_truth.qids, ground_truth.windows) if len(w) == 0}
+    pred_index = {q: w for q, w in zip(predictions.qids, predictions.windows) if q not in empty}
+    out: dict[str, Any] = {}
+    counts: dict[str, int] = {}
+    thd_keys = [str(t) for t in IOU_THDS]
+    for name in ("short", "middle", "long", "full"):
+        lo, hi = LENGTH_RANGES[name]
+        qids, g, p = _bucket(ground_truth, pred_index, lo, hi, full=(lo == 0 and hi == 150))
+        counts[name] = len(qids)
+        if not qids:
+            out[name] = {"MR-mAP": {**{k: None for k in thd_keys}, "average": None}, "MR-R1": {k: None for k in thd_keys}}
+            continue
+        ap = average_precision(g, p).mean(0)
+        mr_map = {k: _pct(v) for k, v in zip(thd_keys, ap)}
+        mr_map["average"] = _pct(np.mean(ap))
+        iou = first_window_iou(g, p)
+        r1 = {k: float(f"{np.mean(iou >= t) * 100:.2f}") for k, t in zip(thd_keys, IOU_THDS)}
+        out[name] = {"MR-mAP": mr_map, "MR-R1": r1}
+    brief = {
+        "MR-full-mAP": out["full"]["MR-mAP"]["average"],
+        "MR-full-mAP@0.5": out["full"]["MR-mAP"]["0.5"],
+        "MR-full-mAP@0.75": out["full"]["MR-mAP"]["0.75"],
+        "MR-short-mAP": out["short"]["MR-mAP"]["average"],
+        "MR-middle-mAP": out["middle"]["MR-mAP"]["average"],
+        "MR-long-mAP": out["long"]["MR-mAP"]["average"],
+        "MR-full-R1@0.5": out["full"]["MR-R1"]["0.5"],
+        "MR-full-R1@0.7": out["full"]["MR-R1"]["0.7"],
+    }
+    result: dict[str, Any] = {"brief": {k: brief[k] for k in sorted(brief)}}
+    result.update({k: out[k] for k in sorted(out)})
+    result["counts"] = {"queries": len(ground_truth.qids), "skipped_queries": len(empty), **{f"queries_{k}": v for k, v in counts.items()}}
+    return result
+
+
+# -- frames -> seconds, keyframes --------------------------------------------------------------------
+
+
+def merge_spans(spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Union of inclusive frame spans as sorted disjoint spans; touching spans (``b + 1 == c``) merge."""
+    out: list[list[int]] = []
+    for a, b in sorted((int(a), int(b)) for a, b in spans):
+        if out and a <= out[-1][1] + 1:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
+def span_seconds(start: int, end: int, fps: float, decimals: int | None = None) -> list[float]:
+    """Inclusive frame span -> window in seconds ``[start / fps, (end + 1) / fps]`` (frame k covers
+    ``[k / fps, (k + 1) / fps)``), rounded to ``decimals`` when given."""
+    s, e = start / fps, (end + 1) / fps
+    if decimals is not None:
+        s, e = round(s, decimals), round(e, decimals)
+    return [s, e]
+
+
+def keyframe_accuracy(moments: Mapping[Any, Sequence[tuple[int, int]]], ranked: Mapping[Any, Sequence[int]], k: int = 5) -> dict[str, Any]:
+    """Top-1 and Top-k keyframe accuracy.
+
+    Args:
+        moments: per expression, its moment as inclusive frame spans (the union of its objects'
+            spans); expressions with an empty moment are left out (counted).
+        ranked: per expression, predicted frame indices, best first.
+        k: the k of Top-k (>= 1).
+
+    Returns:
+        ``{"top1": %, "topk": %, "k": k, "n_expressions": n, "skipped_no_moment": m, "per_expression":
+        {id: rank of the first hit (1-based) or None}}``; percent rounded to 2 decimals.
+
+    Raises:
+        RvosError: an expression with a moment but no prediction.
+    """
+    if k < 1:
+        raise RvosError(f"--top-k must be >= 1, got {k}")
+    first_hit: dict[Any, int | None] = {}
+    skipped = 0
+    for eid, spans in moments.items():
+        if not spans:
+            skipped += 1
+            continue
+        if eid not in ranked:
+            raise RvosError("expression with a moment has no predicted keyframes", item=str(eid))
+        f = np.asarray(ranked[eid], dtype=np.int64)
+        hit = np.zeros(len(f), bool)
+        for a, b in spans:
+            hit |= (f >= a) & (f <= b)
+        first_hit[eid] = int(np.argmax(hit)) + 1 if hit.any() else None
+    n = len(first_hit)
+    ranks = [r for r in first_hit.values() if r is not None]
+    top1 = sum(1 for r in ranks if r == 1)
+    topk = sum(1 for r in ranks if r <= k)
+    return {
+        "top1": float(f"{100 * top1 / n:.2f}") if n else None,
+        "topk": float(f"{100 * topk / n:.2f}") if n else None,
+        "k": int(k),
+        "n_expressions": n,
+        "skipped_no_moment": skipped,
+        "per_expression": first_hit,
+    }
+
+
+def is_nan(x: Any) -> bool:
+    """True for a float NaN (JSON writers turn it into null)."""
+    return isinstance(x, float) and math.isnan(x)

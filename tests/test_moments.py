@@ -1,0 +1,382 @@
+"""MeViS-M moments: overlay granularities, moment retrieval metrics against Moment-DETR's own
+standalone_eval (tests/reference/moment_detr, run on the same inputs), exports, keyframe accuracy,
+TGL's cleaning."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from rvoskit.cli import app
+from rvoskit.datasets.mevis_m import convert_mevis_m
+from rvoskit.datasets.moments import dataset_queries, export_moments, expression_moments
+from rvoskit.datasets.synthetic import make_mevis
+from rvoskit.errors import RvosError
+from rvoskit.format import open_dataset
+from rvoskit.format.validate import validate_dataset
+from rvoskit.metrics import moments as M
+
+REF = Path(__file__).parent / "reference" / "moment_detr"
+QVH = Path(__file__).parent / "data" / "qvhighlights_val_mr"
+runner = CliRunner()
+
+
+# -- the reference ---------------------------------------------------------------------------------
+
+
+class _SerialPool:
+    """In-process stand-in for multiprocessing.Pool (the reference's results do not depend on it)."""
+
+    def __init__(self, *a, **k):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+    def imap_unordered(self, fn, items, chunksize=1):
+        return map(fn, items)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    sys.path.insert(0, str(REF))
+    try:
+        from standalone_eval import eval as ref_eval
+    finally:
+        sys.path.remove(str(REF))
+    ref_eval.mp.Pool = _SerialPool  # noqa: the module's mp is the multiprocessing module
+    return ref_eval
+
+
+def run_reference(ref_eval, submission: list[dict], gt: list[dict]) -> dict:
+    with contextlib.redirect_stdout(io.StringIO()):
+        return ref_eval.eval_submission([dict(d) for d in submission], [dict(d) for d in gt], verbose=False)
+
+
+def run_reference_buckets(ref_eval, submission: list[dict], gt: list[dict]) -> dict:
+    """The reference's eval_moment_retrieval, bucket by bucket with its own functions, skipping the
+    buckets without queries (where the reference crashes: short MeViS videos have no 'long' window)."""
+    out = {}
+    for (lo, hi), name in zip([[0, 10], [10, 30], [30, 150], [0, 150]], ["short", "middle", "long", "full"]):
+        sub, g = ref_eval.get_data_by_range([dict(d) for d in submission], [dict(d) for d in gt], [lo, hi])
+        if g:
+            out[name] = {"MR-mAP": ref_eval.compute_mr_ap(sub, g, num_workers=1), "MR-R1": ref_eval.compute_mr_r1(sub, g)}
+    return out
+
+
+def mr_part(result: dict) -> dict:
+    return {k: result[k] for k in ("full", "short", "middle", "long")} | {"brief": {k: v for k, v in result["brief"].items() if k.startswith("MR-")}}
+
+
+def rvoskit_eval(submission: list[dict], gt: list[dict]) -> dict:
+    r = M.eval_moment_retrieval(M.parse_ground_truth(gt), M.parse_predictions(submission))
+    return mr_part(r)
+
+
+def _gz_jsonl(path: Path) -> list[dict]:
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+# -- golden: published numbers and the reference on QVHighlights val ---------------------------------
+
+
+def test_qvhighlights_val_sample_predictions_match_published_and_reference(reference):
+    gt = _gz_jsonl(QVH / "highlight_val_release.mr.jsonl.gz")
+    pred = _gz_jsonl(QVH / "sample_val_preds.mr.jsonl.gz")
+    published = json.loads((QVH / "sample_val_preds_metrics_raw.json").read_text())
+    ours = rvoskit_eval(pred, gt)
+    assert ours == mr_part(published)
+    assert ours == mr_part(run_reference(reference, pred, gt))
+
+
+def _random_case(rng: np.random.Generator, n: int, *, integer: bool) -> tuple[list[dict], list[dict]]:
+    gt, pred = [], []
+    for q in range(n):
+        G = int(rng.choice([1, 1, 1, 2, 3, 5]))
+        starts = np.sort(rng.uniform(0, 140, G))
+        lens = rng.choice([rng.uniform(0.5, 10), rng.uniform(10, 30), rng.uniform(30, 80)], G)
+        w = np.stack([starts, np.minimum(starts + lens, 150)], 1)
+        if integer:
+            w = np.round(w)
+            w[:, 1] = np.maximum(w[:, 1], w[:, 0] + 1)
+        gt.append({"qid": int(q * 7 + 3), "duration": 150, "relevant_windows": w.tolist()})
+        K = int(rng.integers(1, 14))  # more than 10 sometimes: only the first 10 count for mAP
+        p = []
+        for _ in range(K):
+            if rng.random() < 0.5:  # near a GT window, sometimes exactly it (ties in IoU)
+                s, e = w[rng.integers(G)]
+                jit = 0 if rng.random() < 0.3 else rng.normal(0, 3, 2)
+                s, e = float(s + np.atleast_1d(jit)[0]), float(e + np.atleast_1d(jit)[-1])
+                if e <= s:
+                    e = s + 1
+            else:
+                s = float(rng.uniform(0, 140))
+                e = s + float(rng.uniform(1, 60))
+            if integer:
+                s, e = float(round(s)), float(max(round(e), round(s) + 1))
+            score = float(rng.choice([0.5, 0.25, rng.random()]))  # repeated scores: the stable sort matters
+            p.append([s, e, score])
+        pred.append({"qid": int(q * 7 + 3), "pred_relevant_windows": p})
+    order = rng.permutation(n)  # prediction order differs from the ground-truth order
+    return [pred[i] for i in order], gt
+
+
+@pytest.mark.parametrize("seed,integer", [(0, False), (1, True), (2, False)])
+def test_random_cases_match_reference(reference, seed, integer):
+    pred, gt = _random_case(np.random.default_rng(seed), 300, integer=integer)
+    assert rvoskit_eval(pred, gt) == mr_part(run_reference(reference, pred, gt))
+
+
+def test_reference_quirks_are_reproduced(reference):
+    gt = [{"qid": 1, "relevant_windows": [[10, 20]]}, {"qid": 2, "relevant_windows": [[0, 10], [50, 70]]},
+          {"qid": 3, "relevant_windows": [[30, 40]]}, {"qid": 4, "relevant_windows": [[0, 40]]}]
+    pred = [
+        # the exact window listed 11th, with the top score: outside the 10 windows mAP reads
+        {"qid": 1, "pred_relevant_windows": [[60, 70, 0.1]] * 10 + [[10, 20, 0.99]]},
+        # one of two GT windows found: AP = 50
+        {"qid": 2, "pred_relevant_windows": [[0, 10, 0.9]]},
+        # R1 takes the first listed window, not the best scored
+        {"qid": 3, "pred_relevant_windows": [[0, 5, 0.1], [30, 40, 0.9]]},
+        # IoU exactly 0.5 counts for R1@0.5 (>=)
+        {"qid": 4, "pred_relevant_windows": [[20, 40, 0.5]]},
+    ]
+    ours = rvoskit_eval(pred, gt)
+    assert ours == mr_part(run_reference(reference, pred, gt))
+    ap = M.average_precision([M.parse_ground_truth(gt).windows[i] for i in range(2)],
+                             [M.parse_predictions(pred).windows[i] for i in range(2)])
+    assert ap[0].max() == 0 and ap[1, 0] == pytest.approx(0.5)
+    assert ours["full"]["MR-R1"]["0.5"] == 50.0  # qid 2 (IoU 1 with [0, 10]) and qid 4 (IoU 0.5)
+
+
+def test_mismatched_qids_and_empty_buckets():
+    gt = M.parse_ground_truth([{"qid": 1, "relevant_windows": [[0, 5]]}, {"qid": 2, "relevant_windows": []}])
+    with pytest.raises(RvosError, match="must match"):
+        M.eval_moment_retrieval(gt, M.parse_predictions([{"qid": 1, "pred_relevant_windows": [[0, 5, 1]]}]))
+    r = M.eval_moment_retrieval(gt, M.parse_predictions([{"qid": 1, "pred_relevant_windows": [[0, 5, 1]]},
+                                                          {"qid": 2, "pred_relevant_windows": [[0, 5, 1]]}]))
+    assert r["counts"]["skipped_queries"] == 1  # no window: the reference cannot score it
+    assert r["brief"]["MR-full-R1@0.5"] == 100.0 and r["brief"]["MR-long-mAP"] is None
+
+
+# -- MeViS-M datasets --------------------------------------------------------------------------------
+
+
+def _overlay(root: Path, split: str, *, expression_level: bool) -> dict:
+    """Spans for every expression of a generated MeViS split: whole-video moments, empty moments,
+    several spans, touching spans (they merge)."""
+    meta = json.loads((root / split / "meta_expressions.json").read_text())
+    videos = {}
+    for i, (vid, v) in enumerate(sorted(meta["videos"].items())):
+        T = len(v["frames"])
+        exps = {}
+        for j, (eid, e) in enumerate(v["expressions"].items()):
+            kind = (i + j) % 4
+            spans = [[[0, T - 1]], [], [[1, 2], [3, 4]], [[0, 1], [T - 2, T - 1]]][kind]
+            if expression_level:
+                exps[eid] = spans
+            elif e.get("obj_id"):
+                objs = e["obj_id"]
+                exps[eid] = {str(o): (spans if n == 0 else [[T // 2, T // 2]]) for n, o in enumerate(objs)}
+        videos[vid] = exps
+    return {"format": "rvoskit-mevis-m-overlay", "version": 1, "videos": videos}
+
+
+@pytest.fixture(scope="module")
+def mevis_m(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("mevism")
+    root = make_mevis(tmp / "mevis", split="train", num_videos=3, num_frames=10, height=48, width=64)
+    out = {}
+    for level in ("object", "expression"):
+        ov = tmp / f"{level}.json"
+        ov.write_text(json.dumps(_overlay(root, "train", expression_level=level == "expression")))
+        out[level] = convert_mevis_m(root, "train", tmp / f"ds-{level}", overlay=ov)
+    return root, out
+
+
+def test_overlay_granularities(mevis_m):
+    _, dss = mevis_m
+    obj, expr = open_dataset(dss["object"]), open_dataset(dss["expression"])
+    assert obj.moments["obj_id"].notna().all()
+    assert expr.moments["obj_id"].isna().all() and len(expr.moments)
+    assert validate_dataset(dss["expression"]) == [] and validate_dataset(dss["object"]) == []
+    mom = expression_moments(expr)
+    T = 10
+    kinds = sorted(map(tuple, (tuple(map(tuple, s)) for s in mom.values())))
+    assert ((0, T - 1),) in kinds and () in kinds  # whole video, empty
+    assert ((1, 4),) in kinds  # touching spans 1..2, 3..4 merge
+    # object level: the second object of the multi-object expression adds its middle frame
+    mo = expression_moments(obj)
+    multi = [e for e, o in zip(obj.expressions["expression_id"], obj.expressions["obj_ids"]) if len(o) > 1]
+    assert all(any(a <= T // 2 <= b for a, b in mo[e]) for e in multi if mo[e])
+
+
+def test_overlay_errors(mevis_m, tmp_path):
+    root, _ = mevis_m
+    base = _overlay(root, "train", expression_level=True)
+    vid = sorted(base["videos"])[0]
+    bad = json.loads(json.dumps(base))
+    bad["videos"][vid]["0"] = [[0, 10]]  # frames 0..9: index 10 is outside
+    (tmp_path / "o.json").write_text(json.dumps(bad))
+    with pytest.raises(RvosError, match="outside 0..9"):
+        convert_mevis_m(root, "train", tmp_path / "x", overlay=tmp_path / "o.json")
+    assert not (tmp_path / "x").exists()
+    mixed = json.loads(json.dumps(base))
+    mixed["videos"][vid]["0"] = [[0, 1]]
+    mixed["videos"][vid]["1"] = {"1": [[0, 1]]}
+    mixed["videos"][vid]["2"] = [[0, 1]]
+    (tmp_path / "m.json").write_text(json.dumps(mixed))
+    convert_mevis_m(root, "train", tmp_path / "y", overlay=tmp_path / "m.json")  # different expressions: fine
+
+
+def test_dataset_eval_equals_reference_on_exported_files(mevis_m, reference, tmp_path):
+    _, dss = mevis_m
+    ds = dss["object"]
+    gt_file = tmp_path / "gt.jsonl"
+    meta = export_moments(ds, "qvhighlights", gt_file, fps=3)
+    gt = [json.loads(x) for x in gt_file.read_text().splitlines()]
+    side = json.loads((tmp_path / "gt.jsonl.qids.json").read_text())
+    e = open_dataset(ds).expressions
+    assert meta["skipped_no_moment"] > 0 and meta["queries"] == len(gt)
+    for d in gt:  # qid -> expression, window rule, duration
+        eid = side["qids"][str(d["qid"])]
+        assert e["expression_id"].iloc[d["qid"]] == eid and d["vid"] == eid.rsplit("/", 1)[0]
+        assert d["duration"] == round(10 / 3, 2)
+    whole = [d for d in gt if d["relevant_windows"] == [[0.0, round(10 / 3, 2)]]]
+    assert whole  # span 0..9 (inclusive) -> [0, 10/3] seconds
+    rng = np.random.default_rng(3)
+    pred = [{"qid": d["qid"], "vid": d["vid"],
+             "pred_relevant_windows": [[float(a), float(a + rng.uniform(0.3, 3)), float(rng.random())]
+                                       for a in rng.uniform(0, 3, 4)] + [d["relevant_windows"][0] + [0.5]]} for d in gt]
+    pf = tmp_path / "pred.jsonl"
+    pf.write_text("".join(json.dumps(p) + "\n" for p in pred))
+    res = runner.invoke(app, ["moments", "eval", str(ds), str(pf), "--fps", "3", "--out", str(tmp_path / "ev"), "-q"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
+    ref = run_reference_buckets(reference, pred, gt)
+    assert set(ref) == {"full", "short"}  # 10 frames at 3 fps: no middle or long window
+    assert summary["full"] == ref["full"] and summary["short"] == ref["short"]
+    assert summary["middle"]["MR-mAP"]["average"] is None and summary["brief"]["MR-long-mAP"] is None
+    assert summary["fps"] == 3 and summary["brief"]["MR-full-mAP"] == ref["full"]["MR-mAP"]["average"]
+    # the JSONL ground truth gives the same numbers as the dataset
+    res2 = runner.invoke(app, ["moments", "eval", str(gt_file), str(pf), "-q"])
+    assert res2.exit_code == 0 and json.loads(res2.output) == summary["brief"]
+    # a prediction whose vid is not its qid's video: qids from another export
+    pred[0]["vid"] = "elsewhere"
+    pf.write_text("".join(json.dumps(p) + "\n" for p in pred))
+    res3 = runner.invoke(app, ["moments", "eval", str(ds), str(pf), "--fps", "3"])
+    assert res3.exit_code == 2 and "another export" in res3.output
+    res4 = runner.invoke(app, ["moments", "eval", str(ds), str(pf)])
+    assert res4.exit_code == 2 and "--fps" in res4.output
+
+
+def test_exports(mevis_m, tmp_path):
+    _, dss = mevis_m
+    ds = dss["expression"]
+    export_moments(ds, "charades-sta", tmp_path / "c.txt", fps=5)
+    export_moments(ds, "chrono", tmp_path / "c.json", fps=5)
+    lines = (tmp_path / "c.txt").read_text().splitlines()
+    chrono = json.loads((tmp_path / "c.json").read_text())
+    side = json.loads((tmp_path / "c.txt.qids.json").read_text())
+    assert len(lines) == len(chrono) == side["queries"]
+    e = open_dataset(ds).expressions.set_index("expression_id")
+    for line, c in zip(lines, chrono):
+        head, sent = line.split("##")
+        vid, s, t = head.split(" ")
+        eid = side["qids"][str(c["qid"])]
+        assert vid == c["video"] == eid.rsplit("/", 1)[0] and sent == e.loc[eid, "text"] == c["query"]
+        assert float(s) == c["relevant_windows"][0][0] and float(t) == c["relevant_windows"][-1][1]  # hull
+    assert side["hulled"] == sum(len(c["relevant_windows"]) > 1 for c in chrono) > 0
+    with pytest.raises(RvosError, match="exists"):
+        export_moments(ds, "chrono", tmp_path / "c.json", fps=5)
+    (tmp_path / "other.json").write_text("[]")
+    with pytest.raises(RvosError, match="never replaced"):
+        export_moments(ds, "chrono", tmp_path / "other.json", fps=5, overwrite=True)
+    res = runner.invoke(app, ["moments", "export", str(ds), "--to", "qvhighlights", "--fps", "5", "-o", str(tmp_path / "q.jsonl")])
+    assert res.exit_code == 0, res.output
+
+
+def test_keyframe_accuracy(mevis_m, tmp_path):
+    _, dss = mevis_m
+    ds = open_dataset(dss["expression"])
+    mom = expression_moments(ds)
+    lines, expected1, expectedk = [], 0, 0
+    n = 0
+    for k, (eid, spans) in enumerate(mom.items()):
+        if not spans:
+            continue
+        n += 1
+        inside = [f for a, b in spans for f in range(a, b + 1)]
+        outside = [f for f in range(10) if f not in inside]
+        if k % 3 == 0:
+            ranked = [inside[0]] + outside[:2]
+            expected1 += 1
+            expectedk += 1
+        elif k % 3 == 1 and outside:
+            ranked = outside[:1] + [inside[-1]]
+            expectedk += 1
+        else:
+            ranked = outside[:3] or [inside[0]]
+            expected1 += not outside
+            expectedk += not outside
+        key = {"qid": k} if k % 2 else {"expression_id": eid}
+        lines.append({**key, "pred_keyframes": ranked})
+    pf = tmp_path / "kf.jsonl"
+    pf.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    res = runner.invoke(app, ["moments", "eval", str(dss["expression"]), str(pf), "--keyframes", "--top-k", "2", "-q"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["Top-1"] == round(100 * expected1 / n, 2) and out["Top-2"] == round(100 * expectedk / n, 2)
+    lines[0]["pred_keyframes"] = [10]
+    pf.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    res = runner.invoke(app, ["moments", "eval", str(dss["expression"]), str(pf), "--keyframes"])
+    assert res.exit_code == 2 and "outside 0..9" in res.output
+
+
+def test_drop_unannotated(tmp_path):
+    root = make_mevis(tmp_path / "mevis", split="train", num_videos=3, num_frames=6, height=32, width=48, no_target=False)
+    meta = json.loads((root / "train" / "meta_expressions.json").read_text())
+    masks = json.loads((root / "train" / "mask_dict.json").read_text())
+    vids = sorted(meta["videos"])
+    for e in meta["videos"][vids[0]]["expressions"].values():  # every object of video 0: no valid mask
+        for a in e["anno_id"]:
+            masks[str(a)] = [None] * 6
+    e1 = meta["videos"][vids[1]]["expressions"]
+    single = [e for e in e1.values() if len(e["anno_id"]) == 1][0]
+    masks[str(single["anno_id"][0])] = [None] * 6  # one object of video 1: its expression goes, the multi stays
+    (root / "train" / "mask_dict.json").write_text(json.dumps(masks))
+    ov = _overlay(root, "train", expression_level=False)
+    (tmp_path / "o.json").write_text(json.dumps(ov))
+    res = runner.invoke(app, ["convert", "mevis-m", str(root), "--split", "train", "--overlay", str(tmp_path / "o.json"),
+                              "--drop-unannotated", "--out", str(tmp_path / "ds")])
+    assert res.exit_code == 0, res.output
+    ds = open_dataset(tmp_path / "ds")
+    rec = ds.manifest["dropped_unannotated"]
+    n0 = len(meta["videos"][vids[0]]["expressions"])
+    assert rec["videos"] == 1 and rec["dropped_videos"] == [vids[0]]
+    assert rec["expressions"] == n0 + 1 and rec["expressions_with_some_target_unannotated"] == n0 + 2
+    assert vids[0] not in set(ds.videos["video_id"]) and len(ds.expressions) == sum(len(v["expressions"]) for v in meta["videos"].values()) - n0 - 1
+    assert set(ds.moments["expression_id"]) <= set(ds.expressions["expression_id"])
+    assert validate_dataset(tmp_path / "ds") == []
+    assert ds.manifest["counts"]["videos"] == 2
+    assert "dropped" in res.output
+
+
+def test_dataset_queries_need_moments(tmp_path):
+    root = make_mevis(tmp_path / "m", split="train", num_videos=1, num_frames=4, height=32, width=32)
+    from rvoskit.datasets.mevis import convert_mevis
+
+    ds = convert_mevis(root, "train", tmp_path / "ds")
+    with pytest.raises(RvosError, match="moments.parquet"):
+        dataset_queries(ds, 5)
