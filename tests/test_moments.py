@@ -380,3 +380,37 @@ def test_dataset_queries_need_moments(tmp_path):
     ds = convert_mevis(root, "train", tmp_path / "ds")
     with pytest.raises(RvosError, match="moments.parquet"):
         dataset_queries(ds, 5)
+
+
+def test_info_moment_statistics(mevis_m):
+    _, dss = mevis_m
+    from rvoskit.datasets.info import dataset_info
+
+    mo = dataset_info(dss["expression"])["moments"]
+    ds = open_dataset(dss["expression"])
+    mom = expression_moments(ds)
+    with_m = [s for s in mom.values() if s]
+    assert mo["expressions_with_moment"] == len(with_m) and mo["expressions_without_moment"] == len(mom) - len(with_m)
+    assert mo["granularity"]["object"] == 0 and mo["granularity"]["expression"] == len(ds.moments)
+    assert mo["whole_video"] == sum(s == [(0, 9)] for s in with_m)
+    assert mo["coverage"]["max"] == 1.0 and mo["spans_per_expression"]["max"] == 2
+    # objects outside: count it directly from the masks
+    m = ds.masks(columns=["video_id", "obj_id", "frame_idx", "area"])
+    m = m[m["area"] > 0]
+    pairs = outside = 0
+    for eid, vid, objs in zip(ds.expressions["expression_id"], ds.expressions["video_id"], ds.expressions["obj_ids"]):
+        inside = {f for a, b in mom[eid] for f in range(a, b + 1)}
+        for o in objs:
+            f = set(m.loc[(m["video_id"] == vid) & (m["obj_id"] == o), "frame_idx"])
+            if f:
+                pairs += 1
+                outside += bool(f - inside)
+    assert mo["objects_outside_moment"]["pairs"] == pairs and mo["objects_outside_moment"]["visible_outside"] == outside
+    obj = dataset_info(dss["object"])["moments"]
+    od = open_dataset(dss["object"])
+    with_span = od.moments.groupby("expression_id")["obj_id"].apply(set).to_dict()
+    expected = sum(sum(o not in with_span[e] for o in objs) for e, objs in zip(od.expressions["expression_id"], od.expressions["obj_ids"])
+                   if e in with_span)
+    assert obj["granularity"]["expression"] == 0 and obj["targets_without_span"] == expected > 0
+    res = runner.invoke(app, ["info", str(dss["object"])])
+    assert res.exit_code == 0 and "moment coverage" in res.output, res.output

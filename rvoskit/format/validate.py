@@ -109,14 +109,26 @@ def validate_dataset(path: str | Path, *, check_frames: bool = True, max_problem
         except RvosError as exc:
             err(exc)
             moments = None
-        for _, r in (moments.iterrows() if moments is not None else ()):
-            item = f"{r['expression_id']} obj {r['obj_id']}"
+        level: dict[str, bool] = {}  # expression -> expression-level (null obj_id) spans
+        last: dict[tuple, int] = {}  # (expression, obj) -> end of its previous span
+        for r in (moments.to_dict("records") if moments is not None else ()):
+            obj = None if r["obj_id"] is None or r["obj_id"] != r["obj_id"] else int(r["obj_id"])  # pandas: null -> NaN
+            item = f"{r['expression_id']} obj {'(expression level)' if obj is None else obj}"
             if exprs is not None and r["expression_id"] not in exprs.index:
                 bad("moments.parquet", item, "span of an unknown expression")
                 continue
             T = size.get(r["video_id"], (0, 0, 0))[0]
             if videos is not None and not (0 <= r["start_idx"] <= r["end_idx"] < T):
                 bad("moments.parquet", item, f"span {r['start_idx']}..{r['end_idx']} outside 0..{T - 1}")
+            if level.setdefault(r["expression_id"], obj is None) != (obj is None):
+                bad("moments.parquet", item, "the expression has both object-level and expression-level spans")
+            targets = exprs.loc[r["expression_id"], "obj_ids"] if exprs is not None else None
+            if obj is not None and targets is not None and obj not in {int(o) for o in targets}:
+                bad("moments.parquet", item, "span of an object that is not a target of the expression")
+            key = (r["expression_id"], obj)
+            if key in last and r["start_idx"] <= last[key]:
+                bad("moments.parquet", item, f"span {r['start_idx']}..{r['end_idx']} overlaps the previous span")
+            last[key] = max(last.get(key, -1), int(r["end_idx"]))
     if ds is not None:
         counts = ds.manifest.get("counts", {})
         actual = {"videos": videos, "objects": objects, "expressions": exprs}
