@@ -137,6 +137,7 @@ def export_submission(
     from rvoskit.metrics.evaluation import REF_DAVIS_SETS, ref_davis_set
     from rvoskit.metrics.sources import (
         ExpressionMasks,
+        LabelMaps,
         check_predictions,
         open_predictions,
         rows_by_video,
@@ -147,41 +148,60 @@ def export_submission(
         raise RvosError(f"unknown export target {to!r}; choose one of {', '.join(TARGETS)}")
     if missing not in ("error", "empty"):
         raise RvosError(f"missing must be 'error' or 'empty', got {missing!r}")
-    spec = open_predictions(src)
-    if spec.kind != "table":
-        raise RvosError("expected a predictions directory or predictions.parquet", file=src)
-    ds_path = dataset or (read_manifest(src) if src.is_dir() else {}).get("dataset")
-    if not ds_path:
-        raise RvosError("the predictions do not name their dataset; pass the dataset", file=src)
-    ds = open_dataset(ds_path)
-    e = ds.expressions
-    if to == "davis":
-        if e["annotator"].isna().all() or e["kind"].isna().all():
-            raise RvosError("davis export needs a Ref-DAVIS17 dataset (expressions with annotator and kind)", file=ds.path)
-        if anno_set is not None and anno_set not in REF_DAVIS_SETS:
-            raise RvosError(f"anno_set must be 0..3, got {anno_set}")
-    index = check_predictions(spec, ds)
-    if missing == "error":
-        _check_complete(index, ds, src)
-    exp_ids = e.groupby("video_id", sort=False)["exp_id"].agg(list).to_dict()
-    prefix = ("Annotations",) if to == "refytvos-submission" else ()
-    sets = [anno_set] if anno_set is not None else list(REF_DAVIS_SETS)
-    with atomic_file(out) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
-        zf.comment = ZIP_COMMENT  # how --overwrite recognises an rvoskit submission
-        for vid, rows in rows_by_video(spec, index, list(ds.videos.index)):
-            v = ds.video(vid)
-            masks = ExpressionMasks(spec, v, rows)
-            frames = list(v["frames"])
-            if to != "davis":
+    spec = open_predictions(src)  # a table, a PNG folder, or a submission .zip read as its folder
+    with spec.named():
+        if spec.kind in ("png-labels", "png-sets") and to != "davis":
+            raise RvosError(f"DAVIS label maps ({spec.kind}) can only be exported --to davis", file=src)
+        ds_path = dataset or (read_manifest(src) if src.is_dir() and spec.kind == "table" else {}).get("dataset")
+        if not ds_path:
+            raise RvosError("the predictions do not name their dataset; pass the dataset", file=src)
+        ds = open_dataset(ds_path)
+        e = ds.expressions
+        if to == "davis":
+            if e["annotator"].isna().all() or e["kind"].isna().all():
+                raise RvosError("davis export needs a Ref-DAVIS17 dataset (expressions with annotator and kind)", file=ds.path)
+            if anno_set is not None and anno_set not in REF_DAVIS_SETS:
+                raise RvosError(f"anno_set must be 0..3, got {anno_set}")
+        index = check_predictions(spec, ds)
+        if missing == "error" and index is not None:
+            _check_complete(index, ds, src)
+
+        def need(m, item: str):
+            if m is None and missing == "error":
+                raise RvosError("missing prediction frame; pass --missing empty to write an empty mask", file=src, item=item)
+            return m
+
+        exp_ids = e.groupby("video_id", sort=False)["exp_id"].agg(list).to_dict()
+        prefix = ("Annotations",) if to == "refytvos-submission" else ()
+        sets = [anno_set] if anno_set is not None else list(REF_DAVIS_SETS)
+        with atomic_file(out) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+            zf.comment = ZIP_COMMENT  # how --overwrite recognises an rvoskit submission
+            for vid, rows in rows_by_video(spec, index, list(ds.videos.index)):
+                v = ds.video(vid)
+                frames = list(v["frames"])
                 zeros = np.zeros((int(v["height"]), int(v["width"])), np.uint8)
-                for x in exp_ids.get(vid, []):
+                if spec.kind in ("png-labels", "png-sets"):  # label maps: copied set by set (re-encoded with the DAVIS palette)
+                    src_sets = [None] if spec.kind == "png-labels" else ([anno_set] if anno_set is not None else list(REF_DAVIS_SETS))
+                    for k in src_sets:
+                        lm = LabelMaps(spec.path if k is None else spec.set_root(k), v)
+                        for t, f in enumerate(frames):
+                            lab = need(lm.get(t), f"{vid} frame {f}" + ("" if k is None else f" (anno_{k})"))
+                            parts = (str(vid), f"{f}.png") if k is None or anno_set is not None else (f"anno_{k}", str(vid), f"{f}.png")
+                            zf.writestr(_member(*parts), label_png_bytes(zeros if lab is None else lab))
+                    continue
+                masks = ExpressionMasks(spec, v, rows)
+                if to != "davis":
+                    for x in exp_ids.get(vid, []):
+                        for t, f in enumerate(frames):
+                            m = masks.get(x, t) if masks.has_video else None
+                            if index is None:
+                                need(m, f"{vid}/{x} frame {f}")
+                            zf.writestr(_member(*prefix, str(vid), str(x), f"{f}.png"), mask_png_bytes(zeros if m is None else m))
+                    continue
+                for k in sets:
+                    _, get, _ = ref_davis_set(ds, v, k, masks, missing_frame_empty=index is not None or missing == "empty")
                     for t, f in enumerate(frames):
-                        m = masks.get(x, t)
-                        zf.writestr(_member(*prefix, str(vid), str(x), f"{f}.png"), mask_png_bytes(zeros if m is None else m))
-                continue
-            for k in sets:
-                _, get, _ = ref_davis_set(ds, v, k, masks, missing_frame_empty=True)
-                for t, f in enumerate(frames):
-                    parts = (str(vid), f"{f}.png") if anno_set is not None else (f"anno_{k}", str(vid), f"{f}.png")
-                    zf.writestr(_member(*parts), label_png_bytes(get(t)))
+                        parts = (str(vid), f"{f}.png") if anno_set is not None else (f"anno_{k}", str(vid), f"{f}.png")
+                        lab = need(get(t), f"{vid} frame {f} (anno_{k})")
+                        zf.writestr(_member(*parts), label_png_bytes(zeros if lab is None else lab))
     return out

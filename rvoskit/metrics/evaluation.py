@@ -392,6 +392,14 @@ def evaluate(
         raise RvosError(f"--anno-set must be 0..3, got {anno_set}")
     ds = dataset if isinstance(dataset, RvosDataset) else open_dataset(dataset)
     spec = predictions if isinstance(predictions, PredictionSpec) else open_predictions(predictions)
+    with spec.named():
+        return _evaluate(ds, spec, protocol, workers, executor, ray_address, missing_frame_empty, ignore_unknown, davis_task,
+                         anno_set, aggregate, bound_th, videos, progress)
+
+
+def _evaluate(ds, spec, protocol, workers, executor, ray_address, missing_frame_empty, ignore_unknown, davis_task,
+              anno_set, aggregate, bound_th, videos, progress) -> EvalResult:
+    """The body of :func:`evaluate` once its inputs are open (run inside ``spec.named()``)."""
     if protocol == "mevis" and spec.kind not in ("table", "png-expr"):
         raise RvosError(f"the mevis protocol needs per-expression predictions; this folder looks like {spec.kind}", file=spec.path)
     if protocol == "ref-davis":

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,20 @@ class PredictionSpec:
     kind: str  # "table" | "png-expr" | "png-labels" | "png-sets"
     path: Path  # the table file, or the PNG root
     origin: Path | None = None  # the submission .zip the PNG root was extracted from
+    zip_root: Path | None = None  # the temporary folder it was extracted to
+
+    @contextmanager
+    def named(self):
+        """Errors raised inside name the submission zip (``sub.zip/<member>``), not the temporary
+        folder it was extracted to."""
+        try:
+            yield
+        except RvosError as exc:
+            if self.origin is not None and exc.file and exc.file.startswith(str(self.zip_root)):
+                rel = exc.file[len(str(self.zip_root)):].lstrip("/")
+                exc.file = f"{self.origin}/{rel}" if rel else str(self.origin)
+                exc.args = (str(exc),)
+            raise
 
     def set_root(self, k: int) -> Path:
         """The ``png-labels`` folder of expression set ``k`` of a ``png-sets`` layout."""
@@ -153,10 +168,11 @@ def _zip_spec(path: Path) -> PredictionSpec:
     if len(dirs) == 1 and dirs[0] not in ("Annotations",) and not _files(root / dirs[0]) and _subdirs(root / dirs[0]) \
             and all(_SET_DIR.fullmatch(d) or d == "Annotations" for d in _subdirs(root / dirs[0])):
         root = root / dirs[0]  # a zip of the folder itself (``zip -r sub.zip results/``)
-    spec = open_predictions(root)
+    with PredictionSpec("png-expr", root, origin=path, zip_root=tmp).named():
+        spec = open_predictions(root)
     if spec.kind == "table":
         raise RvosError("a zip of a predictions table: unzip it and pass the folder", file=path)
-    return PredictionSpec(spec.kind, spec.path, origin=path)
+    return PredictionSpec(spec.kind, spec.path, origin=path, zip_root=tmp)
 
 
 # -- checks against the dataset ------------------------------------------------------------------
