@@ -13,6 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from rvoskit.datasets.common import frame_files, image_size, load_json, mask_rows, require
 from rvoskit.datasets.jsonindex import JsonObjectIndex
 from rvoskit.errors import RvosError
@@ -211,7 +213,15 @@ def _convert_video(w: DatasetWriter, vid: str, v: dict, jpeg_root: Path, meta_pa
         w.add_objects([])
         return
     w.add_objects({"video_id": vid, "obj_id": o, "anno_id": a, "category": None} for o, a in sorted(anno_of_obj.items()))
-    m_obj, m_t, m_counts = [], [], []
+    m_obj, m_t, m_counts, m_seg = [], [], [], []
+
+    def native(seg, t: int, item: str, check_total: bool) -> bytes:
+        try:
+            return rlemod.from_native(seg, H, W, check_total=check_total)[0]
+        except ValueError as exc:
+            what = "mask size differs from the frame" if "differs" in str(exc) else "malformed RLE"
+            raise RvosError(f"{what}: {exc}", file=mask_path, item=f"{item} frame {t} ({frames[t]})") from None
+
     for o, a in sorted(anno_of_obj.items()):
         segs = index.get(a)
         item = f"anno_id {a} (video {vid})"
@@ -220,12 +230,11 @@ def _convert_video(w: DatasetWriter, vid: str, v: dict, jpeg_root: Path, meta_pa
         for t, seg in enumerate(segs):
             if not seg:  # null / None: absent in this frame
                 continue
-            try:
-                counts, _, _ = rlemod.from_native(seg, H, W)
-            except ValueError as exc:
-                what = "mask size differs from the frame" if "differs" in str(exc) else "malformed RLE"
-                raise RvosError(f"{what}: {exc}", file=mask_path, item=f"{item} frame {t} ({frames[t]})") from None
             m_obj.append(o)
             m_t.append(t)
-            m_counts.append(counts)
+            m_counts.append(native(seg, t, item, False))  # the totals are checked below, all at once
+            m_seg.append((seg, item))
+    totals = rlemod.pixel_counts(m_counts)
+    for i in np.flatnonzero(totals != H * W):  # the first bad one raises the one-at-a-time check's error
+        native(m_seg[i][0], m_t[i], m_seg[i][1], True)
     w.add_masks(vid, mask_rows(vid, m_obj, m_t, m_counts, H, W))
