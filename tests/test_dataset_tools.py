@@ -47,7 +47,7 @@ def test_validate_passes_then_lists_each_problem(judo_dataset, tmp_path):
     (bad / "dataset.json").write_text(json.dumps(m))
     res = runner.invoke(app, ["validate", str(bad)])
     out = " ".join(res.output.split())
-    assert res.exit_code == 1
+    assert res.exit_code == 2  # bad input, as everywhere (docs/cli.md)
     assert "malformed RLE" in out or "RLE covers" in out
     assert "judo obj 9" in out and "unknown object" in out
     assert "area" in out and "frame file missing" in out

@@ -81,6 +81,18 @@ def _pct(x) -> str:
     return "—" if x is None or not math.isfinite(x) else f"{100 * x:.2f}"
 
 
+def moments_table(result: EvalResult) -> Table:
+    """J&F, J, F inside the MeViS-M moments, outside them and over all frames (``eval --moments``)."""
+    m = result.summary["moments"]
+    t = Table(title="MeViS-M moments")
+    for c in ("frames", "J&F", "J", "F", "expressions"):
+        t.add_column(c, justify="right" if c != "frames" else "left")
+    for part in ("inside", "outside", "all"):
+        v = m[part]
+        t.add_row(part, _pct(v["J&F"]), _pct(v["J"]), _pct(v["F"]), str(v["n_expressions"]))
+    return t
+
+
 def summary_table(result: EvalResult) -> Table:
     """The headline numbers as a rich table (values x 100)."""
     s = result.summary
@@ -90,9 +102,11 @@ def summary_table(result: EvalResult) -> Table:
             t.add_column(c, justify="right")
         t.add_row(_pct(s["J&F"]), _pct(s["J"]), _pct(s["F"]), str(s["n_missing_videos"]))
         return t
-    t = Table(title=f"{s['protocol']} ({s['davis_task']}) — {s['n_objects']} objects")
-    if s["protocol"] == "ref-davis":
+    if s["protocol"] == "ref-davis":  # an item is one expression: one object in one of the sets
+        t = Table(title=f"{s['protocol']} ({s['davis_task']}) — {s['n_objects']} expressions in {len(s['sets'])} sets")
         t.add_column("set")
+    else:
+        t = Table(title=f"{s['protocol']} ({s['davis_task']}) — {s['n_objects']} objects")
     for c in DAVIS_COLUMNS:
         t.add_column(c, justify="right")
     if s["protocol"] == "ref-davis":

@@ -164,6 +164,9 @@ def build_report(
     *,
     title: str = "rvoskit report",
     embed: bool = False,
+    notice: str | None = None,
+    lead_tables: Sequence[tuple[str, Sequence[str], Sequence[Sequence[Any]]]] = (),
+    notes: Sequence[str] = (),
 ) -> ReportResult:
     """Gather every PNG and JSON summary under ``run_dirs`` into one HTML (``*.html``) or Markdown
     (``*.md``) page.
@@ -174,6 +177,10 @@ def build_report(
         out: the report file; images are referenced by paths relative to its folder.
         title: the page title.
         embed: HTML only: inline the PNGs as base64 ``data:`` URIs so that the page stands alone.
+        notice: a warning shown first, highlighted (e.g. that SAM2 ran with random weights).
+        lead_tables: tables shown at the top, before the gathered files: ``(caption, header, rows)``
+            (e.g. the stages that ran and the headline numbers).
+        notes: short paragraphs shown after the lead tables.
 
     Returns:
         :class:`ReportResult`.
@@ -249,10 +256,11 @@ def build_report(
 
     stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     intro = f"{len(result.images)} images and {len(result.summaries)} summaries from {len(roots)} run director{'y' if len(roots) == 1 else 'ies'}; rvoskit {__version__}, {stamp}."
+    lead = (notice, list(lead_tables), list(notes))
     if kind == "html":
-        text = _html(title, intro, roots, sections, tables, src, caption, link, result.skipped)
+        text = _html(title, intro, roots, sections, tables, src, caption, link, result.skipped, lead)
     else:
-        text = _markdown(title, intro, roots, sections, tables, src, caption, link, result.skipped)
+        text = _markdown(title, intro, roots, sections, tables, src, caption, link, result.skipped, lead)
     with atomic_file(out) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return result
@@ -263,15 +271,28 @@ h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em;font-size:1.2
 table{border-collapse:collapse;margin:.5em 1em 1em 0;font-size:.85em;display:inline-table;vertical-align:top}
 td,th{border:1px solid #ddd;padding:2px 8px;text-align:left}th{background:#f3f3f3}
 figure{margin:1em 0}img{max-width:100%;border:1px solid #ddd}figcaption{font-size:.9em;color:#444}
-code{font-size:.85em;color:#666}.skipped{color:#a00}"""
+code{font-size:.85em;color:#666}.skipped{color:#a00}
+.notice{background:#fdecea;border:2px solid #c62828;color:#7f1d1d;padding:.6em 1em;font-weight:600}
+table.lead{display:table;font-size:.95em}"""
 
 
-def _html(title, intro, roots, sections, tables, src, caption, link, skipped) -> str:
+def _html(title, intro, roots, sections, tables, src, caption, link, skipped, lead=(None, [], [])) -> str:
     e = html.escape
+    notice, lead_tables, notes = lead
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{e(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{e(title)}</h1>", f"<p>{e(intro)}</p>",
+        f"<h1>{e(title)}</h1>",
+    ]
+    if notice:
+        parts.append(f'<p class="notice" role="alert">{e(notice)}</p>')
+    for cap, header, rows in lead_tables:
+        parts.append(f'<table class="lead"><caption><b>{e(cap)}</b></caption><tr>' + "".join(f"<th>{e(str(h))}</th>" for h in header) + "</tr>")
+        parts.extend("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+        parts.append("</table>")
+    parts.extend(f"<p>{e(n)}</p>" for n in notes)
+    parts += [
+        f"<p>{e(intro)}</p>",
         "<p>Run directories: " + ", ".join(f"<code>{e(str(r))}</code>" for r in roots) + "</p>",
     ]
     for sec in sections:
@@ -295,11 +316,20 @@ def _html(title, intro, roots, sections, tables, src, caption, link, skipped) ->
     return "\n".join(parts) + "\n"
 
 
-def _markdown(title, intro, roots, sections, tables, src, caption, link, skipped) -> str:
+def _markdown(title, intro, roots, sections, tables, src, caption, link, skipped, lead=(None, [], [])) -> str:
     def cell(text: str) -> str:
         return str(text).replace("|", "\\|").replace("\n", " ")
 
-    parts = [f"# {title}", "", intro, "", "Run directories: " + ", ".join(f"`{r}`" for r in roots), ""]
+    notice, lead_tables, notes = lead
+    parts = [f"# {title}", ""]
+    if notice:
+        parts += [f"> **{notice}**", ""]
+    for cap, header, rows in lead_tables:
+        parts += [f"**{cap}**", "", "| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
+        parts += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows] + [""]
+    for n in notes:
+        parts += [n, ""]
+    parts += [intro, "", "Run directories: " + ", ".join(f"`{r}`" for r in roots), ""]
     for sec in sections:
         parts += [f"## {sec.heading}", ""]
         for name, rows in tables(sec):
