@@ -414,3 +414,48 @@ def test_info_moment_statistics(mevis_m):
     assert obj["granularity"]["expression"] == 0 and obj["targets_without_span"] == expected > 0
     res = runner.invoke(app, ["info", str(dss["object"])])
     assert res.exit_code == 0 and "moment coverage" in res.output, res.output
+
+
+def test_eval_moments_inside_outside(mevis_m, tmp_path):
+    """Predictions = the ground truth inside the moment, empty outside: inside J = F = 1; outside a frame
+    scores 1 exactly when the ground truth is empty there (both empty) and 0 otherwise."""
+    from rvoskit.format import rle as rlemod
+    from rvoskit.format.predictions import write_predictions
+
+    _, dss = mevis_m
+    ds = open_dataset(dss["object"])
+    mom = expression_moments(ds)
+    rows, expect_out = [], []
+    for eid, vid, exp_id, objs in zip(ds.expressions["expression_id"], ds.expressions["video_id"], ds.expressions["exp_id"], ds.expressions["obj_ids"]):
+        v = ds.video(vid)
+        T, H, W = int(v["num_frames"]), int(v["height"]), int(v["width"])
+        m = ds.masks(vid)
+        inside = np.zeros(T, bool)
+        for a, b in mom[eid]:
+            inside[a : b + 1] = True
+        empty_gt = []
+        for t in range(T):
+            gt = np.zeros((H, W), np.uint8)
+            for r in m[(m["frame_idx"] == t) & m["obj_id"].isin([int(o) for o in objs])].itertuples():
+                gt |= rlemod.decode(r.rle, H, W)
+            empty_gt.append(not gt.any())
+            pred = gt if inside[t] else np.zeros_like(gt)
+            rows.append({"expression_id": eid, "video_id": vid, "exp_id": exp_id, "frame_idx": t, "height": H, "width": W,
+                         "rle": rlemod.encode(pred), "area": int(pred.sum()), "score": None})
+        if (~inside).any():
+            expect_out.append(np.mean(np.array(empty_gt)[~inside]))
+    write_predictions(tmp_path / "pred", rows, dataset=dss["object"])
+    res = runner.invoke(app, ["eval", str(dss["object"]), str(tmp_path / "pred"), "--moments", "--out", str(tmp_path / "ev"), "-q"])
+    assert res.exit_code == 0, res.output
+    s = json.loads((tmp_path / "ev" / "summary.json").read_text())["moments"]
+    n_in = sum(1 for v in mom.values() if v)
+    assert s["inside"]["J"] == 1.0 and s["inside"]["F"] == 1.0 and s["inside"]["n_expressions"] == n_in
+    assert s["outside"]["n_expressions"] == len(expect_out) and s["outside"]["J"] == pytest.approx(np.mean(expect_out))
+    assert s["outside"]["J&F"] == pytest.approx(np.mean(expect_out)) and s["outside"]["J"] < 1
+    assert s["all"]["n_expressions"] == len(mom)
+    import pandas as pd
+
+    items = pd.read_parquet(tmp_path / "ev" / "per_expression.parquet")
+    assert {"J_inside", "J_outside", "n_inside"} <= set(items.columns)
+    res = runner.invoke(app, ["eval", str(dss["object"]), str(tmp_path / "pred"), "--moments", "--protocol", "davis-semi"])
+    assert res.exit_code == 2 and "--moments needs --protocol mevis" in res.output

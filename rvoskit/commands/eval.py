@@ -35,6 +35,8 @@ def eval_command(
     davis_task: str = typer.Option("unsupervised", "--davis-task", help="ref-davis: DAVIS task per set (unsupervised or semi-supervised)."),
     anno_set: int = typer.Option(None, "--anno-set", min=0, max=3, help="davis-semi/-unsup on per-expression predictions: Ref-DAVIS set 0..3."),
     aggregate: str = typer.Option("mean", "--aggregate", help="ref-davis: mean (of the four sets) or each."),
+    moments: bool = typer.Option(False, "--moments", help="mevis on a MeViS-M dataset: also J, F, J&F over the frames inside "
+                                 "each expression's moment, outside it, and all frames."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out directory."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; print the summary JSON only."),
 ) -> None:
@@ -67,6 +69,8 @@ def eval_command(
 
     from rvoskit.format.outputs import claim_output
 
+    if moments and protocol != "mevis":
+        raise RvosError(f"--moments needs --protocol mevis, not {protocol}")
     if out is not None:
         claim_output(out, kind="eval", inputs=[dataset, predictions], overwrite=overwrite)
     if protocol in ("a2d", "jhmdb", "refer"):
@@ -98,11 +102,19 @@ def eval_command(
                 bar.update(task, completed=done, total=total)
 
             result = evaluate(dataset, predictions, protocol, progress=progress, **kw)
+    if moments:
+        from rvoskit.metrics.moments import add_moment_scores
+
+        add_moment_scores(result, dataset)
     paths = write_results(result, out, per_frame=per_frame, overwrite=overwrite) if out is not None else {}
     if quiet:
         typer.echo(json.dumps(_json_safe(result.summary), indent=2))
         return
     console.print(summary_table(result))
+    if moments:
+        from rvoskit.metrics.report import moments_table
+
+        console.print(moments_table(result))
     missing = result.summary.get("missing_videos") or []
     if missing:
         shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")

@@ -423,6 +423,99 @@ def keyframe_accuracy(moments: Mapping[Any, Sequence[tuple[int, int]]], ranked: 
     }
 
 
-def is_nan(x: Any) -> bool:
-    """True for a float NaN (JSON writers turn it into null)."""
-    return isinstance(x, float) and math.isnan(x)
+# -- J&F inside and outside the moment ---------------------------------------------------------------
+
+
+def moment_jf(result, moments: Mapping[str, Sequence[tuple[int, int]]], num_frames: Mapping[str, int]) -> dict[str, Any]:
+    """Split a ``mevis``-protocol result into the frames inside each expression's moment, outside it,
+    and all frames (TGL's oracle-moment analysis).
+
+    Per expression, J (F) over a part is the mean of its per-frame J (F) over that part's frames (the
+    MeViS per-frame values; an expression whose video has no prediction scores 0 on every frame); a
+    part is averaged over the expressions that have frames in it (an empty moment has no inside, a
+    whole-video moment no outside); J&F = (J + F) / 2. ``all`` is the MeViS number.
+
+    Args:
+        result: :class:`rvoskit.metrics.EvalResult` of ``evaluate(..., protocol="mevis")``.
+        moments: per expression, merged inclusive frame spans
+            (:func:`rvoskit.datasets.moments.expression_moments`).
+        num_frames: per video, its number of frames.
+
+    Returns:
+        ``{"inside"|"outside"|"all": {"J", "F", "J&F", "n_expressions"}, "per_expression": DataFrame}``
+        (values in [0, 1]; NaN where a part has no expression). The DataFrame has ``expression_id``,
+        ``n_inside``, ``n_outside``, ``J_inside``, ``F_inside``, ``J&F_inside``, and the same for
+        ``outside``.
+    """
+    import pandas as pd
+
+    items = result.items
+    fr = result.frames
+    by_expr = {e: g for e, g in fr.groupby("expression_id")} if len(fr) else {}
+    rows = []
+    for eid, vid, status in zip(items["expression_id"], items["video_id"], items["status"]):
+        T = int(num_frames[vid])
+        inside = np.zeros(T, bool)
+        for a, b in moments.get(eid, ()):
+            inside[a : b + 1] = True
+        if status == "ok":
+            g = by_expr[eid]
+            J = np.zeros(T)
+            F = np.zeros(T)
+            J[g["frame_idx"].to_numpy()] = g["J"].to_numpy()
+            F[g["frame_idx"].to_numpy()] = g["F"].to_numpy()
+        else:
+            J = F = np.zeros(T)
+        r = {"expression_id": eid, "n_inside": int(inside.sum()), "n_outside": int((~inside).sum())}
+        for part, sel in (("inside", inside), ("outside", ~inside)):
+            if sel.any():
+                j, f = float(np.mean(J[sel])), float(np.mean(F[sel]))
+                r.update({f"J_{part}": j, f"F_{part}": f, f"J&F_{part}": (j + f) / 2})
+            else:
+                r.update({f"J_{part}": math.nan, f"F_{part}": math.nan, f"J&F_{part}": math.nan})
+        rows.append(r)
+    df = pd.DataFrame(rows, columns=["expression_id", "n_inside", "n_outside", "J_inside", "F_inside", "J&F_inside",
+                                     "J_outside", "F_outside", "J&F_outside"])
+    out: dict[str, Any] = {}
+    for part in ("inside", "outside"):
+        ok = df[f"n_{part}"] > 0
+        if ok.any():
+            j, f = float(df.loc[ok, f"J_{part}"].mean()), float(df.loc[ok, f"F_{part}"].mean())
+            out[part] = {"J": j, "F": f, "J&F": (j + f) / 2, "n_expressions": int(ok.sum())}
+        else:
+            out[part] = {"J": math.nan, "F": math.nan, "J&F": math.nan, "n_expressions": 0}
+    s = result.summary
+    out["all"] = {"J": s["J"], "F": s["F"], "J&F": s["J&F"], "n_expressions": int(s["n_expressions"])}
+    out["per_expression"] = df
+    return out
+
+
+def add_moment_scores(result, dataset) -> Any:
+    """Add :func:`moment_jf` to a ``mevis``-protocol result, in place: ``summary["moments"]`` (inside,
+    outside, all, and the rule) and the per-expression columns of :func:`moment_jf` in ``items``.
+
+    Args:
+        result: :class:`rvoskit.metrics.EvalResult` (protocol ``mevis``).
+        dataset: the MeViS-M dataset (directory or :class:`rvoskit.format.RvosDataset`) it scored.
+
+    Returns:
+        ``result``.
+
+    Raises:
+        RvosError: another protocol, or a dataset without ``moments.parquet``.
+    """
+    from rvoskit.datasets.moments import expression_moments
+    from rvoskit.format import RvosDataset, open_dataset
+
+    if result.summary.get("protocol") != "mevis":
+        raise RvosError(f"--moments needs --protocol mevis, not {result.summary.get('protocol')}")
+    ds = dataset if isinstance(dataset, RvosDataset) else open_dataset(dataset)
+    mj = moment_jf(result, expression_moments(ds), ds.videos["num_frames"].to_dict())
+    df = mj.pop("per_expression")
+    result.summary["moments"] = {
+        **mj,
+        "rule": "per expression, mean of per-frame J/F over the frames inside its moment (union of its spans), "
+                "outside it, and all frames; then mean over the expressions that have such frames",
+    }
+    result.items = result.items.merge(df, on="expression_id", how="left")
+    return result
