@@ -69,11 +69,16 @@ fi
 # (their real ones are in pyproject.toml's corrupt / test extras).
 no_deps=("imagecorruptions-imaug==1.1.5")
 [[ $extras == dev ]] && no_deps+=("vos-benchmark==0.1.0")
-if [[ $torchvision_ok == 0 ]]; then
-  say "expected below: pip may print 'ERROR: ... sam2 1.1.0 requires torchvision, which is not installed'."
-  say "  That is harmless: SAM2 declares torchvision but rvoskit and SAM2's video predictor never import it,"
-  say "  and torchvision from pip's index would pull a CUDA torch onto this CPU machine."
-fi
+explain_expected() {
+  say "pip's resolver / 'pip check' lists these on purpose; they are expected and harmless:"
+  if [[ $torchvision_ok == 0 ]]; then
+    say "  'sam2 1.1.0 requires torchvision': SAM2 declares it, but neither rvoskit nor SAM2's video predictor"
+    say "    imports it, and torchvision from pip's index would pull a CUDA torch onto a CPU machine."
+  fi
+  say "  '${no_deps[*]} requires opencv-python': installed without dependencies so that only"
+  say "    opencv-python-headless is installed (it provides the same cv2 without libGL)."
+}
+explain_expected
 $PIP install --no-deps "${no_deps[@]}"
 $PIP install -e ".[$extras]"
 
@@ -98,7 +103,12 @@ if [[ $has_gpu == 0 ]]; then
     echo
   fi
 fi
-if [[ $torchvision_ok == 0 ]]; then
-  say "note: 'pip check' reports 'sam2 1.1.0 requires torchvision': expected, see above (rvoskit never imports it)."
+# pip check, less the expected lines explained above: anything else is worth a look.
+unexpected=$($PIP check 2>&1 | grep -v -E "^(sam2 [^ ]+ requires torchvision|(imagecorruptions-imaug|vos-benchmark) [^ ]+ requires opencv-python),|^No broken requirements" || true)
+if [[ -n $unexpected ]]; then
+  say "pip check reports problems beyond the expected ones:"
+  echo "$unexpected"
+else
+  say "pip check: nothing beyond the expected lines explained above."
 fi
 $PY -c "import cv2, torch, rvoskit; print('[install] rvoskit', rvoskit.__version__, '| torch', torch.__version__, '(CUDA:', torch.version.cuda, ') | OpenCV', cv2.__version__)"
