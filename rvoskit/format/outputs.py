@@ -374,12 +374,20 @@ def claim_output(
         clean_stale_temporaries(out, inside=shard is None)
     except OSError:
         pass
-    try:
-        import click
+    ctx = None
+    try:  # typer >= 0.2x runs commands on its vendored click (typer._click), whose context stack is its own
+        from typer._click.globals import get_current_context as typer_context
 
-        ctx = click.get_current_context(silent=True)
+        ctx = typer_context(silent=True)
     except ImportError:  # pragma: no cover
-        ctx = None
+        pass
+    if ctx is None:
+        try:
+            import click
+
+            ctx = click.get_current_context(silent=True)
+        except ImportError:  # pragma: no cover
+            ctx = None
     if ctx is not None:
         ctx.call_on_close(claim.release)
     return claim
