@@ -475,3 +475,108 @@ class LabelMaps:
     def get(self, t: int) -> np.ndarray | None:
         """Label map ``(H, W)`` of frame ``t`` (None when the PNG is missing)."""
         return read_label_png(self.root / f"{self.frames[t]}.png", self.shape, f"{self.video_id} frame {self.frames[t]}")
+
+
+# -- one reader for every command ---------------------------------------------------------------
+
+PREDICTION_ROW_COLUMNS = ["expression_id", "video_id", "exp_id", "frame_idx", "height", "width", "rle", "area"]
+
+
+def prediction_rows(spec: PredictionSpec, ds: RvosDataset, video_id: str, rows: pa.Table | None = None) -> pd.DataFrame:
+    """The predictions of one video as ``predictions`` rows, whatever the layout, read and checked
+    exactly as ``rvoskit eval`` reads them (``viz predictions`` draws these).
+
+    - ``table``: ``rows`` (default: that video's rows, read with a row-group filter); each RLE
+      with a nonzero ``area`` must cover ``H x W`` pixels (:func:`rvoskit.format.rle.check`), a
+      row with ``area`` 0 is an empty mask (as eval scores it).
+    - ``png-expr``: every expression folder, each PNG read as eval reads it (nonzero = foreground).
+    - ``png-sets``: set ``k``'s label maps give the masks of the set-``k`` expressions
+      (``label == obj_id``), as ReferFormer writes them.
+    - ``png-labels``: one row per label value, ``expression_id`` ``"<video>/label <k>"`` (DAVIS
+      results have no expressions).
+
+    Returns:
+        A DataFrame with :data:`PREDICTION_ROW_COLUMNS` (frames without a prediction have no row).
+
+    Raises:
+        RvosError: malformed RLE, unreadable or wrongly sized PNG (named file and item).
+    """
+    v = ds.video(video_id)
+    H, W = int(v["height"]), int(v["width"])
+    frames = list(v["frames"])
+    out: list[tuple] = []
+    empty = None
+    if spec.kind == "table":
+        if rows is None:
+            rows = read_table(spec.path, "predictions", filters=[("video_id", "=", video_id)], columns=TABLE_COLUMNS)
+        for x, t, counts, area in zip(*(rows.column(c).to_pylist() for c in ("exp_id", "frame_idx", "rle", "area"))):
+            item = f"{video_id}/{x} frame {frames[t] if 0 <= t < len(frames) else t}"
+            if area == 0:
+                empty = empty if empty is not None else rlemod.encode(np.zeros((H, W), np.uint8))
+                counts = empty
+            else:
+                rlemod.check(counts, H, W, file=str(spec.path), item=item)
+            out.append((f"{video_id}/{x}", video_id, str(x), int(t), H, W, counts, int(area)))
+    elif spec.kind == "png-expr":
+        src = ExpressionMasks(spec, v)
+        for x in sorted(src._exps):
+            for t in range(len(frames)):
+                m = src.get(x, t)
+                if m is not None:
+                    b = (m > 0).astype(np.uint8)
+                    out.append((f"{video_id}/{x}", video_id, x, t, H, W, rlemod.encode(b), int(b.sum())))
+    else:
+        sets = [None] if spec.kind == "png-labels" else [k for k in range(4) if spec.set_root(k).is_dir()]
+        e = ds.expressions
+        for k in sets:
+            lm = LabelMaps(spec.path if k is None else spec.set_root(k), v)
+            if not lm.has_video:
+                continue
+            if k is not None:
+                from rvoskit.metrics.evaluation import REF_DAVIS_SETS
+
+                annotator, kind = REF_DAVIS_SETS[k]
+                sel = e[(e["video_id"] == video_id) & (e["annotator"] == annotator) & (e["kind"] == kind)]
+                targets = {str(x): int(o[0]) for x, o in zip(sel["exp_id"], sel["obj_ids"]) if o is not None and len(o) == 1}
+            for t in range(len(frames)):
+                lab = lm.get(t)
+                if lab is None:
+                    continue
+                if k is None:
+                    targets = {f"label {i}": i for i in np.unique(lab).tolist() if i != 0}
+                for x, o in targets.items():
+                    b = (lab == o).astype(np.uint8)
+                    out.append((f"{video_id}/{x}", video_id, x, t, H, W, rlemod.encode(b), int(b.sum())))
+    return pd.DataFrame(out, columns=PREDICTION_ROW_COLUMNS)
+
+
+def prediction_keys(spec: PredictionSpec, ds: RvosDataset, index: pd.DataFrame | None) -> pd.DataFrame:
+    """One row per predicted expression (``expression_id``, ``video_id``, ``exp_id``) of the videos
+    the dataset has, for any layout (``index`` from :func:`check_predictions`). ``png-labels``
+    folders give one row per video (``exp_id`` ``"*"``): their label values are known per frame."""
+    cols = ["expression_id", "video_id", "exp_id"]
+    if index is not None:
+        k = index[cols].astype(str).drop_duplicates()
+        return k[k["video_id"].isin(ds.videos.index)].reset_index(drop=True)
+    rows = []
+    if spec.kind == "png-sets":
+        roots = [spec.set_root(k) for k in range(4) if spec.set_root(k).is_dir()]
+        vids = sorted({v for r in roots for v in _subdirs(r) if v in ds.videos.index})
+    else:
+        vids = [v for v in _subdirs(spec.path) if v in ds.videos.index]
+    e = ds.expressions
+    for vid in vids:
+        if spec.kind == "png-expr":
+            rows += [(f"{vid}/{x}", vid, x) for x in _subdirs(spec.path / vid)]
+        elif spec.kind == "png-labels":
+            rows.append((f"{vid}/*", vid, "*"))
+        else:
+            from rvoskit.metrics.evaluation import REF_DAVIS_SETS
+
+            for k in range(4):
+                if not (spec.set_root(k) / vid).is_dir():
+                    continue
+                annotator, kind = REF_DAVIS_SETS[k]
+                sel = e[(e["video_id"] == vid) & (e["annotator"] == annotator) & (e["kind"] == kind)]
+                rows += [(eid, vid, str(x)) for eid, x in zip(sel["expression_id"], sel["exp_id"])]
+    return pd.DataFrame(rows, columns=cols)

@@ -32,7 +32,7 @@ import pycocotools.mask as cocomask
 
 from rvoskit import __version__
 from rvoskit.errors import RvosError
-from rvoskit.format import RvosDataset, open_dataset, read_table, safe_name
+from rvoskit.format import RvosDataset, open_dataset, safe_name
 from rvoskit.format import rle as rlemod
 from rvoskit.format.atomic import atomic_file
 from rvoskit.format.predictions import read_manifest
@@ -551,6 +551,7 @@ def predictions_scene(
     ex = ds.expressions
     drawn = ex.loc[ex.index.intersection(preds["expression_id"].unique())]
     targets_drawn = {int(o) for objs in drawn["obj_ids"] if objs is not None for o in objs}
+    targets_drawn |= {int(x[6:]) for x in preds["exp_id"].unique() if str(x).startswith("label ") and str(x)[6:].isdigit()}
     gt_rows = ds.masks(video_id)
     gt_index = _by_frame(gt_rows, "obj_id")
     # decode only what the drawn rows show: their predictions and their target objects
@@ -570,6 +571,10 @@ def predictions_scene(
             e = ex.loc[eid]
             text = _expr_label(e)
             targets = None if e["obj_ids"] is None else [int(o) for o in e["obj_ids"]]
+        elif exp_id.startswith("label ") and exp_id[6:].isdigit():  # a DAVIS result label map: label k vs object k
+            text = f"{exp_id} (DAVIS result)"
+            k = int(exp_id[6:])
+            targets = [k] if k in set(gt_rows["obj_id"].astype(int)) else None
         else:
             text = f"{exp_id}: (expression not in the dataset)"
         pred_rle = {int(t): c for t, c in zip(p["frame_idx"], p["rle"])}
@@ -629,24 +634,30 @@ def render_predictions(
     """Draw predictions against the ground truth: a sheet per video (one row per expression,
     TP/FP/FN colouring, per-frame and mean J) and optionally a clip per expression.
 
-    Args as :func:`render_dataset`, plus ``predictions`` (a predictions directory or a bare
-    ``predictions.parquet``); ``dataset`` defaults to the one named in ``predictions.json``.
+    Args as :func:`render_dataset`, plus ``predictions``: any form ``rvoskit eval`` reads (a
+    predictions directory or ``predictions.parquet``, a PNG folder in the MeViS / Ref-YouTube-VOS /
+    DAVIS / ReferFormer Ref-DAVIS layout, or a submission ``.zip`` of one), read and checked by the
+    same reader (:func:`rvoskit.metrics.sources.open_predictions`, ``check_predictions``,
+    ``prediction_rows``); ``dataset`` defaults to the one named in ``predictions.json``.
 
     Raises:
-        RvosError: unreadable predictions, no dataset given or recorded, predicted videos unknown to
-            the dataset, mask sizes that differ from the video, plus the errors of :func:`render_dataset`.
+        RvosError: unreadable predictions, no dataset given or recorded, predicted videos or
+            expressions unknown to the dataset, mask sizes that differ from the video, malformed
+            RLE (as eval rejects it), plus the errors of :func:`render_dataset`.
     """
-    # the key columns only: each drawn video's rows (with their RLEs) are read when it is drawn
-    path = Path(predictions)
-    table = path / "predictions.parquet" if path.is_dir() else path
-    manifest = read_manifest(path) if path.is_dir() else {}
-    keys = ["expression_id", "video_id", "exp_id"]
-    preds = read_table(table, "predictions", columns=keys).group_by(keys).aggregate([]).to_pandas()  # one row per expression
+    # one reader for every command: the layouts, checks and error messages of rvoskit eval
+    from rvoskit.metrics.sources import check_predictions, open_predictions, prediction_keys, prediction_rows
+
+    spec = open_predictions(predictions)
+    manifest = read_manifest(Path(predictions)) if spec.kind == "table" and Path(predictions).is_dir() else {}
     if dataset is None:
         dataset = manifest.get("dataset")
         if not dataset:
             raise RvosError("predictions name no dataset; pass --dataset", file=predictions)
     ds = dataset if isinstance(dataset, RvosDataset) else open_dataset(dataset)
+    with spec.named():
+        index = check_predictions(spec, ds)  # unknown videos / expressions, sizes, frame indices: as eval
+        preds = prediction_keys(spec, ds, index)  # one row per expression; each drawn video's rows are read when drawn
     opts = _options(frames, tile_width, alpha, max_rows, video, video_width, fps)
     chosen = None
     if expressions:
@@ -655,14 +666,12 @@ def render_predictions(
             raise RvosError("no predictions for these expressions", file=predictions, item=", ".join(expressions))
     pred_videos = sorted(preds["video_id"].unique()) if chosen is None else sorted(preds.loc[preds["expression_id"].isin(chosen), "video_id"].unique())
     vids = _select(pred_videos, videos, "video (no predictions for it)", predictions)
-    unknown = [v for v in vids if v not in ds.videos.index]
-    if unknown:
-        raise RvosError("predicted videos are not in the dataset", file=ds.path / "videos.parquet", item=", ".join(unknown))
     vids = vids[:limit] if limit else vids
 
     def scene(v: str) -> _Scene:
-        rows = read_table(table, "predictions", filters=[("video_id", "=", v)]).to_pandas()
-        return predictions_scene(ds, rows, v, chosen, source=table)
+        with spec.named():
+            rows = prediction_rows(spec, ds, v)
+        return predictions_scene(ds, rows, v, chosen, source=spec.origin or spec.path)
 
     scenes = [(v, (lambda v=v: scene(v))) for v in vids]
     inputs = {"predictions": str(Path(predictions).resolve()), "dataset": str(ds.path.resolve()), "videos": vids,
