@@ -86,6 +86,11 @@ __all__ = [
 
 
 # -- sizes ------------------------------------------------------------------------------------------
+#: Largest side ``--resolution`` accepts (8K UHD is 7680): a mask is decoded at this size per frame
+#: and track, so 100000x100000 would need 9.3 GiB per mask (refused up front, not a MemoryError).
+MAX_RESOLUTION_SIDE = 8192
+
+
 def parse_resolution(spec: str | tuple[int, int] | None) -> tuple[int, int] | None:
     """Parse ``--resolution``: ``"native"`` (or None) -> None, ``"540x960"`` -> ``(540, 960)``.
 
@@ -106,6 +111,9 @@ def parse_resolution(spec: str | tuple[int, int] | None) -> tuple[int, int] | No
         a, b = int(m.group(1)), int(m.group(2))
     if a <= 0 or b <= 0:
         raise RvosError(f"--resolution must be positive, got {a}x{b}")
+    if max(a, b) > MAX_RESOLUTION_SIDE:
+        raise RvosError(f"--resolution {a}x{b} is too large: each side must be at most {MAX_RESOLUTION_SIDE} "
+                        f"(one decoded mask would take {a * b / 2**30:.1f} GiB; SOLA compares at 540x960)")
     return (min(a, b), max(a, b))
 
 
@@ -219,7 +227,8 @@ def _frame_iou(a: list[bytes | None], b: list[bytes | None], height: int, width:
     return out
 
 
-def mean_iou(tracks: Sequence[Masklets], targets: Masklets, resolution: tuple[int, int] | None = None) -> np.ndarray:
+def mean_iou(tracks: Sequence[Masklets], targets: Masklets, resolution: tuple[int, int] | None = None,
+             frames: Sequence[int] | None = None) -> np.ndarray:
     """Mean over frames of the per-frame IoU of every track with every target.
 
     Follows SOLA ``track_generation/utils.py`` ``compute_mask_metrics`` (IoU 1.0 where the union is
@@ -231,6 +240,8 @@ def mean_iou(tracks: Sequence[Masklets], targets: Masklets, resolution: tuple[in
         targets: ground-truth masklets (objects, unions) at the video's size.
         resolution: ``(short, long)`` side to compare at (oriented by :func:`target_size` on the
             targets' size), or None to compare at the native size, which every group must then have.
+        frames: the frames to average over (``videos.annotated_frames`` of a sparse dataset: a
+            frame that is not annotated has no ground truth); None = all T frames.
 
     Returns:
         ``float64 (sum of n over groups, m)``: rows in group order.
@@ -259,10 +270,39 @@ def mean_iou(tracks: Sequence[Masklets], targets: Masklets, resolution: tuple[in
         except RvosError as exc:
             raise RvosError(f"{g.name}, frame {t}: {exc.message}") from None
 
-    for t in range(T):
+    ts = range(T) if frames is None else [int(t) for t in frames]
+    if len(ts) == 0:
+        return acc
+    for t in ts:
         a = [c for g in tracks for c in resized(g, t)]
         acc += _frame_iou(a, resized(targets, t), *size)
-    return acc / T
+    return acc / len(ts)
+
+
+def frame_ious(tracks: Sequence[Masklets], targets: Masklets, resolution: tuple[int, int] | None = None) -> np.ndarray:
+    """Per-frame IoU of every track with every target, as :func:`mean_iou` computes it frame by frame
+    (both empty = 1), kept per frame so that callers can average over any frame subset (MeViS-M
+    moments, :func:`video_mious` with ``moments``).
+
+    Returns:
+        ``float64 (sum of n over groups, m, T)``.
+
+    Raises:
+        RvosError: as :func:`mean_iou`.
+    """
+    T = targets.grid.shape[1]
+    n = sum(g.grid.shape[0] for g in tracks)
+    out = np.zeros((n, targets.grid.shape[0], T), np.float64)
+    for t in range(T):
+        out[:, :, t] = mean_iou(tracks, targets, resolution, frames=[t])
+    return out
+
+
+def _masked_mean(values: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """Mean of ``values (n, T)`` over the frames where ``frames (T,)`` is true; NaN when there are none."""
+    if not frames.any():
+        return np.full(values.shape[0], np.nan)
+    return values[:, frames].mean(axis=1)
 
 
 def _union(counts: list[bytes | None], height: int, width: int) -> bytes | None:
@@ -280,6 +320,7 @@ def video_mious(
     masks: pd.DataFrame,
     tracks: Mapping[str, pd.DataFrame],
     resolution: tuple[int, int] | None,
+    moments: Mapping[str, Mapping[int | None, np.ndarray]] | None = None,
 ) -> pd.DataFrame:
     """mIoU of every (expression, source, track) of one video.
 
@@ -289,6 +330,13 @@ def video_mious(
         masks: the video's ``masks`` rows (ground truth; no row = absent = empty).
         tracks: ``{source: tracks rows of this video}``.
         resolution: see :func:`mean_iou`.
+        moments: MeViS-M Object-level Selective Supervision (TGL, arXiv 2508.11955): per expression,
+            ``{obj_id: bool (T,) frames of its spans}`` (object level) or ``{None: bool (T,)}``
+            (expression level); the IoU with an object is averaged over that object's moment only
+            (expression-level spans stand for every object), the IoU with the union over the
+            expression's moment (the union of its spans); an object without a span gets NaN (it can
+            make no positive); an expression without spans uses all frames. Each row's
+            ``moment_rule`` says which applied. None: all frames, ``moment_rule`` null.
 
     Returns:
         ``labels`` rows without a meaningful ``label`` (False; set by the threshold later):
@@ -337,15 +385,42 @@ def video_mious(
     if not groups:
         return _empty_rows()
     try:
-        m = mean_iou(groups, targets, resolution)
+        if moments is None:
+            m = mean_iou(groups, targets, resolution, frames=video.get("annotated_frames"))  # sparse ground truth: annotated frames only
+        else:
+            per_frame = frame_ious(groups, targets, resolution)
     except RvosError as exc:
         raise RvosError(exc.message, item=vid) from None
+    base = np.ones(T, bool)
+    if moments is not None and video.get("annotated_frames") is not None:
+        base = np.zeros(T, bool)
+        base[np.asarray(video["annotated_frames"], dtype=np.int64)] = True
 
     out = []
     for (_, e), ol in zip(expressions.iterrows(), obj_lists):
         ucol = col[tuple(sorted(set(ol)))]
-        per_obj = m[:, [col[(o,)] for o in ol]] if ol else np.zeros((len(owners), 0))
-        mx = per_obj.max(axis=1) if ol else np.full(len(owners), np.nan)
+        rule = None
+        if moments is None:
+            per_obj = m[:, [col[(o,)] for o in ol]] if ol else np.zeros((len(owners), 0))
+            union_iou = m[:, ucol]
+        else:
+            spans = moments.get(e["expression_id"]) or {}
+            if not spans:
+                rule, frames_of = "no-moment", {o: base for o in ol}
+                moment = base
+            else:
+                moment = np.logical_or.reduce([f for f in spans.values()]) & base
+                if None in spans:
+                    rule, frames_of = "expression-moment", {o: moment for o in ol}
+                else:
+                    rule = "object-moment"
+                    frames_of = {o: (spans[o] & base) if o in spans else np.zeros(T, bool) for o in ol}
+            per_obj = (np.stack([_masked_mean(per_frame[:, col[(o,)], :], frames_of[o]) for o in ol], axis=1)
+                       if ol else np.zeros((len(owners), 0)))
+            union_iou = _masked_mean(per_frame[:, ucol, :], moment)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows (objects outside every moment)
+            mx = np.nanmax(per_obj, axis=1) if ol and moments is not None else (per_obj.max(axis=1) if ol else np.full(len(owners), np.nan))
         for r, (source, tid) in enumerate(owners):
             out.append(
                 {
@@ -356,8 +431,9 @@ def video_mious(
                     "obj_ids": ol,
                     "miou_per_obj": per_obj[r].tolist(),
                     "miou_max": float(mx[r]),
-                    "miou_union": float(m[r, ucol]),
+                    "miou_union": float(union_iou[r]),
                     "label": False,
+                    "moment_rule": rule,
                 }
             )
     return pd.DataFrame(out) if out else _empty_rows()
@@ -412,12 +488,54 @@ def _open(dataset: str, sources: Mapping[str, str]):
     return _CACHE[key]
 
 
-def _label_video(dataset: str, sources: Mapping[str, str], video_id: str, resolution, store_names: Sequence[str]) -> pd.DataFrame:
+def _label_video(dataset: str, sources: Mapping[str, str], video_id: str, resolution, store_names: Sequence[str],
+                 moments: bool = False) -> pd.DataFrame:
     """Worker job: read one video's ground truth and tracks, return its mIoU rows."""
     ds, stores = _open(dataset, sources)
     exprs = ds.expressions[ds.expressions["video_id"] == video_id]
     tracks = {n: stores[n].tracks(video_id) for n in store_names}
-    return video_mious(ds.video(video_id), exprs, ds.masks(video_id), tracks, resolution)
+    video = ds.video(video_id)
+    check_store_video(stores, store_names, video, tracks)
+    return video_mious(video, exprs, ds.masks(video_id), tracks, resolution,
+                       moments=moment_frames(ds, video_id, int(video["num_frames"])) if moments else None)
+
+
+def check_store_video(stores: Mapping[str, TrackStore], store_names: Sequence[str], video: pd.Series,
+                      tracks: Mapping[str, pd.DataFrame]) -> None:
+    """A store's video must be the dataset's video: the same number of frames (its completion
+    marker) and the same mask size (its tracks). Missing frames are not "empty": a store made
+    from another dataset, or another version of it, is an error.
+
+    Raises:
+        RvosError: naming the store, the video and both numbers.
+    """
+    vid = str(video["video_id"])
+    T, H, W = int(video["num_frames"]), int(video["height"]), int(video["width"])
+    for n in store_names:
+        info = stores[n].video_info(vid)
+        t_store = info.get("num_frames")
+        if t_store is not None and int(t_store) != T:
+            raise RvosError(f"track store {n!r}: the video has {t_store} frames in the store but {T} in the dataset "
+                            "(tracks made from another dataset or version?)", file=stores[n].path, item=vid)
+        rows = tracks[n]
+        if len(rows):
+            sizes = rows[["height", "width"]].drop_duplicates().to_numpy()
+            bad = [(int(h), int(w)) for h, w in sizes if (int(h), int(w)) != (H, W)]
+            if bad:
+                raise RvosError(f"track store {n!r}: tracks are {bad[0][0]}x{bad[0][1]} but the video is {H}x{W} "
+                                "(tracks made from another dataset or version?)", file=stores[n].path, item=vid)
+
+
+def moment_frames(ds, video_id: str, num_frames: int) -> dict[str, dict[int | None, np.ndarray]]:
+    """MeViS-M spans of one video as frame masks: ``{expression_id: {obj_id or None: bool (T,)}}``."""
+    m = ds.moments
+    m = m[m["video_id"] == video_id]
+    out: dict[str, dict[int | None, np.ndarray]] = {}
+    for eid, o, a, b in zip(m["expression_id"], m["obj_id"], m["start_idx"], m["end_idx"]):
+        key = None if o is None or o != o else int(o)  # pandas reads a null obj_id as NaN
+        f = out.setdefault(eid, {}).setdefault(key, np.zeros(num_frames, bool))
+        f[int(a) : int(b) + 1] = True
+    return out
 
 
 def _label_job(job: tuple) -> pd.DataFrame:
@@ -437,6 +555,7 @@ def pseudolabel(
     ray_address: str | None = None,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    moments: bool = False,
 ) -> dict:
     """Pseudo-label every candidate track of every expression of ``dataset`` and write ``out``.
 
@@ -455,6 +574,9 @@ def pseudolabel(
         ray_address: the Ray cluster of ``executor="ray"``.
         overwrite: replace an existing ``out``.
         progress: called as ``progress(done, total)`` (videos) after each video and on resume.
+        moments: MeViS-M Object-level Selective Supervision: IoUs with an object count only inside
+            that object's moment (:func:`video_mious`); each row's ``moment_rule`` records the rule,
+            ``labels.json`` the counts per rule. Needs a dataset with ``moments.parquet``.
 
     Returns:
         The ``labels.json`` contents (with ``summary``).
@@ -507,13 +629,17 @@ def pseudolabel(
             )
     work = [v for v in videos if any(v in have[n] for n in sources)]
 
+    if moments and not ds.has_moments:
+        raise RvosError("--moments needs a MeViS-M dataset (moments.parquet; rvoskit convert mevis-m)", file=ds.path)
     options = {"dataset": str(ds.path.resolve()), "sources": sources, "resolution": list(res) if res else None}
+    if moments:
+        options["moments"] = True  # parts of a run without moments are not reused
     parts = out.parent / f".{out.name}.parts"
     todo = _open_parts(parts, options, work)
     n_done = len(work) - len(todo)
     if progress and n_done:
         progress(n_done, len(work))
-    jobs = [(str(ds.path), sources, v, res, [n for n in sources if v in have[n]]) for v in todo]
+    jobs = [(str(ds.path), sources, v, res, [n for n in sources if v in have[n]], moments) for v in todo]
 
     def finish(v: str, rows: pd.DataFrame) -> None:
         nonlocal n_done
@@ -546,6 +672,7 @@ def pseudolabel(
         "target": target,
         "rule": "label = miou_max > threshold (SOLA)" if target == "max" else "label = miou_union > threshold",
         "resolution": "native" if res is None else f"{res[0]}x{res[1]}",
+        **({"moments": _moment_meta(table)} if moments else {}),
         "resize": None if res is None else "cv2.INTER_LINEAR on float32, > 0.5; H<W -> (short, long), else (long, short)",
         "dataset": {"path": str(ds.path.resolve()), "source": ds.manifest.get("source", {})},
         "sources": {
@@ -561,6 +688,17 @@ def pseudolabel(
         plot_histogram(scalars, summary, float(iou), target, tmp / HIST_FILE)
     shutil.rmtree(parts, ignore_errors=True)
     return meta
+
+
+def _moment_meta(table: pa.Table) -> dict:
+    """``labels.json`` ``moments``: the OSS rule and how many expressions each ``moment_rule`` covered."""
+    t = table.select(["expression_id", "moment_rule"]).to_pandas().drop_duplicates("expression_id")
+    return {
+        "rule": "OSS (TGL): IoU with an object averaged over that object's moment only (expression-level spans "
+                "for every object of the expression); the union target over the expression's moment; an "
+                "object without a span cannot make a positive; an expression without spans uses all frames",
+        "expressions_per_rule": {str(k): int(v) for k, v in t["moment_rule"].value_counts().items()},
+    }
 
 
 def _part(parts: Path, video_id: str) -> Path:

@@ -131,6 +131,55 @@ def referring_samples(ds: RvosDataset, protocol: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["image_id", "expression_id", "video_id", "exp_id", "frame_idx", "frame", "height", "width", "gt_rle", "gt_area"])
 
 
+def coco_gt(ds: RvosDataset, protocol: str) -> dict:
+    """The COCO-format ground truth MTTR builds for A2D-Sentences / JHMDB-Sentences.
+
+    MTTR ``datasets/a2d_sentences/create_gt_in_coco_format.py`` and
+    ``datasets/jhmdb_sentences/create_gt_in_coco_format.py``: one image per sample
+    (``{"id", "height", "width"}``, string ids as in the module docstring), in sample order; one
+    annotation per image with ``id`` counting from 1, ``category_id`` 1, the RLE (``counts`` as
+    ASCII), ``area`` (float), ``iscrowd`` 0, and for A2D a ``bbox`` (rvoskit's ``[x, y, w, h]``
+    from the mask, where MTTR converts the h5 ``reBBox``; COCOeval ``segm`` does not read it);
+    ``categories = [{"id": 1, "name": "dummy_class"}]``. An ``info`` entry (not in MTTR's file,
+    ignored by pycocotools' evaluation) names rvoskit and the dataset.
+
+    Raises:
+        RvosError: ``protocol`` not ``a2d``/``jhmdb``; two samples with the same image id (MTTR
+            asserts the same: two expressions on one instance of one video).
+    """
+    if protocol not in ("a2d", "jhmdb"):
+        raise RvosError(f"COCO ground truth is built for a2d or jhmdb, not {protocol!r}")
+    samples = referring_samples(ds, protocol)
+    dup = samples["image_id"][samples["image_id"].duplicated()]
+    if len(dup):
+        r = samples[samples["image_id"] == dup.iloc[0]]
+        raise RvosError(f"image id {dup.iloc[0]} appears twice (expressions {', '.join(r['expression_id'])}); "
+                        "MTTR's ground truth allows one expression per instance", file=ds.path / "expressions.parquet", item=dup.iloc[0])
+    images, anns = [], []
+    for k, (iid, H, W, c, a) in enumerate(zip(samples["image_id"], samples["height"], samples["width"], samples["gt_rle"], samples["gt_area"]), 1):
+        images.append({"id": iid, "height": int(H), "width": int(W)})
+        ann = {"id": k, "image_id": iid, "category_id": 1, "segmentation": {"size": [int(H), int(W)], "counts": c.decode("ascii")},
+               "area": float(a)}
+        if protocol == "a2d":
+            ann["bbox"] = [float(v) for v in maskUtils.toBbox({"size": [int(H), int(W)], "counts": c})]
+        ann["iscrowd"] = 0
+        anns.append(ann)
+    info = {"description": f"rvoskit {protocol}-coco-gt export of {Path(ds.path).resolve()}", "version": __version__}
+    return {"info": info, "categories": [{"id": 1, "name": "dummy_class"}], "images": images, "annotations": anns}
+
+
+def export_coco_gt(dataset: str | Path | RvosDataset, protocol: str, out: str | Path) -> Path:
+    """Write :func:`coco_gt` to ``out`` (a ``.json`` file, atomically) so that the reference
+    evaluation (pycocotools + MTTR's ``metrics.py``) can run on the same samples."""
+    from rvoskit.format import atomic_file
+
+    ds = dataset if isinstance(dataset, RvosDataset) else open_dataset(dataset)
+    gt = coco_gt(ds, protocol)
+    with atomic_file(Path(out)) as tmp:
+        tmp.write_text(json.dumps(gt), encoding="utf-8")
+    return Path(out)
+
+
 # -- predictions -----------------------------------------------------------------------------------
 
 
