@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import TextColumn
 
 from rvoskit.commands._ranges import in_range
+from rvoskit.commands import _options as opt
 from rvoskit.progress import progress_bar
 
 console = Console(stderr=True)
@@ -30,7 +31,8 @@ _GIF = typer.Option(False, "--gif", help="Also write a GIF clip (every frame) pe
 _MP4 = typer.Option(False, "--mp4", help="Also write an MP4 clip ('mp4v') per expression / video.")
 _VWIDTH = typer.Option(640, "--video-width", min=16, help="Clip width in pixels.")
 _FPS = typer.Option(5.0, "--fps", callback=in_range(0, 1000, low_open=True), help="Clip frame rate.")
-_OVERWRITE = typer.Option(False, "--overwrite", help="Replace an existing viz output folder (otherwise it is resumed).")
+_OVERWRITE = opt.overwrite_option("Replace an existing viz output folder (otherwise it is resumed).")
+_QUIET = opt.quiet_option()
 
 
 def _clip_format(gif: bool, mp4: bool) -> Optional[str]:
@@ -39,8 +41,8 @@ def _clip_format(gif: bool, mp4: bool) -> Optional[str]:
     return "gif" if gif else ("mp4" if mp4 else None)
 
 
-def _with_progress(what: str, fn, **kw):
-    with progress_bar(TextColumn("{task.fields[item]}"), console=console) as bar:
+def _with_progress(what: str, fn, quiet: bool = False, **kw):
+    with progress_bar(TextColumn("{task.fields[item]}"), console=console, disable=quiet) as bar:
         task = bar.add_task(what, total=None, item="")
 
         def progress(done: int, total: int, item: str) -> None:
@@ -50,14 +52,15 @@ def _with_progress(what: str, fn, **kw):
     n_clips = sum(1 for f in result.files if f["kind"] == "clip")
     n_sheets = len(result.files) - n_clips
     resumed = f", {len(result.skipped)} videos already drawn" if result.skipped else ""
-    console.print(f"[green]wrote[/] {n_sheets} sheets and {n_clips} clips to {result.out}{resumed}")
+    if not quiet:
+        console.print(f"[green]wrote[/] {n_sheets} sheets and {n_clips} clips to {result.out}{resumed}")
     return result
 
 
 @viz_app.command("dataset")
 def dataset_cmd(
-    dataset: Path = typer.Argument(..., help="Common-format dataset directory."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    dataset: Path = opt.dataset_argument("Common-format dataset directory."),
+    out: Path = opt.out_option("Output folder."),
     video: Optional[List[str]] = _VIDEO,
     expression: Optional[List[str]] = typer.Option(None, "--expression", "-e", help="Expression ids (video/exp_id) or bare exp_ids (repeatable)."),
     limit: Optional[int] = _LIMIT,
@@ -70,6 +73,7 @@ def dataset_cmd(
     video_width: int = _VWIDTH,
     fps: float = _FPS,
     overwrite: bool = _OVERWRITE,
+    quiet: bool = _QUIET,
 ) -> None:
     """Draw a dataset's ground truth per expression, with the text.
 
@@ -90,7 +94,7 @@ def dataset_cmd(
     claim_output(out, kind="viz", inputs=[dataset], overwrite=overwrite)
 
     _with_progress(
-        "viz dataset", render_dataset, dataset=dataset, out=out, videos=video, expressions=expression, limit=limit,
+        "viz dataset", render_dataset, quiet=quiet, dataset=dataset, out=out, videos=video, expressions=expression, limit=limit,
         frames=frames, tile_width=tile_width, alpha=alpha, max_rows=max_rows, video=_clip_format(gif, mp4),
         video_width=video_width, fps=fps, overwrite=overwrite,
     )
@@ -98,9 +102,10 @@ def dataset_cmd(
 
 @viz_app.command("tracks")
 def tracks_cmd(
-    tracks: Path = typer.Argument(..., help="Track store directory."),
-    dataset: Path = typer.Option(..., "--dataset", "-d", help="The dataset the tracks were generated on (for frames)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    dataset: Path = opt.dataset_argument("The dataset the tracks were generated on (for its frames)."),
+    tracks: list[str] = opt.tracks_option("The track store to draw (DIR or NAME=DIR)."),
+    out: Path = opt.out_option("Output folder."),
+    dataset_old: Optional[Path] = opt.deprecated_alias("--dataset", "-d"),
     video: Optional[List[str]] = _VIDEO,
     limit: Optional[int] = _LIMIT,
     max_tracks: int = typer.Option(24, "--max-tracks", min=1, help="Rows of single tracks per sheet (all tracks stay in the first row)."),
@@ -112,6 +117,7 @@ def tracks_cmd(
     video_width: int = _VWIDTH,
     fps: float = _FPS,
     overwrite: bool = _OVERWRITE,
+    quiet: bool = _QUIET,
 ) -> None:
     """Draw a track store's candidate tracks, one colour each.
 
@@ -120,18 +126,19 @@ def tracks_cmd(
 
     [bold]Examples[/]
 
-      rvoskit viz tracks runs/tracks --dataset data/refdavis-val --out viz/tracks
-      rvoskit viz tracks runs/tracks -d data/mevis-valid_u --out viz/tracks -v 0ab4afe7fb46 --mp4
+      rvoskit viz tracks data/refdavis-val --tracks runs/tracks --out viz/tracks
+      rvoskit viz tracks data/mevis-valid_u --tracks runs/tracks --out viz/tracks -v 0ab4afe7fb46 --mp4
 
     Writes OUT/<video>.png, OUT/<video>.gif|mp4 and OUT/viz.json.
     """
     from rvoskit.viz import render_tracks
     from rvoskit.format.outputs import claim_output
 
+    dataset, tracks = _viz_tracks_inputs(dataset, tracks, dataset_old)
     claim_output(out, kind="viz", inputs=[tracks, dataset], overwrite=overwrite)
 
     _with_progress(
-        "viz tracks", render_tracks, tracks=tracks, dataset=dataset, out=out, videos=video, limit=limit,
+        "viz tracks", render_tracks, quiet=quiet, tracks=tracks, dataset=dataset, out=out, videos=video, limit=limit,
         max_tracks=max_tracks, frames=frames, tile_width=tile_width, alpha=alpha, video=_clip_format(gif, mp4),
         video_width=video_width, fps=fps, overwrite=overwrite,
     )
@@ -139,9 +146,12 @@ def tracks_cmd(
 
 @viz_app.command("predictions")
 def predictions_cmd(
-    predictions: Path = typer.Argument(..., help="Predictions directory (or predictions.parquet)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
-    dataset: Optional[Path] = typer.Option(None, "--dataset", "-d", help="Dataset (default: the one recorded in predictions.json)."),
+    inputs: List[Path] = typer.Argument(
+        ..., metavar="DATASET PREDICTIONS",
+        help="The dataset, then the predictions (any form eval reads: a predictions directory or .parquet, a PNG folder, a submission .zip).",
+    ),
+    out: Path = opt.out_option("Output folder."),
+    dataset_old: Optional[Path] = opt.deprecated_alias("--dataset", "-d"),
     video: Optional[List[str]] = _VIDEO,
     expression: Optional[List[str]] = typer.Option(None, "--expression", "-e", help="Expression ids or bare exp_ids (repeatable)."),
     limit: Optional[int] = _LIMIT,
@@ -154,6 +164,7 @@ def predictions_cmd(
     video_width: int = _VWIDTH,
     fps: float = _FPS,
     overwrite: bool = _OVERWRITE,
+    quiet: bool = _QUIET,
 ) -> None:
     """Draw predictions against the ground truth (TP / FP / FN) with J.
 
@@ -164,18 +175,19 @@ def predictions_cmd(
 
     [bold]Examples[/]
 
-      rvoskit viz predictions runs/pred --out viz/pred
-      rvoskit viz predictions runs/pred/predictions.parquet -d data/refdavis-val --out viz/pred -v judo --gif
+      rvoskit viz predictions data/refdavis-val runs/pred --out viz/pred
+      rvoskit viz predictions data/refdavis-val runs/pred/predictions.parquet --out viz/pred -v judo --gif
 
     Writes OUT/<video>.png, OUT/<video>/<exp_id>.gif|mp4 and OUT/viz.json.
     """
     from rvoskit.viz import render_predictions
     from rvoskit.format.outputs import claim_output
 
+    dataset, predictions = _viz_predictions_inputs(inputs, dataset_old)
     claim_output(out, kind="viz", inputs=[predictions, dataset], overwrite=overwrite)
 
     _with_progress(
-        "viz predictions", render_predictions, predictions=predictions, out=out, dataset=dataset, videos=video,
+        "viz predictions", render_predictions, quiet=quiet, predictions=predictions, out=out, dataset=dataset, videos=video,
         expressions=expression, limit=limit, frames=frames, tile_width=tile_width, alpha=alpha, max_rows=max_rows,
         video=_clip_format(gif, mp4), video_width=video_width, fps=fps, overwrite=overwrite,
     )
@@ -187,6 +199,7 @@ def report_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Report file: *.html or *.md."),
     title: str = typer.Option("rvoskit report", "--title", help="Page title."),
     embed: bool = typer.Option(False, "--embed", help="HTML: inline the images (a self-contained page)."),
+    quiet: bool = _QUIET,
 ) -> None:
     """Gather every stage's PNGs and JSON summaries into one HTML or Markdown page.
 
@@ -209,7 +222,37 @@ def report_cmd(
     result = build_report(run_dirs, out, title=title, embed=embed)
     for path, why in result.skipped:
         console.print(f"[yellow]skipped[/] {path}: {why}")
-    console.print(f"[green]wrote[/] {out}: {len(result.images)} images, {len(result.summaries)} summaries")
+    if not quiet:
+        console.print(f"[green]wrote[/] {out}: {len(result.images)} images, {len(result.summaries)} summaries")
+
+
+def _viz_tracks_inputs(dataset: Path, tracks: list[str], dataset_old: Optional[Path]) -> tuple[Path, Path]:
+    """``(dataset, track store)``: ``DATASET --tracks DIR``, or the 0.1 form ``TRACKS --dataset DS``."""
+    from rvoskit.errors import RvosError
+
+    if tracks:
+        if dataset_old is not None:
+            raise RvosError("give the dataset once: rvoskit viz tracks DATASET --tracks DIR --out OUT")
+        if len(tracks) != 1:
+            raise RvosError("viz tracks draws one track store: give --tracks once")
+        return dataset, Path(tracks[0].split("=", 1)[1] if "=" in tracks[0] and not Path(tracks[0]).exists() else tracks[0])
+    if dataset_old is None:
+        raise RvosError("give the track store: rvoskit viz tracks DATASET --tracks DIR --out OUT")
+    opt.warn_deprecated("viz tracks TRACKS --dataset DS", "viz tracks DS --tracks TRACKS")
+    return dataset_old, dataset
+
+
+def _viz_predictions_inputs(inputs: List[Path], dataset_old: Optional[Path]) -> tuple[Optional[Path], Path]:
+    """``(dataset, predictions)``: ``DATASET PREDICTIONS``, or the 0.1 form ``PREDICTIONS [--dataset DS]``
+    (without a dataset, the one recorded in predictions.json)."""
+    from rvoskit.errors import RvosError
+
+    if len(inputs) == 2 and dataset_old is None:
+        return inputs[0], inputs[1]
+    if len(inputs) == 1:
+        opt.warn_deprecated("viz predictions PREDICTIONS [--dataset DS]", "viz predictions DATASET PREDICTIONS")
+        return dataset_old, inputs[0]
+    raise RvosError("give the dataset and the predictions: rvoskit viz predictions DATASET PREDICTIONS --out OUT")
 
 
 def register(app: typer.Typer) -> None:
