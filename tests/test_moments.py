@@ -459,3 +459,41 @@ def test_eval_moments_inside_outside(mevis_m, tmp_path):
     assert {"J_inside", "J_outside", "n_inside"} <= set(items.columns)
     res = runner.invoke(app, ["eval", str(dss["object"]), str(tmp_path / "pred"), "--moments", "--protocol", "davis-semi"])
     assert res.exit_code == 2 and "--moments needs --protocol mevis" in res.output
+
+
+def test_pseudolabel_moments_oss(tmp_path):
+    """OSS known answers: an object's IoU counts only inside its moment; expression-level spans stand for
+    every object; an object without a span cannot make a positive; no span at all: every frame."""
+    import pandas as pd
+    from test_pseudolabel import A, B, HALF_A, Z, H, T, W, make_dataset, make_store, row
+
+    from rvoskit import labels as L
+    from rvoskit.format import write_table
+
+    objects = {1: {0: A, 1: A, 2: A}, 2: {0: B, 1: B, 2: Z}}
+    ds = make_dataset(tmp_path / "ds", {"v1": {"size": (H, W), "T": T, "objects": objects, "expressions": [[1], [1, 2], [], [2]]}})
+    spans = [("v1/0", 1, 0, 1), ("v1/1", 1, 2, 2), ("v1/3", None, 3, 3)]
+    write_table(ds / "moments.parquet", "moments", [
+        {"expression_id": e, "video_id": "v1", "obj_id": o, "start_idx": a, "end_idx": b, "start_frame": f"{a:05d}", "end_frame": f"{b:05d}"}
+        for e, o, a, b in spans])
+    tracks = np.stack([np.stack([A, A, A, Z]), np.stack([HALF_A, HALF_A, A, Z]), np.stack([A | B, A | B, A, Z])])
+    store = make_store(tmp_path / "grid", {"v1": tracks})
+    meta = L.pseudolabel([store], ds, tmp_path / "oss", resolution="native", moments=True)
+    t = pd.read_parquet(tmp_path / "oss" / "labels.parquet")
+    assert row(t, "v1/0", 1)["miou_max"] == pytest.approx(0.5)  # frames 0-1 only; all frames would give 0.75
+    assert row(t, "v1/0", 2)["miou_max"] == pytest.approx(0.5) and row(t, "v1/0", 0)["miou_max"] == 1.0
+    r = row(t, "v1/1", 1)
+    assert list(r["miou_per_obj"])[0] == 1.0 and np.isnan(list(r["miou_per_obj"])[1])  # object 2 has no span
+    assert r["miou_max"] == 1.0 and r["miou_union"] == 1.0 and r["moment_rule"] == "object-moment"
+    r = row(t, "v1/3", 1)
+    assert r["moment_rule"] == "expression-moment" and r["miou_max"] == 1.0  # frame 3: both empty
+    r = row(t, "v1/2", 1)
+    assert r["moment_rule"] == "no-moment" and r["miou_union"] == pytest.approx(0.25) and np.isnan(r["miou_max"])
+    assert meta["moments"]["expressions_per_rule"] == {"object-moment": 2, "expression-moment": 1, "no-moment": 1}
+    # without --moments: every frame, no rule
+    plain = L.pseudolabel([store], ds, tmp_path / "plain", resolution="native")
+    p = pd.read_parquet(tmp_path / "plain" / "labels.parquet")
+    assert row(p, "v1/0", 1)["miou_max"] == pytest.approx(0.75) and p["moment_rule"].isna().all() and "moments" not in plain
+    os_ds = make_dataset(tmp_path / "ds2", {"v1": {"size": (H, W), "T": T, "objects": objects, "expressions": [[1]]}})
+    res = runner.invoke(app, ["pseudolabel", str(os_ds), "--tracks", str(store), "--moments", "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "moments.parquet" in res.output

@@ -37,6 +37,9 @@ def pseudolabel(
     resolution: str = typer.Option(
         "540x960", "--resolution", help="Compare at this size (short x long side, oriented like the video; SOLA: 540x960) or 'native'."
     ),
+    moments: bool = typer.Option(
+        False, "--moments", help="MeViS-M (OSS): the IoU with an object counts only inside that object's moment; "
+        "each label records its rule (moment_rule)."),
     workers: int = opt.workers_option("Processes (one video per job)."),
     executor: str = executor_option(),
     ray_address: str = ray_address_option(),
@@ -56,6 +59,8 @@ def pseudolabel(
       rvoskit pseudolabel data/mevis_train --tracks gt=work/tracks_gt --tracks grid=work/tracks_grid --iou 0.7 --out work/labels -j 4
 
       rvoskit pseudolabel data/refdavis_train --tracks work/tracks_grid --resolution native --target union --out work/labels_u
+
+      rvoskit pseudolabel data/mevism_train --tracks work/tracks_grid --moments --out work/labels_oss
     """
     from rich.progress import TextColumn
 
@@ -97,6 +102,7 @@ def pseudolabel(
                 ray_address=ray_address,
                 overwrite=overwrite,
                 progress=progress,
+                moments=moments,
             )
     for w in caught:
         if issubclass(w.category, MissingTracksWarning):
@@ -112,6 +118,9 @@ def pseudolabel(
         f"({100 * s['lost_for_training_fraction']:.1f}% lost for training); "
         f"positives per expression: mean {s['positives_per_expression']['mean']:.2f}"
     )
+    if "moments" in meta:
+        rules = ", ".join(f"{k} {v}" for k, v in meta["moments"]["expressions_per_rule"].items())
+        typer.echo(f"  moments (OSS): expressions per rule: {rules}")
     for name, src in s["sources"].items():
         miss = f", {src['missing_videos']} videos missing" if src["missing_videos"] else ""
         typer.echo(f"  {name}: {src['tracks']} tracks, {src['positives']} positives, "
