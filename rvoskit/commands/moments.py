@@ -68,6 +68,10 @@ def eval_command(
         parse_predictions,
     )
 
+    from rvoskit.format.outputs import claim_output
+
+    if out is not None:
+        claim_output(out, kind="eval", inputs=[gt, pred], overwrite=overwrite)
     t0 = time.perf_counter()
     if out is not None and out.exists() and not overwrite:
         raise RvosError("output exists; pass --overwrite to replace it", file=out)
@@ -162,6 +166,9 @@ def export_command(
 
     from rvoskit.datasets.moments import export_moments
 
+    from rvoskit.format.outputs import claim_output
+
+    claim_output(out, kind="moments-export", inputs=[dataset], overwrite=overwrite)
     meta = export_moments(dataset, to, out, fps=fps, decimals=_decimals(decimals), overwrite=overwrite)
     if quiet:
         return

@@ -39,6 +39,7 @@ KINDS = {
     "export-mevis": "MeViS export",
     "json-export": "JSON export",
     "submission": "submission zip",
+    "moments-export": "moments export",
     "report": "report",
 }
 
@@ -78,7 +79,8 @@ def output_kind(path: str | Path) -> str | None:
     ``protocol`` or beside ``eval.json`` (eval), ``viz.json`` (viz), ``config.yaml`` with ``checkpoints/`` or
     ``metrics.json`` (training run), ``demo.json`` or ``dataset/dataset.json`` (demo, also an interrupted one), :data:`EXPORT_MARKER` (MeViS export);
     files: a ``.json`` whose ``info.description`` starts with ``rvoskit`` (YouTube-VIS or COCO JSON export), a zip
-    whose comment is :data:`ZIP_COMMENT` (submission), an ``.html``/``.md`` holding
+    whose comment is :data:`ZIP_COMMENT` (submission), a file with ``<name>.qids.json`` beside it
+    (moments export), an ``.html``/``.md`` holding
     :data:`REPORT_MARKER` (report). Never raises.
     """
     p = Path(path)
@@ -107,6 +109,8 @@ def output_kind(path: str | Path) -> str | None:
             return None
         if not p.is_file():
             return None
+        if p.with_name(p.name + ".qids.json").is_file():  # rvoskit moments export writes this beside its file
+            return "moments-export"
         suffix = p.suffix.lower()
         if suffix == ".zip":
             if zipfile.is_zipfile(p):
