@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import json
+import math
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -62,21 +64,39 @@ DEFAULTS: dict[str, Any] = {
         "token_cache_videos": 64,  # videos whose tokens stay in memory
     },
     "data": {
-        "train": {"dataset": None, "tracks": {}, "labels": None},
-        "valid": {"dataset": None, "tracks": {}, "labels": None},
-        "valid_fraction": 0.0,  # without a valid set: hold out this fraction of training videos
+        # named sets: {NAME: {dataset, tracks: {source: dir}, labels, weight}} (see data_sets); the
+        # single-set form {dataset, tracks, labels} is accepted too (named after the dataset folder)
+        "train": {},
+        "valid": {},
+        "valid_fraction": 0.0,  # without a valid set: hold out this fraction of each training set's videos
     },
 }
 
-# Mappings whose keys are free (track store names).
-_FREE = {("data", "train", "tracks"), ("data", "valid", "tracks")}
+#: Keys of one named data set (``data.train.NAME`` / ``data.valid.NAME``).
+SET_KEYS = ("dataset", "tracks", "labels", "weight")
+
+# Mappings whose keys are free (set names, track store names): merged deeply, checked by data_sets().
+_FREE = {("data", "train"), ("data", "valid")}
+
+
+def _merge_free(base: dict, update: Mapping) -> dict:
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(base.get(str(key)), dict):
+            _merge_free(base[str(key)], value)
+        else:
+            base[str(key)] = dict(value) if isinstance(value, Mapping) else value
+    return base
 
 
 def _merge(base: dict, update: Mapping, path: tuple[str, ...], file: str | None) -> dict:
     for key, value in update.items():
         here = path + (str(key),)
-        if path in _FREE:
-            base[str(key)] = value
+        if here in _FREE:
+            if value is None:
+                value = {}
+            if not isinstance(value, Mapping):
+                raise RvosError(f"config key {'.'.join(here)!r} must be a mapping of named data sets", file=file)
+            _merge_free(base[key], value)
             continue
         if key not in base:
             known = ", ".join(sorted(base)) or "(none)"
@@ -105,8 +125,172 @@ def _coerce(default: Any, value: Any, key: str, file: str | None) -> Any:
                 raise RvosError(f"config key {key!r} must be a number, not {value!r}", file=file) from None
         if not isinstance(value, (int, float)):
             raise RvosError(f"config key {key!r} must be a number, not {value!r}", file=file)
-        return float(value) if isinstance(default, float) else value
+        if isinstance(default, float):
+            return float(value)
+        if isinstance(value, float):
+            if not (math.isfinite(value) and value.is_integer()):
+                raise RvosError(f"config key {key!r} must be a whole number, not {value!r}", file=file)
+            value = int(value)
+        return value
     return value
+
+
+# key: (kind, low, high, low_inclusive, high_inclusive); kind "int", "float", "int?" (int or null)
+_RANGES: dict[str, tuple[str, float | None, float | None, bool, bool]] = {
+    "model.object_dim": ("int", 1, None, True, True),
+    "model.width": ("int?", 1, None, True, True),
+    "model.motion_hidden": ("int?", 1, None, True, True),
+    "model.layers": ("int", 1, None, True, True),
+    "model.heads": ("int", 1, None, True, True),
+    "model.negatives": ("int", 1, None, True, True),
+    "model.dropout": ("float", 0, 1, True, False),
+    "model.attn_dropout": ("float", 0, 1, True, False),
+    "model.groups": ("int", 1, None, True, True),
+    "model.groups_layer": ("int", 1, None, True, True),
+    "model.max_temporal_length": ("float", 0, None, False, True),
+    "text.batch_size": ("int", 1, None, True, True),
+    "loss.positive_weight": ("float", 0, None, True, True),
+    "loss.alignment_weight": ("float", 0, None, True, True),
+    "loss.temperature": ("float", None, None, True, True),
+    "optim.lr": ("float", 0, None, False, True),
+    "optim.weight_decay": ("float", 0, None, True, True),
+    "optim.grad_clip": ("float", 0, None, True, True),
+    "optim.plateau_factor": ("float", 0, 1, False, False),
+    "optim.plateau_patience": ("int", 0, None, True, True),
+    "train.epochs": ("int", 1, None, True, True),
+    "train.batch_size": ("int", 1, None, True, True),
+    "train.seed": ("int", 0, None, True, True),
+    "train.threshold": ("float", 0, 1, True, True),
+    "train.keep_last": ("int", 0, None, True, True),
+    "train.token_cache_videos": ("int", 1, None, True, True),
+    "data.valid_fraction": ("float", 0, 1, True, False),
+}
+
+
+def _range_text(low, high, lo_inc, hi_inc) -> str:
+    if low is not None and high is not None:
+        return f"in {'[' if lo_inc else '('}{low:g}, {high:g}{']' if hi_inc else ')'}"
+    if low is not None:
+        return f"{'>=' if lo_inc else '>'} {low:g}"
+    if high is not None:
+        return f"{'<=' if hi_inc else '<'} {high:g}"
+    return "a finite number"
+
+
+def check_value(key: str, value: Any, file: str | None = None) -> None:
+    """Check one numeric config value against its declared range (:data:`_RANGES`).
+
+    Raises:
+        RvosError: ``"config key 'optim.lr' must be > 0, not -1.0"`` (NaN and infinities are refused too).
+    """
+    rule = _RANGES.get(key)
+    if rule is None:
+        return
+    kind, low, high, lo_inc, hi_inc = rule
+    if value is None and kind == "int?":
+        return
+    want = _range_text(low, high, lo_inc, hi_inc)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RvosError(f"config key {key!r} must be a number {want}, not {value!r}", file=file)
+    if kind.startswith("int") and not isinstance(value, int):
+        raise RvosError(f"config key {key!r} must be a whole number {want}, not {value!r}", file=file)
+    ok = math.isfinite(value)
+    if ok and low is not None:
+        ok = value >= low if lo_inc else value > low
+    if ok and high is not None:
+        ok = value <= high if hi_inc else value < high
+    if not ok:
+        raise RvosError(f"config key {key!r} must be {want}, not {value!r}", file=file)
+
+
+def validate_config(cfg: Mapping[str, Any], file: str | None = None) -> None:
+    """Check every numeric value's range and the named data sets' shape (not the paths).
+
+    Raises:
+        RvosError: one line naming the key, its allowed range and the value given.
+    """
+    for key in _RANGES:
+        section, name = key.split(".")
+        check_value(key, cfg[section][name], file)
+    m = cfg["model"]
+    if m["width"] is not None:
+        for k in ("heads", "groups_layer"):
+            if m["width"] % m[k]:
+                raise RvosError(f"config key 'model.width' ({m['width']}) must be divisible by model.{k} ({m[k]})", file=file)
+    hidden = m["motion_hidden"] if m["motion_hidden"] is not None else 2 * m["object_dim"]
+    if hidden % m["groups"]:
+        raise RvosError(f"motion encoder width {hidden} must be divisible by model.groups ({m['groups']})", file=file)
+    for role in ("train", "valid"):
+        data_sets(cfg, role, check_paths=False)
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def set_name(text: str) -> str:
+    """A data set name from free text (a folder name): characters other than ``[A-Za-z0-9_.-]`` become
+    ``_``; the keys of a set (``dataset``, ``tracks``, ...) get a ``_set`` suffix."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", str(text)).lstrip("._-") or "data"
+    return f"{name}_set" if name in SET_KEYS else name
+
+
+def data_sets(cfg: Mapping[str, Any], role: str, *, check_paths: bool = True) -> dict[str, dict[str, Any]]:
+    """The named data sets of ``data.train`` or ``data.valid``, normalised.
+
+    Each set is ``{"dataset": str, "tracks": {source: str}, "labels": str | None, "weight": float}``.
+    The single-set form (``data.train: {dataset, tracks, labels}``) gives one set named after the
+    dataset folder (:func:`set_name`). ``weight`` (train only, default 1.0) is the sampling rule: the
+    expected number of times each expression of the set is drawn per epoch (1 for every set =
+    proportional to the sets' sizes).
+
+    Args:
+        cfg: an effective config.
+        role: ``"train"`` or ``"valid"``.
+        check_paths: also require ``dataset``, ``tracks`` and ``labels`` to be given.
+
+    Raises:
+        RvosError: a bad set name, an unknown key in a set, a missing path, a negative weight.
+    """
+    section = cfg["data"][role] or {}
+    where = f"data.{role}"
+    single = {k: v for k, v in section.items() if k in SET_KEYS}
+    named = {k: v for k, v in section.items() if k not in SET_KEYS}
+    if single and named:
+        raise RvosError(f"{where} mixes the single-set keys ({', '.join(single)}) with named sets ({', '.join(named)}); use named sets only")
+    if single:
+        if not single.get("dataset") and not single.get("tracks") and not single.get("labels"):
+            return {}
+        named = {set_name(Path(str(single.get("dataset") or role)).name): single}
+    out: dict[str, dict[str, Any]] = {}
+    for name, spec in named.items():
+        if not _NAME.fullmatch(str(name)):
+            raise RvosError(f"data set name {name!r} must use only letters, digits, '_', '.', '-'", item=f"{where}.{name}")
+        if not isinstance(spec, Mapping):
+            raise RvosError("a data set must be a mapping {dataset, tracks, labels, weight}", item=f"{where}.{name}")
+        unknown = sorted(set(spec) - set(SET_KEYS))
+        if unknown:
+            raise RvosError(f"unknown key {unknown[0]!r} (known: {', '.join(SET_KEYS)})", item=f"{where}.{name}")
+        tracks = spec.get("tracks") or {}
+        if not isinstance(tracks, Mapping):
+            raise RvosError("tracks must be a mapping {source: dir}", item=f"{where}.{name}")
+        weight = spec.get("weight", 1.0)
+        weight = 1.0 if weight is None else weight
+        if isinstance(weight, str):
+            weight = 1.0 if weight == "proportional" else _coerce(1.0, weight, f"{where}.{name}.weight", None)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
+            raise RvosError(f"weight must be a number >= 0 (or 'proportional'), not {spec.get('weight')!r}", item=f"{where}.{name}")
+        s = {
+            "dataset": None if spec.get("dataset") is None else str(spec["dataset"]),
+            "tracks": {str(k): str(v) for k, v in tracks.items()},
+            "labels": None if spec.get("labels") is None else str(spec["labels"]),
+            "weight": float(weight),
+        }
+        if check_paths:
+            missing = [k for k in ("dataset", "tracks", "labels") if not s[k]]
+            if missing:
+                raise RvosError(f"data set needs {', '.join(missing)}", item=f"{where}.{name}")
+        out[str(name)] = s
+    return out
 
 
 def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> dict:
@@ -120,7 +304,8 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
         A nested dict with every key of :data:`DEFAULTS`.
 
     Raises:
-        RvosError: unreadable file, unknown key (typos are errors), malformed override.
+        RvosError: unreadable file, unknown key (typos are errors), malformed override, a value
+        out of its range (:func:`validate_config`).
     """
     cfg = copy.deepcopy(DEFAULTS)
     if path is not None:
@@ -137,6 +322,7 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
         _merge(cfg, data or {}, (), str(path))
     for item in overrides:
         cfg = apply_override(cfg, item)
+    validate_config(cfg, str(path) if path is not None and not overrides else None)
     return cfg
 
 

@@ -62,6 +62,8 @@ class Sample:
         expression_id, video_id, text: from the dataset.
         candidates: ``((source, track_id), ...)`` in source order, then track order.
         labels: float32 ``(N,)`` 0/1 pseudo-labels aligned with ``candidates``, or None (scoring).
+        dataset: the name of the data set the expression comes from (``""`` when there is one);
+            with several training sets, ids are unique only together with it (:attr:`key`).
     """
 
     expression_id: str
@@ -69,6 +71,18 @@ class Sample:
     text: str
     candidates: tuple[tuple[str, int], ...]
     labels: np.ndarray | None = field(default=None, repr=False)
+    dataset: str = ""
+
+    @property
+    def key(self) -> str:
+        """``"<dataset>/<expression_id>"`` (just the expression id without a data set name): unique
+        across the data sets of a run."""
+        return f"{self.dataset}/{self.expression_id}" if self.dataset else self.expression_id
+
+    @property
+    def video_key(self) -> tuple[str, str]:
+        """``(dataset, video_id)``: videos of different data sets never share an encoding."""
+        return (self.dataset, self.video_id)
 
 
 def _track_owners(store: TrackStore, video_id: str) -> pd.DataFrame:
@@ -81,7 +95,7 @@ def _track_owners(store: TrackStore, video_id: str) -> pd.DataFrame:
     return store.tracks(video_id, columns=["track_id", "expression_id"]).drop_duplicates("track_id")
 
 
-def labelled_samples(dataset, stores: Mapping[str, TrackStore], labels_dir: str | Path) -> list[Sample]:
+def labelled_samples(dataset, stores: Mapping[str, TrackStore], labels_dir: str | Path, name: str = "") -> list[Sample]:
     """Training samples: every expression that has pseudo-labels for the given stores.
 
     The candidates of an expression are the tracks of its video in each store (``source``) that
@@ -92,6 +106,7 @@ def labelled_samples(dataset, stores: Mapping[str, TrackStore], labels_dir: str 
         dataset: an opened :class:`~rvoskit.format.RvosDataset` (texts, videos).
         stores: ``{source: TrackStore}``.
         labels_dir: a labels directory (``labels.parquet``) or the Parquet file itself.
+        name: the data set's name (:attr:`Sample.dataset`).
 
     Returns:
         Samples in dataset order; labels are the table's ``label`` column.
@@ -100,6 +115,7 @@ def labelled_samples(dataset, stores: Mapping[str, TrackStore], labels_dir: str 
         RvosError: a source without label rows, labels of an unknown expression or of a track that is not
         in its store, a video missing from a store.
     """
+    set_name = name
     path = Path(labels_dir)
     path = path / "labels.parquet" if path.is_dir() else path
     table = read_table(path, "labels", columns=["expression_id", "video_id", "source", "track_id", "label"]).to_pandas()
@@ -133,7 +149,7 @@ def labelled_samples(dataset, stores: Mapping[str, TrackStore], labels_dir: str 
         if (g["video_id"] != e["video_id"]).any():
             raise RvosError(f"labels put the expression in another video than {e['video_id']!r}", file=path, item=eid)
         cands = tuple(zip(g["source"].tolist(), (int(t) for t in g["track_id"])))
-        out.append(Sample(eid, e["video_id"], e["text"], cands, g["label"].to_numpy(np.float32)))
+        out.append(Sample(eid, e["video_id"], e["text"], cands, g["label"].to_numpy(np.float32), set_name))
     return out
 
 
@@ -151,26 +167,85 @@ def video_candidates(tracks: Mapping[str, pd.DataFrame], expression_id: str) -> 
     return tuple(out)
 
 
-class TokenCache:
-    """Object tokens per (source, video), loaded on demand, the ``max_videos`` most recent kept.
+def read_tokens(store: TrackStore, video_id: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(obj_ptr (N, T, C), track_id (N,))`` of a video, checked.
 
-    ``get(source, video_id) -> (obj_ptr float32 (N, T, C), {track_id: row})``.
+    Raises:
+        RvosError: a missing, unreadable or truncated safetensors file, one without ``obj_ptr`` or
+        ``track_id``, or arrays of the wrong rank, dtype or length; the message names the file.
+    """
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    if not store.is_done(video_id):
+        raise RvosError("video not in the track store (not generated yet)", file=store.path, item=video_id)
+    path = store._file("tokens", video_id, ".safetensors")
+    try:
+        d = load_file(str(path))
+    except FileNotFoundError:
+        raise RvosError("object tokens missing (the video is marked done; regenerate it)", file=path, item=video_id) from None
+    except (SafetensorError, OSError, ValueError, MemoryError) as exc:
+        raise RvosError(f"unreadable object tokens ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); expected a safetensors file with obj_ptr (N, T, C) and track_id (N,)", file=path, item=video_id) from None
+    for key in ("obj_ptr", "track_id"):
+        if key not in d:
+            raise RvosError(f"no {key!r} in the object tokens (keys: {sorted(d)}); expected obj_ptr (N, T, C) and track_id (N,)", file=path, item=video_id)
+    obj_ptr, track_id = d["obj_ptr"], d["track_id"]
+    if obj_ptr.ndim != 3 or obj_ptr.dtype.kind != "f":
+        raise RvosError(f"obj_ptr has shape {obj_ptr.shape} and dtype {obj_ptr.dtype}, expected floats (N, T, C)", file=path, item=video_id)
+    if track_id.ndim != 1 or track_id.dtype.kind not in "iu" or len(track_id) != obj_ptr.shape[0]:
+        raise RvosError(f"track_id has shape {track_id.shape} and dtype {track_id.dtype}, expected {obj_ptr.shape[0]} integers (one per obj_ptr row)", file=path, item=video_id)
+    return obj_ptr, track_id
+
+
+class TokenCache:
+    """Object tokens per (data set, source, video), loaded on demand, the ``max_videos`` most recent kept.
+
+    ``get(source, video_id, dataset="") -> (obj_ptr float32 (N, T, C), {track_id: row})``.
+
+    Args:
+        stores: ``{source: TrackStore}`` (one data set, named ``""``) or
+            ``{set name: {source: TrackStore}}`` (several data sets).
+        max_videos: videos kept in memory.
+        frames: ``{set name: {video_id: num_frames}}``: the tokens of a video must have one row per
+            frame of the dataset's video (``T``); None skips the check.
+        dim: the token width the model expects (``model.object_dim``); None skips the check.
     """
 
-    def __init__(self, stores: Mapping[str, TrackStore], max_videos: int = 64):
-        self.stores, self.max = stores, max(1, int(max_videos))
+    def __init__(self, stores: Mapping, max_videos: int = 64, *, frames: Mapping[str, Mapping[str, int]] | None = None, dim: int | None = None):
+        self._stores: dict[tuple[str, str], TrackStore] = {}
+        for key, value in stores.items():
+            if isinstance(value, Mapping):
+                self._stores.update({(str(key), src): st for src, st in value.items()})
+            else:
+                self._stores[("", str(key))] = value
+        self.max = max(1, int(max_videos))
+        self.frames, self.dim = frames, dim
         self._cache: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, source: str, video_id: str) -> tuple[np.ndarray, dict[int, int]]:
-        key = (source, video_id)
+    @property
+    def stores(self) -> dict[str, TrackStore]:
+        """``{source: TrackStore}`` of the unnamed data set (the single-set form)."""
+        return {src: st for (ds, src), st in self._stores.items() if ds == ""}
+
+    def store(self, source: str, dataset: str = "") -> TrackStore:
+        """The track store of a source in a data set."""
+        return self._stores[(dataset, source)]
+
+    def get(self, source: str, video_id: str, dataset: str = "") -> tuple[np.ndarray, dict[int, int]]:
+        key = (dataset, source, video_id)
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-        obj_ptr, track_id = self.stores[source].tokens(video_id)
-        if obj_ptr.ndim != 3:
-            raise RvosError(f"obj_ptr has shape {obj_ptr.shape}, expected (N, T, C)", file=self.stores[source].path, item=video_id)
+        store = self.store(source, dataset)
+        obj_ptr, track_id = read_tokens(store, video_id)
+        where = store._file("tokens", video_id, ".safetensors")
+        want_t = None if self.frames is None else self.frames.get(dataset, {}).get(video_id)
+        if want_t is not None and obj_ptr.shape[1] != want_t:
+            raise RvosError(f"object tokens have {obj_ptr.shape[1]} frames, the dataset's video has {want_t}", file=where, item=video_id)
+        if self.dim is not None and obj_ptr.shape[2] != self.dim:
+            raise RvosError(f"object tokens are {obj_ptr.shape[2]} wide, the model expects {self.dim} (model.object_dim)", file=where, item=video_id)
         value = (np.asarray(obj_ptr, dtype=np.float32), {int(t): i for i, t in enumerate(track_id)})
         with self._lock:
             self._cache[key] = value
@@ -224,20 +299,20 @@ def make_batch(samples: Sequence[Sample], features: Mapping[str, TextFeature], t
     group = []
     for s in samples:
         if not s.candidates:
-            raise RvosError("expression has no candidate tracks", item=s.expression_id)
-        group.append(sets.setdefault((s.video_id, s.candidates), len(sets)))
+            raise RvosError("expression has no candidate tracks", item=s.key)
+        group.append(sets.setdefault((s.dataset, s.video_id, s.candidates), len(sets)))
     blocks = []
-    for video_id, cands in sets:
+    for dataset, video_id, cands in sets:
         parts, T = [], None
         for source in dict.fromkeys(src for src, _ in cands):
-            obj, index = tokens.get(source, video_id)
+            obj, index = tokens.get(source, video_id, dataset)
             if T is not None and obj.shape[1] != T:
                 raise RvosError(f"track stores disagree on the number of frames ({T} vs {obj.shape[1]})", item=video_id)
             T = obj.shape[1]
             try:
                 rows = [index[t] for src, t in cands if src == source]
             except KeyError as exc:
-                raise RvosError(f"track {exc.args[0]} has no tokens", file=tokens.stores[source].path, item=video_id) from None
+                raise RvosError(f"track {exc.args[0]} has no tokens", file=tokens.store(source, dataset).path, item=video_id) from None
             parts.append(obj[rows])
         blocks.append(np.concatenate(parts) if len(parts) > 1 else parts[0])
     G, C = len(blocks), blocks[0].shape[2]
@@ -275,21 +350,29 @@ def make_batch(samples: Sequence[Sample], features: Mapping[str, TextFeature], t
 
 
 def batch_indices(
-    samples: Sequence[Sample], batch_size: int, *, group_by_video: bool = True, rng: np.random.Generator | None = None
+    samples: Sequence[Sample],
+    batch_size: int,
+    *,
+    group_by_video: bool = True,
+    rng: np.random.Generator | None = None,
+    pool: Sequence[int] | None = None,
 ) -> list[list[int]]:
     """Split sample indices into batches of ``batch_size``.
 
     With ``rng`` the order is shuffled: with ``group_by_video`` videos are shuffled and each video's
     expressions (shuffled) are kept together, so a batch spans few videos and shares their encoding;
     without it expressions are shuffled freely (SOLA's order at batch size 1). Without ``rng`` the
-    order is the dataset order.
+    order is the dataset order. Videos are told apart by (data set, video id).
+
+    Args:
+        pool: the indices to batch (an index may repeat, see :func:`epoch_pool`); default every sample once.
     """
-    idx = np.arange(len(samples))
+    idx = np.arange(len(samples)) if pool is None else np.asarray(pool, dtype=np.int64)
     if rng is not None:
         if group_by_video:
-            by_video: dict[str, list[int]] = {}
-            for i, s in enumerate(samples):
-                by_video.setdefault(s.video_id, []).append(i)
+            by_video: dict[tuple[str, str], list[int]] = {}
+            for i in idx.tolist():
+                by_video.setdefault(samples[i].video_key, []).append(i)
             videos = list(by_video)
             idx = np.concatenate([rng.permutation(by_video[videos[v]]) for v in rng.permutation(len(videos))]) if videos else idx
         else:
@@ -298,12 +381,40 @@ def batch_indices(
     return [idx[i : i + bs].tolist() for i in range(0, len(idx), bs)]
 
 
+def epoch_pool(samples: Sequence[Sample], weights: Mapping[str, float], rng: np.random.Generator) -> list[int] | None:
+    """The sample indices of one epoch under per-set sampling weights (the sampling rule).
+
+    A set of ``n`` expressions with weight ``w`` contributes ``round(w * n)`` draws: every
+    expression ``floor(w)`` times, plus a random subset (without replacement) for the rest, so the
+    expected count of each expression is ``w``. With every weight 1 (proportional sampling) this is
+    every sample once, and None is returned without drawing from ``rng`` (the order is then exactly
+    that of the single-set path).
+    """
+    if all(float(weights.get(s.dataset, 1.0)) == 1.0 for s in samples):
+        return None
+    by_set: dict[str, list[int]] = {}
+    for i, s in enumerate(samples):
+        by_set.setdefault(s.dataset, []).append(i)
+    pool: list[int] = []
+    for name, idx in by_set.items():
+        n, w = len(idx), float(weights.get(name, 1.0))
+        count = int(round(w * n))
+        copies, rest = divmod(count, n)
+        pool += idx * copies
+        if rest:
+            pool += sorted(rng.choice(idx, size=rest, replace=False).tolist())
+    return pool
+
+
 def split_by_video(samples: Sequence[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
-    """Hold out ``fraction`` of the videos (seeded): ``(train, valid)`` samples."""
-    videos = sorted({s.video_id for s in samples})
-    n = round(len(videos) * fraction)
-    held = set(np.random.default_rng(seed).permutation(videos)[:n].tolist()) if n else set()
-    return [s for s in samples if s.video_id not in held], [s for s in samples if s.video_id in held]
+    """Hold out ``fraction`` of the videos (seeded) of each data set: ``(train, valid)`` samples."""
+    held: set[tuple[str, str]] = set()
+    for name in dict.fromkeys(s.dataset for s in samples):
+        videos = sorted({s.video_id for s in samples if s.dataset == name})
+        n = round(len(videos) * fraction)
+        if n:
+            held |= {(name, v) for v in np.random.default_rng(seed).permutation(videos)[:n].tolist()}
+    return [s for s in samples if s.video_key not in held], [s for s in samples if s.video_key in held]
 
 
 def prefetch(items: Iterable, size: int = 2) -> Iterator:

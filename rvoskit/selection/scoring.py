@@ -192,6 +192,58 @@ def _checkpoint_encoder(state: Mapping[str, Any], text_encoder: str | Path | Non
     return path
 
 
+def seen_datasets(state: Mapping[str, Any]) -> list[dict]:
+    """The data sets a checkpoint's model saw (its ``datasets`` records; for a checkpoint written
+    before they were recorded, the dataset paths of its config, without checksums)."""
+    recs = state.get("datasets")
+    if recs:
+        return list(recs)
+    from rvoskit.selection.config import data_sets
+
+    out = []
+    for role in ("train", "valid"):
+        try:
+            sets = data_sets(state["config"], role, check_paths=False)
+        except RvosError:
+            continue
+        for name, s in sets.items():
+            if s.get("dataset"):
+                out.append({"name": name, "role": role, "dataset": str(Path(s["dataset"]).resolve()), "manifest_sha256": None, "source": {}})
+    return out
+
+
+def zero_shot_warnings(state: Mapping[str, Any], dataset: str | Path) -> list[str]:
+    """Why scoring ``dataset`` with this model is not zero-shot, one message per reason (empty: it is).
+
+    A record of the checkpoint (:func:`seen_datasets`) matches when its ``manifest_sha256`` equals
+    the sha256 of the dataset's ``dataset.json`` or its path is the dataset's path ("trained on this
+    dataset"), or when its source benchmark is the dataset's with another split ("trained on another
+    split of the benchmark": SOLA's zero-shot rows train on MeViS and evaluate on Ref-YouTube-VOS and
+    Ref-DAVIS).
+    """
+    from rvoskit.format.store import MANIFEST, sha256_file
+
+    path = Path(dataset)
+    digest = sha256_file(path / MANIFEST)
+    manifest = open_dataset(path).manifest
+    src = manifest.get("source") or {}
+    bench, split = src.get("dataset"), src.get("split")
+    out = []
+    for rec in seen_datasets(state):
+        verb = "trained" if rec.get("role") == "train" else "validated"
+        rsrc = rec.get("source") or {}
+        if rec.get("manifest_sha256") == digest or rec.get("dataset") == str(path.resolve()):
+            out.append(f"the model was {verb} on this dataset ({rec.get('role')} set {rec.get('name')!r}, {rec.get('dataset')}): this is not a zero-shot evaluation")
+        elif bench and rsrc.get("dataset") == bench:
+            out.append(
+                f"the model was {verb} on {bench} {rsrc.get('split')} ({rec.get('role')} set {rec.get('name')!r}) and this is {bench} {split}: "
+                "the same benchmark, so not zero-shot in SOLA's sense"
+            )
+    if not state.get("datasets"):
+        out.append("the checkpoint does not record the datasets' checksums (written by an older rvoskit): only their paths were compared")
+    return out
+
+
 def predict(
     checkpoint: str | Path,
     dataset: str | Path,
@@ -205,6 +257,8 @@ def predict(
     text_encoder: str | Path | None = None,
     text_cache: str | Path | None = None,
     overwrite: bool = False,
+    zero_shot: bool = False,
+    warn: Callable[[str], None] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Score every expression of a dataset, select tracks and write the merged masks as predictions.
@@ -220,6 +274,9 @@ def predict(
         text_encoder: encoder directory if the checkpoint's has moved (must be the same model).
         text_cache: text-feature cache root.
         overwrite: replace an existing ``out``.
+        zero_shot: the user means a zero-shot evaluation: every reason it is not
+            (:func:`zero_shot_warnings`) goes to ``warn`` and into ``predictions.json``.
+        warn: receives warnings (default: none are printed).
         progress: ``progress(phase, done, total)`` with phases ``"text"`` and ``"videos"``.
 
     Returns:
@@ -230,6 +287,10 @@ def predict(
         masks whose size differs from the dataset's, an existing ``out`` without ``overwrite``.
     """
     out = Path(out)
+    if top_k is None and not (isinstance(tau, (int, float)) and 0 <= tau <= 1):
+        raise RvosError(f"tau must be in [0, 1], not {tau!r}", item="--tau")
+    if int(batch_size) < 1:
+        raise RvosError(f"batch size must be >= 1, not {batch_size}", item="--batch-size")
     if out.exists() and not overwrite:
         raise RvosError("output exists; pass --overwrite to replace it", file=out)
     dev = resolve_device(device)
@@ -238,11 +299,16 @@ def predict(
     enc_path = _checkpoint_encoder(state, text_encoder)
     ds = open_dataset(dataset)
     stores = open_stores(parse_track_sources(tracks))
+    not_zero_shot = zero_shot_warnings(state, dataset) if zero_shot else []
+    for msg in not_zero_shot:
+        if warn:
+            warn(msg)
     exprs = ds.expressions
     features, _ = text_features(
         exprs["text"].tolist(), enc_path, text_cache, device=str(dev), progress=(lambda d, t: progress("text", d, t)) if progress else None
     )
-    token_cache = TokenCache(stores, max_videos=4)
+    frames = {str(v): int(t) for v, t in zip(ds.videos["video_id"], ds.videos["num_frames"])}
+    token_cache = TokenCache(stores, max_videos=4, frames={"": frames}, dim=int(state["config"]["model"]["object_dim"]))
     amp = bool(state["config"]["train"].get("amp", True))
     meta = {
         "method": "rvoskit-selection (SOLA)",
@@ -250,7 +316,10 @@ def predict(
         "epoch": int(state["epoch"]),
         "tracks": {k: str(Path(s.path).resolve()) for k, s in stores.items()},
         "selection": {"tau": None if top_k else tau, "top_k": top_k},
+        "trained_on": [{k: r.get(k) for k in ("name", "role", "dataset", "manifest_sha256")} for r in seen_datasets(state)],
     }
+    if zero_shot:
+        meta["zero_shot"] = {"requested": True, "warnings": not_zero_shot}
     n_selected = n_empty = 0
     by_video = exprs.groupby("video_id", sort=False)
     # one video at a time: its tracks are read once, its masks merged once per distinct selection,
