@@ -330,7 +330,7 @@ def test_cli_two_named_stores_missing_video_and_workers(known, tmp_path):
         "v2": {"size": (H, W), "T": 2, "objects": {1: {0: A}}, "expressions": [[1]]},
         "v3": {"size": (H, W), "T": 2, "objects": {1: {0: A}}, "expressions": [[1], [1]]},
     })
-    res = CliRunner().invoke(app, ["pseudolabel", f"gt={gt}", str(grid), str(ds2), "--out", str(tmp_path / "lab"),
+    res = CliRunner().invoke(app, ["pseudolabel", str(ds2), "--tracks", f"gt={gt}", "--tracks", str(grid), "--out", str(tmp_path / "lab"),
                                    "--resolution", "native", "-j", "2"])
     assert res.exit_code == 0, res.output
     assert "'grid' has no tracks for 2 of 3 videos" in res.output and "'gt' has no tracks for 1 of 3" in res.output
@@ -363,13 +363,21 @@ def test_errors(known, tmp_path):
     other = make_dataset(tmp_path / "other", {"zz": {"size": (H, W), "T": T, "objects": {}, "expressions": [[]]}})
     with pytest.raises(RvosError, match="'v1'"):
         L.pseudolabel([grid], other, tmp_path / "y")
-    # native comparison of different sizes: names the video and suggests --resolution
+    # a store whose video has another size is another dataset's (or version's) store: refused at
+    # any resolution, naming the store, the video and both sizes (issue 11: never silently resized)
     small = make_store(tmp_path / "small", {"v1": np.zeros((1, T, 4, 5), np.uint8)})
-    with pytest.raises(RvosError, match="v1: track store 'small'.*--resolution"):
-        L.pseudolabel([small], ds, tmp_path / "z", resolution="native")
+    for res in ("native", "4x5"):
+        with pytest.raises(RvosError, match=f"v1: track store 'small': tracks are 4x5 but the video is {H}x{W}"):
+            L.pseudolabel([small], ds, tmp_path / "z", resolution=res)
+        assert not (tmp_path / "z").exists()
+    # ... and so is one whose video has fewer frames (missing frames are not "empty")
+    short = make_store(tmp_path / "short", {"v1": np.zeros((1, T - 1, H, W), np.uint8)})
+    with pytest.raises(RvosError, match=f"v1: track store 'short': the video has {T - 1} frames in the store but {T}"):
+        L.pseudolabel([short], ds, tmp_path / "z")
     assert not (tmp_path / "z").exists()
-    # ... which the SOLA resolution handles (each masklet resized from its own size)
-    L.pseudolabel([small], ds, tmp_path / "z", resolution="4x5")
+    # a resolution no machine can hold is refused up front, not a MemoryError
+    with pytest.raises(RvosError, match="--resolution 100000x100000 is too large"):
+        L.pseudolabel([grid], ds, tmp_path / "z", resolution="100000x100000")
     # an RLE that is not of its row's size (resizing decodes it): names the store, video and frame, no traceback
     bad = TrackStore(tmp_path / "bad", create=True, meta={})
     rows = _mask_rows("v1", "track_id", 0, {t: A for t in range(T)})
