@@ -497,3 +497,63 @@ def test_pseudolabel_moments_oss(tmp_path):
     os_ds = make_dataset(tmp_path / "ds2", {"v1": {"size": (H, W), "T": T, "objects": objects, "expressions": [[1]]}})
     res = runner.invoke(app, ["pseudolabel", str(os_ds), "--tracks", str(store), "--moments", "--out", str(tmp_path / "x")])
     assert res.exit_code == 2 and "moments.parquet" in res.output
+
+
+def test_moment_sample_frames_rule():
+    from rvoskit.selection.moments import moment_sample_frames
+
+    rng = np.random.default_rng(0)
+    moment = np.zeros(20, bool)
+    moment[5:9] = True
+    for _ in range(20):
+        f = moment_sample_frames(moment, 6, rng)
+        assert len(f) == 6 == len(set(f)) and list(f) == sorted(f)
+        assert moment[f].sum() == 3  # half inside
+    f = moment_sample_frames(moment, 12, rng)
+    assert moment[f].sum() == 4 and len(f) == 12  # only 4 frames inside: the outside fills in
+    assert len(moment_sample_frames(np.zeros(20, bool), 5, rng)) == 5  # no moment: uniform
+    assert list(moment_sample_frames(moment, 30, rng)) == list(range(20))  # more than T: every frame
+    with pytest.raises(RvosError):
+        moment_sample_frames(moment, 0, rng)
+
+
+def test_train_moment_sampling(tmp_path):
+    import torch
+    from test_train_selection import TINY
+
+    from rvoskit.format import write_table
+    from rvoskit.selection.data import TokenCache, make_batch, open_stores, parse_track_sources, labelled_samples
+    from rvoskit.selection.moments import MomentSampler
+    from rvoskit.selection.synthetic import make_synthetic
+
+    w = make_synthetic(tmp_path / "syn", videos=4, frames=(10, 14), expressions=2, seed=3)
+    ds = open_dataset(w["dataset"])
+    rows = []
+    for eid, vid in zip(ds.expressions["expression_id"], ds.expressions["video_id"]):
+        T = int(ds.video(vid)["num_frames"])
+        rows.append({"expression_id": eid, "video_id": vid, "obj_id": None, "start_idx": 2, "end_idx": 5,
+                     "start_frame": ds.video(vid)["frames"][2], "end_frame": ds.video(vid)["frames"][5]})
+    write_table(Path(w["dataset"]) / "moments.parquet", "moments", rows)
+    # the crop: one block per expression, its sampled frames, half inside frames 2..5
+    stores = open_stores(parse_track_sources([f"{k}={v}" for k, v in w["tracks"].items()]))
+    samples = labelled_samples(ds, stores, w["labels"], "syn")
+    from rvoskit.selection.text import TextFeature
+
+    feats = {s.text: TextFeature(np.ones((3, 8), np.float32), np.ones(8, np.float32)) for s in samples}
+    batch = make_batch(samples[:4], feats, TokenCache({"syn": stores}))
+    sampler = MomentSampler({"syn": w["dataset"]}, 4)
+    crop = sampler.crop(batch, np.random.default_rng(0))
+    assert crop.tokens.shape[0] == 4 and crop.tokens.shape[2] == 4 and bool(crop.frame_mask.all())
+    assert sampler.counts == {"moment": 4, "uniform": 0}
+    g = batch.group.numpy()
+    for b in range(4):
+        full = batch.tokens[int(g[b])]
+        picked = [t for t in range(full.shape[1]) if any(torch.equal(full[:, t], crop.tokens[b, :, k]) for k in range(4))]
+        assert len(picked) == 4 and sum(2 <= t <= 5 for t in picked) == 2
+    # the option, end to end
+    args = ["train", w["dataset"], "--tracks", f"gt={w['tracks']['gt']}", "--tracks", f"grid={w['tracks']['grid']}",
+            "--labels", w["labels"], "--out", str(tmp_path / "run"), "--epochs", "1", "--moment-sampling", "4",
+            "--text-cache", str(tmp_path / "tc")] + [a for o in TINY for a in ("--set", o)]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "moment_sampling: 4" in (tmp_path / "run" / "config.yaml").read_text()

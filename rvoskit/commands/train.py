@@ -80,6 +80,7 @@ def train_command(
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Shortcut for --set train.epochs=N (N >= 1).", show_default=False),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Shortcut for --set train.batch_size=N (expressions per step, N >= 1).", show_default=False),
     keep_checkpoints: Optional[int] = typer.Option(None, "--keep-checkpoints", min=0, help="Keep the N newest epoch checkpoints plus the best (default 1: the last and the best; 0 keeps all).", show_default=False),
+    moment_sampling: Optional[int] = typer.Option(None, "--moment-sampling", min=0, help="MeViS-M (TGL): crop each training expression's object tokens to N frames, half inside its moment (shortcut for --set train.moment_sampling=N; 0: all frames).", show_default=False),
     allow_no_positives: bool = typer.Option(False, "--allow-no-positives", help="Train even when a training set has no positive label (normally refused: such a model learns to select nothing).", show_default=False),
     text_encoder: Optional[Path] = typer.Option(None, "--text-encoder", help="Local transformers text encoder directory (default: bundled MiniLM).", show_default=False),
     text_cache: Optional[Path] = typer.Option(None, "--text-cache", help="Text-feature cache directory (shared by every data set and run).", show_default=False),
@@ -103,7 +104,7 @@ def train_command(
     if config is None and resume and (out / "config.yaml").is_file():
         config = out / "config.yaml"
     cfg = load_config(config, overrides)
-    for key, value in (("epochs", epochs), ("batch_size", batch_size), ("keep_last", keep_checkpoints)):
+    for key, value in (("epochs", epochs), ("batch_size", batch_size), ("keep_last", keep_checkpoints), ("moment_sampling", moment_sampling)):
         if value is not None:
             cfg["train"][key] = value
     if text_encoder is not None:

@@ -62,6 +62,7 @@ DEFAULTS: dict[str, Any] = {
         "amp": True,  # bfloat16 autocast on CUDA (ignored on CPU)
         "keep_last": 0,  # keep only the newest K epoch checkpoints; 0 keeps all
         "token_cache_videos": 64,  # videos whose tokens stay in memory
+        "moment_sampling": 0,  # MeViS-M: crop each expression to N frames, half inside its moment (TGL); 0 = all frames
     },
     "data": {
         # named sets: {NAME: {dataset, tracks: {source: dir}, labels, weight}} (see data_sets); the
@@ -163,6 +164,7 @@ _RANGES: dict[str, tuple[str, float | None, float | None, bool, bool]] = {
     "train.threshold": ("float", 0, 1, True, True),
     "train.keep_last": ("int", 0, None, True, True),
     "train.token_cache_videos": ("int", 1, None, True, True),
+    "train.moment_sampling": ("int", 0, None, True, True),
     "data.valid_fraction": ("float", 0, 1, True, False),
 }
 

@@ -527,6 +527,11 @@ def train(
     valid_tokens = train_tokens if held_out else TokenCache({ds.name: ds.stores for ds in valid_sets}, cache_videos, frames={ds.name: ds.frames for ds in valid_sets}, dim=dim)
     tcfg = cfg["train"]
     keep = int(tcfg.get("keep_last") or 0)
+    sampler = None
+    if int(tcfg.get("moment_sampling") or 0) > 0:  # MeViS-M: TGL's moment-aware frame sampling (selection/moments.py)
+        from rvoskit.selection.moments import MomentSampler
+
+        sampler = MomentSampler({ds.name: ds.record["dataset"] for ds in train_sets}, int(tcfg["moment_sampling"]))
     for epoch in range(start + 1, int(tcfg["epochs"]) + 1):
         t0 = time.perf_counter()
         model.train()
@@ -536,6 +541,9 @@ def train(
             train_samples, tcfg["batch_size"], group_by_video=bool(tcfg["group_by_video"]), rng=np.random.default_rng([seed, epoch]), pool=pool
         )
         batches = prefetch(make_batch([train_samples[i] for i in ix], features, train_tokens) for ix in order)
+        if sampler is not None:
+            crop_rng = np.random.default_rng([seed, epoch, 2])
+            batches = (sampler.crop(b, crop_rng) for b in batches)
         for k, batch in enumerate(batches):
             losses = train_step(model, optimizer, batch.to(dev), cfg, dev)
             counts.add(losses, len(batch.samples))
