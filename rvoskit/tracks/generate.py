@@ -473,7 +473,8 @@ def store_meta(dataset: RvosDataset, model: ModelSpec, options: TrackOptions, sp
             "random_weights_seed": None if model.checkpoint else model.seed,
             "image_size": model.image_size or config_image_size(model.config),
             "precision": precision,
-            "hole_fill": "rvoskit (OpenCV) in place of sam2._C",
+            "hole_fill": "sam2 fill_holes_in_mask_scores (fill_hole_area 8), sam2._C or OpenCV connected components",
+            "prompt_features": "SAM2ImagePredictor input (ToTensor, antialiased bilinear Resize, Normalize)",
         },
         "options": {**options.record(), **({"prompt_frames": frame_mode} if "grid" in options.prompts else {})},
     }

@@ -3,7 +3,10 @@ SOLA's part filter, ground-truth prompts and prompt-frame selection.
 
 torchvision is not needed: the AMG pieces that live in ``sam2.utils.amg`` (point grid, stability
 score, mask boxes; numpy/torch only) are reused, box NMS is reimplemented with torchvision's
-semantics, and the model is driven through :class:`rvoskit.tracks.sam2_model.VideoSession`.
+semantics, the image predictor's input transform is made with the same torch calls
+(:meth:`rvoskit.tracks.sam2_model.FrameSource.image_predictor_input`), and the model is driven
+through :class:`rvoskit.tracks.sam2_model.VideoSession`. The masks, predicted IoUs and stability
+scores equal ``SAM2AutomaticMaskGenerator``'s (tests/test_tracks_sam2_api.py).
 """
 
 from __future__ import annotations
@@ -232,7 +235,8 @@ def grid_prompts_for_frame(session, frame_idx: int, opts: GridOptions) -> list[P
     ``multimask_output=True``, no m2m, no small-region post-processing;
     sam2/automatic_mask_generator.py ``_process_crop``/``_process_batch``): a ``points_per_side²``
     grid of single positive points, batches of ``points_per_batch`` prompts through the prompt
-    encoder and mask decoder on the frame's cached features, 3 masks per point, keep
+    encoder and mask decoder on the frame's features as ``SAM2ImagePredictor.set_image`` computes
+    them (:meth:`~rvoskit.tracks.sam2_model.VideoSession.image_embeddings`), 3 masks per point, keep
     ``predicted IoU > pred_iou_thresh``, stability score (logits resized to the frame, offset 1)
     ``>= stability_score_thresh``, masks ``logits > 0``, box NMS at ``box_nms_thresh`` scored by
     predicted IoU; then SOLA's part filter (``generate_prompts_grid.py`` l.105-116).

@@ -5,7 +5,11 @@ Nothing here changes SAM2's model: frames are fed through SAM2's own inference-s
 the dataset's frames so nothing is copied), masks are added with ``add_new_mask`` and frames are
 tracked with the same per-object calls as ``propagate_in_video`` (sam2 1.1.0,
 ``sam2/sam2_video_predictor.py``), without its tqdm bars and with every frame's image features
-computed once per video (see :class:`FeatureCache`).
+computed once per video (see :class:`FeatureCache`). SAM2's hole filling runs where SAM2 runs it,
+with CPU connected components when its CUDA extension is not there
+(:func:`sam2_connected_components`). Prompting (grid and grounded) runs on the image predictor's
+features of the prompt frame, as SOLA's ``SAM2AutomaticMaskGenerator`` / ``SAM2ImagePredictor``.
+The outputs equal SAM2's public API's (tests/test_tracks_sam2_api.py).
 """
 
 from __future__ import annotations
@@ -426,7 +430,7 @@ class FrameSource:
         import torch.nn.functional as F
 
         with self.timers("frames"):
-            arr = np.asarray(self.image(int(t)))
+            arr = np.array(self.image(int(t)))
             x = torch.from_numpy(arr.transpose((2, 0, 1))).contiguous().to(dtype=torch.float32).div(255)
             if (self.height, self.width) != (self.image_size, self.image_size):
                 x = F.interpolate(x[None], size=[self.image_size, self.image_size], mode="bilinear", align_corners=False, antialias=True)[0]
@@ -646,8 +650,9 @@ class VideoSession:
         Follows SOLA ``generate_tokens_grid.py`` l.196-237 on sam2 1.1.0: ``reset_state``;
         ``add_new_mask`` per prompt; propagation forward from the prompt frame to the last frame,
         then backward to frame 0, each object tracked independently with the same calls as
-        ``SAM2VideoPredictor.propagate_in_video``; masks = (hole-filled) low-res logits resized to
-        the frame, ``> 0``; tokens = ``output_dict_per_obj[i][cond|non_cond]_frame_outputs[t]["obj_ptr"]``.
+        ``SAM2VideoPredictor.propagate_in_video`` (hole filling included, inside
+        :func:`inference_context`); masks = the stored low-res logits resized to the frame, ``> 0``;
+        tokens = ``output_dict_per_obj[i][cond|non_cond]_frame_outputs[t]["obj_ptr"]``.
 
         Args:
             frame_idx: the prompt frame.
