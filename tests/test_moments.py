@@ -557,3 +557,33 @@ def test_train_moment_sampling(tmp_path):
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "moment_sampling: 4" in (tmp_path / "run" / "config.yaml").read_text()
+
+
+def test_viz_dataset_moment_timeline(mevis_m):
+    from rvoskit.viz import draw
+    from rvoskit.viz.render import dataset_scene, scene_sheet
+
+    _, dss = mevis_m
+    ds = open_dataset(dss["expression"])
+    vid = ds.videos.index[0]
+    scene = dataset_scene(ds, vid)
+    sheet = scene_sheet(scene, frames=5, tile_width=100, alpha=0.5)
+    mom = expression_moments(ds)
+    T = 10
+    for r, row in enumerate(scene.rows):
+        x, y, w, h = sheet.cells[(r, 0)]
+        if row.expression_id is None:  # the all-objects row has no timeline
+            assert row.moment is None
+            continue
+        inside = np.zeros(T, bool)
+        for a, b in mom[row.expression_id]:
+            inside[a : b + 1] = True
+        assert (row.moment == inside).all() and any(str(s).startswith("moment:") for s in row.label)
+        x1 = sheet.cells[(r, 4)][0] + sheet.cells[(r, 4)][2]
+        band = sheet.image[y + h + 2 : y + h + 2 + draw.TIMELINE_HEIGHT - 7, x:x1]  # above the ticks
+        width = x1 - x
+        for t in range(T):  # the middle of each frame's stretch has the moment colour exactly when inside
+            px = band[:, int((t + 0.5) * width / T)]
+            assert (px == np.array(draw.MOMENT)).all(axis=-1).all() == inside[t]
+    _, y, _, h = sheet.legend
+    assert (sheet.image[y : y + h] == np.array(draw.MOMENT)).all(axis=-1).sum() >= 50

@@ -45,6 +45,10 @@ MUTED: Colour = (150, 150, 150)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 FONT_SCALE = 0.42
 LINE_HEIGHT = 15
+#: MeViS-M moment timeline under a sheet row: frames inside the moment, outside it, sampled-frame ticks.
+MOMENT: Colour = (255, 225, 25)
+TIMELINE_BAR: Colour = (70, 70, 70)
+TIMELINE_HEIGHT = 12
 
 
 def colour_of(rank: int) -> Colour:
@@ -234,6 +238,9 @@ class SheetRow:
     label: list[str]
     tiles: list[np.ndarray]
     swatch: Colour | None = None
+    #: ``(moment bool (T,), the sampled frame of each column)``: a timeline of the whole video under
+    #: the tiles (MeViS-M moments), or None.
+    timeline: tuple[np.ndarray, Sequence[int]] | None = None
 
 
 @dataclass
@@ -282,7 +289,8 @@ def contact_sheet(
     header_h = LINE_HEIGHT + 4
     legend_band = legend_strip(width, legend, note=note)
     body_y = title_band.shape[0] + header_h
-    height = body_y + len(rows) * (th + gap) + legend_band.shape[0]
+    row_h = [th + (TIMELINE_HEIGHT if r.timeline is not None else 0) for r in rows]
+    height = body_y + sum(h + gap for h in row_h) + legend_band.shape[0]
     img = np.full((height, width, 3), BACKGROUND, np.uint8)
     img[: title_band.shape[0]] = title_band
     sheet = Sheet(img, title=(0, 0, width, title_band.shape[0]))
@@ -291,8 +299,10 @@ def contact_sheet(
         name = wrap(name, tw, max_lines=1)[0] if name else ""
         put_text(img, name, x0 + c * (tw + gap) + (tw - text_width(name)) // 2, body_y - 5, colour=MUTED)
     max_lines = max(1, (th - 4) // LINE_HEIGHT)
+    y = body_y
     for r, row in enumerate(rows):
-        y = body_y + r * (th + gap)
+        if r:
+            y += row_h[r - 1] + gap
         sheet.labels[r] = (gap, y, label_width, th)
         tx = gap + 4
         if row.swatch is not None:
@@ -310,10 +320,28 @@ def contact_sheet(
             x = x0 + c * (tw + gap)
             img[y : y + th, x : x + tw] = tile
             sheet.cells[(r, c)] = (x, y, tw, th)
+        if row.timeline is not None:
+            draw_timeline(img, row.timeline[0], row.timeline[1], x0, y + th + 2, ncols * (tw + gap) - gap, TIMELINE_HEIGHT - 4)
     ly = height - legend_band.shape[0]
     img[ly:] = legend_band
     sheet.legend = (0, ly, width, legend_band.shape[0])
     return sheet
+
+
+def draw_timeline(img: np.ndarray, moment: np.ndarray, ticks: Sequence[int], x: int, y: int, width: int, height: int) -> None:
+    """Draw a video's timeline in ``img`` at ``(x, y)``: frame t spans ``[t / T, (t + 1) / T]`` of
+    ``width``; frames inside the moment in :data:`MOMENT`, the rest :data:`TIMELINE_BAR`; a white tick
+    at each frame of ``ticks`` (the sheet's columns)."""
+    T = len(moment)
+    if T == 0 or width <= 0:
+        return
+    img[y : y + height, x : x + width] = TIMELINE_BAR
+    edges = np.round(np.arange(T + 1) * width / T).astype(int)
+    for t in np.flatnonzero(moment):
+        img[y : y + height, x + edges[t] : x + max(edges[t + 1], edges[t] + 1)] = MOMENT
+    for t in ticks:
+        cx = x + (edges[t] + edges[t + 1]) // 2
+        img[y + height - 3 : y + height, max(cx - 1, x) : cx + 1] = TEXT
 
 
 def write_png(path: str | Path, image: np.ndarray) -> Path:

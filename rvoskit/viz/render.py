@@ -72,6 +72,7 @@ class _Row:
     layers: Callable[[Mapping[Any, np.ndarray], int], Layers]
     clip: str | None = None  # path of the row's clip relative to the output, without suffix (None: no clip)
     expression_id: str | None = None
+    moment: np.ndarray | None = None  # MeViS-M: bool (T,) frames inside the expression's moment (a timeline row)
 
 
 @dataclass
@@ -182,7 +183,8 @@ def scene_sheet(scene: _Scene, *, frames: int = 8, tile_width: int = 240, alpha:
             tiles[r].append(draw.tag(tile, tag) if tag else tile)
     names = [str(v["frames"][t]) for t in sampled]
     title = f"{scene.title} | {len(sampled)} of {T} frames, {H}×{W}"
-    sheet_rows = [SheetRow(row.label, tiles[r], row.swatch) for r, row in enumerate(rows)]
+    sheet_rows = [SheetRow(row.label, tiles[r], row.swatch, timeline=None if row.moment is None else (row.moment, sampled))
+                  for r, row in enumerate(rows)]
     return draw.contact_sheet(sheet_rows, names, title=title, legend=scene.legend, note=note)
 
 
@@ -359,6 +361,7 @@ def dataset_scene(ds: RvosDataset, video_id: str, expression_ids: set[str] | Non
 
     out = [_Row("objects", [f"all objects ({len(obj_ids)})"], None, paint(obj_ids))]
     ex = ds.expressions[ds.expressions["video_id"] == video_id]
+    moments = _video_moments(ds, video_id, int(v["num_frames"]))
     for eid, e in ex.iterrows():
         if expression_ids is not None and eid not in expression_ids:
             continue
@@ -370,11 +373,39 @@ def dataset_scene(ds: RvosDataset, video_id: str, expression_ids: set[str] | Non
             targets = [int(o) for o in targets]
             tgt = "targets: " + (", ".join(f"obj {o}" for o in targets) if targets else "none (no-target expression)")
         swatch = colours.get(targets[0]) if len(targets) == 1 else None
-        out.append(_Row(eid, [_expr_label(e), tgt], swatch, paint(targets), clip=_clip(video_id, e["exp_id"]), expression_id=eid))
+        label = [_expr_label(e), tgt]
+        moment = None
+        if moments is not None:
+            moment = moments.get(eid, np.zeros(int(v["num_frames"]), bool))
+            label.append(_moment_text(moment))
+        out.append(_Row(eid, label, swatch, paint(targets), clip=_clip(video_id, e["exp_id"]), expression_id=eid, moment=moment))
     legend = [(colours[o], f"obj {o}" + (f" ({cats[o]})" if o in cats else "")) for o in obj_ids]
+    if moments is not None:
+        legend.append((draw.MOMENT, "moment (MeViS-M timeline under each expression; ticks: the frames shown)"))
     src = ds.manifest.get("source", {})
     title = f"{src.get('dataset', 'dataset')}/{src.get('split', '')} video {video_id}: ground truth per expression"
     return _Scene(ds, video_id, decode, out, legend, title, note="first row: every object; other rows: the expression's target objects")
+
+
+def _video_moments(ds: RvosDataset, video_id: str, num_frames: int) -> dict[str, np.ndarray] | None:
+    """MeViS-M: each expression's moment (the union of its spans) as bool ``(T,)``; None without moments."""
+    if not ds.has_moments:
+        return None
+    m = ds.moments
+    m = m[m["video_id"] == video_id]
+    out: dict[str, np.ndarray] = {}
+    for eid, a, b in zip(m["expression_id"], m["start_idx"], m["end_idx"]):
+        out.setdefault(eid, np.zeros(num_frames, bool))[int(a) : int(b) + 1] = True
+    return out
+
+
+def _moment_text(moment: np.ndarray) -> str:
+    """``"moment: frames 3-9, 14-20 (45%)"`` (indices, inclusive) or ``"moment: none"``."""
+    if not moment.any():
+        return "moment: none"
+    d = np.diff(np.concatenate([[0], moment.astype(np.int8), [0]]))
+    spans = ", ".join(f"{a}-{b - 1}" if b - 1 > a else f"{a}" for a, b in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
+    return f"moment: frames {spans} ({moment.mean():.0%})"
 
 
 def render_dataset(
