@@ -7,6 +7,7 @@ and :func:`read_manifest` read them back.
 
 from __future__ import annotations
 
+import sys
 import datetime as _dt
 import json
 from pathlib import Path
@@ -104,9 +105,14 @@ class PredictionsWriter:
     def __enter__(self) -> "PredictionsWriter":
         self._ctx = atomic_dir(self.out, overwrite=self.overwrite)
         self._tmp = self._ctx.__enter__()
-        self._writers = {"predictions": pq.ParquetWriter(self._tmp / "predictions.parquet", arrow_schema("predictions"), compression="zstd")}
-        for name, schema in self.extra.items():
-            self._writers[name] = pq.ParquetWriter(self._tmp / f"{name}.parquet", schema, compression="zstd")
+        self._writers = {}
+        try:
+            self._writers["predictions"] = pq.ParquetWriter(self._tmp / "predictions.parquet", arrow_schema("predictions"), compression="zstd")
+            for name, schema in self.extra.items():
+                self._writers[name] = pq.ParquetWriter(self._tmp / f"{name}.parquet", schema, compression="zstd")
+        except BaseException:  # e.g. a full disk: __exit__ will not run, remove the temporary folder here
+            self._ctx.__exit__(*sys.exc_info())
+            raise
         return self
 
     def add(self, rows: pa.Table | pd.DataFrame | Iterable[Mapping[str, Any]], **extra: pd.DataFrame) -> None:
@@ -126,6 +132,14 @@ class PredictionsWriter:
                 self._writers[name].write_table(t)
 
     def __exit__(self, exc_type, exc, tb):
+        try:
+            self._close(exc_type)
+        except BaseException:  # a failed close or manifest write (full disk): nothing half-written stays
+            self._ctx.__exit__(*sys.exc_info())
+            raise
+        return self._ctx.__exit__(exc_type, exc, tb)
+
+    def _close(self, exc_type) -> None:
         for w in self._writers.values():
             w.close()
         if exc_type is None:
@@ -139,7 +153,6 @@ class PredictionsWriter:
                 "meta": self.meta,
             }
             (self._tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        return self._ctx.__exit__(exc_type, exc, tb)
 
 
 def read_predictions(path: str | Path) -> tuple[pd.DataFrame, dict]:

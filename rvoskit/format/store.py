@@ -340,15 +340,21 @@ class RvosDataset:
         """Read one frame as ``uint8 (H, W, 3)`` RGB (stored pixel order; EXIF orientation is not applied).
 
         Raises:
-            RvosError: missing or unreadable frame file.
+            RvosError: missing or unreadable frame file, or a frame whose size is not the video's
+                ``height x width``.
         """
         import cv2
 
-        path = self.frame_paths(video_id)[frame_idx]
+        v = self.video(video_id)
+        path = self.frame_root / v["frame_files"][frame_idx]
         # EXIF orientation ignored: frames keep the size their header (and the masks) give, as SAM2's PIL loader does
         img = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION) if path.is_file() else None
         if img is None:
             raise RvosError("missing or unreadable frame", file=path, item=f"{video_id} frame {frame_idx}")
+        H, W = int(v["height"]), int(v["width"])
+        if img.shape[:2] != (H, W):  # masks, tracks and corrupted copies all assume the video's size
+            raise RvosError(f"frame is {img.shape[0]}x{img.shape[1]}, the video is {H}x{W} (videos.parquet)", file=path,
+                            item=f"{video_id} frame {frame_idx}")
         return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
     # -- masks as arrays ----------------------------------------------------------------------
@@ -473,7 +479,11 @@ class DatasetWriter:
     def __enter__(self) -> "DatasetWriter":
         self._ctx = atomic_dir(self.out, overwrite=self._overwrite)
         self.tmp = self._ctx.__enter__()
-        self._mask_writer = pq.ParquetWriter(self.tmp / "masks.parquet", arrow_schema("masks"), compression="zstd")
+        try:
+            self._mask_writer = pq.ParquetWriter(self.tmp / "masks.parquet", arrow_schema("masks"), compression="zstd")
+        except BaseException:  # e.g. a full disk: __exit__ will not run, remove the temporary folder here
+            self._ctx.__exit__(*sys.exc_info())
+            raise
         return self
 
     def add_input(self, path: str | Path, sha256: str | None = None) -> str:
