@@ -75,7 +75,7 @@ explain_expected() {
     say "  'sam2 1.1.0 requires torchvision': SAM2 declares it, but neither rvoskit nor SAM2's video predictor"
     say "    imports it, and torchvision from pip's index would pull a CUDA torch onto a CPU machine."
   fi
-  say "  '${no_deps[*]} requires opencv-python': installed without dependencies so that only"
+  say "  '${no_deps[*]%%==*} ... requires opencv-python': installed without dependencies so that only"
   say "    opencv-python-headless is installed (it provides the same cv2 without libGL)."
 }
 explain_expected
