@@ -472,3 +472,25 @@ def test_info_and_viz_on_the_three_datasets(a2d, jhmdb, refcoco, tmp_path):
         r = runner.invoke(app, ["viz", "dataset", str(ds), "--out", str(tmp_path / ds.name), "--frames", "2", "--quiet"])
         assert r.exit_code == 0, r.output
         assert list((tmp_path / ds.name).rglob("*.png"))
+
+
+def test_pseudolabel_miou_over_annotated_frames_only():
+    """A sparse video: the track matches the ground truth on the annotated frames and is wrong
+    elsewhere (no ground truth there): mIoU 1. Without annotated_frames the other frames count."""
+    from rvoskit.labels import video_mious
+
+    H, W, T = 8, 10, 4
+    g = np.zeros((H, W), np.uint8)
+    g[2:5, 3:8] = 1
+    enc = lambda m: maskUtils.encode(np.asfortranarray(m))["counts"]  # noqa: E731
+    masks = pd.DataFrame([{"obj_id": 1, "frame_idx": t, "rle": enc(g), "area": int(g.sum())} for t in (0, 2)])
+    other = np.zeros_like(g)
+    other[0:2, 0:2] = 1
+    tracks = pd.DataFrame([{"track_id": 0, "frame_idx": t, "height": H, "width": W, "rle": enc(g if t in (0, 2) else other),
+                            "area": int((g if t in (0, 2) else other).sum())} for t in range(T)])
+    exprs = pd.DataFrame([{"expression_id": "v/0", "obj_ids": [1]}])
+    video = {"video_id": "v", "num_frames": T, "height": H, "width": W, "annotated_frames": [0, 2]}
+    out = video_mious(video, exprs, masks, {"s": tracks}, None)
+    assert out["miou_max"].tolist() == [1.0]
+    out = video_mious({**video, "annotated_frames": None}, exprs, masks, {"s": tracks}, None)
+    assert out["miou_max"].tolist() == [0.5]

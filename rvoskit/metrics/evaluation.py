@@ -348,7 +348,9 @@ def evaluate(
         predictions: a predictions directory / ``predictions.parquet``, or a PNG folder in the
             MeViS / Ref-YouTube-VOS / DAVIS / ReferFormer Ref-DAVIS layout
             (:func:`rvoskit.metrics.sources.open_predictions`).
-        protocol: one of :data:`PROTOCOLS` (see the module docstring).
+        protocol: one of :data:`PROTOCOLS` (see the module docstring), or ``a2d``, ``jhmdb``,
+            ``refer``, which return a :class:`rvoskit.metrics.referring.ReferringResult`
+            (:func:`rvoskit.metrics.referring.evaluate_referring`).
         workers: processes; each scores whole videos. Memory is bounded per video: ground truth
             and predictions are decoded one frame at a time, a predictions table is streamed and
             split by video (:func:`rvoskit.metrics.sources.table_rows_by_video`), and at most
@@ -382,8 +384,12 @@ def evaluate(
             unreadable PNGs, missing frames (without ``missing_frame_empty``), a split without
             ground truth, more than 20 DAVIS proposals.
     """
+    if protocol in ("a2d", "jhmdb", "refer"):  # frame-level P@K / IoU / COCO mAP: a ReferringResult
+        from rvoskit.metrics.referring import evaluate_referring
+
+        return evaluate_referring(dataset, predictions, protocol, progress=progress)
     if protocol not in PROTOCOLS:
-        raise RvosError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+        raise RvosError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS + ('a2d', 'jhmdb', 'refer'))}")
     if davis_task not in DAVIS_TASKS:
         raise RvosError(f"unknown DAVIS task {davis_task!r}; choose one of {', '.join(DAVIS_TASKS)}")
     if aggregate not in ("mean", "each"):

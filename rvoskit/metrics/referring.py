@@ -259,12 +259,17 @@ def read_results_json(path: str | Path, samples: pd.DataFrame) -> Candidates:
 
 
 def _check_rles(rles: list[bytes], sample: np.ndarray, sizes: list[tuple[int, int]], path: Path) -> None:
+    """Every candidate RLE covers exactly its frame's H x W pixels (one vectorised parse)."""
     from rvoskit.format import rle as rlemod
 
-    for i, (c, s) in enumerate(zip(rles, sample)):
-        H, W = sizes[s]
+    if not rles:
+        return
+    hw = np.array([h * w for h, w in sizes], np.int64)[sample]
+    totals = rlemod.pixel_counts(rles)
+    for i in np.flatnonzero(totals != hw):
+        H, W = sizes[sample[i]]
         try:
-            n = rlemod.pixel_count(c)
+            n = rlemod.pixel_count(rles[i])  # the exact parser: its message, or a total that is right after all
         except ValueError as exc:
             raise RvosError(f"malformed RLE: {exc}", file=path, item=f"candidate {i}") from None
         if n != H * W:
