@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import zipfile
 from pathlib import Path
 from typing import Iterable
@@ -214,16 +215,74 @@ def _lock_path(out: Path, shard: str | None) -> Path:
     return out.parent / f".{out.name}{tag}.lock"
 
 
+#: Files that record options or progress, not completed work (see :meth:`OutputClaim.discard_unstarted`).
+_BOOKKEEPING = {".json", ".jsonl", ".yaml", ".yml", ".lock", ".txt", ".csv", ".md", ".html"}
+
+
+def _holds_work(p: Path) -> bool:
+    """Whether ``p`` holds completed work: a file output (written atomically, so complete), or a
+    folder with a non-empty data file (Parquet, safetensors, PNG, JPEG, checkpoint, ...)."""
+    if not p.is_dir() or p.is_symlink():
+        return True
+    for root, _dirs, files in os.walk(p):
+        for name in files:
+            f = Path(root) / name
+            if ".tmp-" in name or f.suffix.lower() in _BOOKKEEPING:
+                continue
+            try:
+                if f.stat().st_size > 0:
+                    return True
+            except OSError:
+                continue
+    return False
+
+
 class OutputClaim:
     """A claimed output: the advisory lock on it (see :func:`claim_output`)."""
 
-    def __init__(self, out: Path, kind: str, lock, lock_path: Path):
+    def __init__(self, out: Path, kind: str, lock, lock_path: Path, preexisting: bool = True, siblings: frozenset = frozenset()):
         self.out, self.kind, self._lock, self.lock_path = out, kind, lock, lock_path
+        self.preexisting, self._siblings = preexisting, siblings
 
-    def release(self) -> None:
-        """Remove the lock file and release the lock (idempotent)."""
+    def discard_unstarted(self) -> list[Path]:
+        """Remove what this run created for the output (the output folder, its ``.<name>.*`` work
+        folders) when it holds no completed work; what existed before the run is never touched.
+
+        Called when a command fails (a file-system error or bad input), so a failed run that
+        completed nothing leaves nothing behind; a resumable run that completed some work keeps it
+        (rerun the same command to resume). Returns what was removed.
+        """
+        out = self.out
+        new = [] if self.preexisting else [out]
+        if out.parent.is_dir():
+            new += [p for p in out.parent.glob(f".{out.name}.*") if p not in self._siblings and p != self.lock_path]
+        removed = []
+        for p in new:
+            if (p.exists() or p.is_symlink()) and (".tmp-" in p.name or ".old-" in p.name or not _holds_work(p)):
+                try:
+                    _remove(p)
+                    removed.append(p)
+                except OSError:
+                    pass
+        return removed
+
+    def release(self, discard: bool | None = None) -> None:
+        """Release the lock and remove its file (idempotent).
+
+        Args:
+            discard: also :meth:`discard_unstarted`; default: when an ``OSError`` or
+                :class:`RvosError` is propagating (the command failed).
+        """
         if self._lock is None:
             return
+        if discard is None:
+            exc = sys.exc_info()[1]
+            discard = isinstance(exc, (OSError, RvosError))
+        if discard:
+            try:
+                self.discard_unstarted()
+            except Exception:  # noqa: BLE001 - cleaning must never mask the command's own error
+                pass
         try:
             self.lock_path.unlink(missing_ok=True)
         except OSError:
@@ -371,8 +430,10 @@ def claim_output(
                 raise RvosError(f"cannot write {out}: {anc} is a file, not a folder")
             break
     out.parent.mkdir(parents=True, exist_ok=True)
+    preexisting = out.exists() or out.is_symlink()
+    siblings = frozenset(out.parent.glob(f".{out.name}.*"))
     lock, lp = _acquire(out, shard)
-    claim = OutputClaim(out, kind, lock, lp)
+    claim = OutputClaim(out, kind, lock, lp, preexisting, siblings)
     _current.append(claim)
     try:
         clean_stale_temporaries(out, inside=shard is None)
