@@ -779,6 +779,15 @@ def summarize(
     }
 
 
+def count_label(n: int) -> str:
+    """A tick label for a count on a log axis: ``1, 10, 100, 1k, 10k, 100k, 1M, ...`` (plain numbers,
+    never ``1e2`` or matplotlib's ``4x10^0``)."""
+    for div, suffix in ((10**9, "G"), (10**6, "M"), (10**3, "k")):
+        if n >= div and n % div == 0:
+            return f"{n // div}{suffix}"
+    return str(n)
+
+
 def plot_histogram(table: pd.DataFrame, summary: Mapping[str, Any], threshold: float, target: str, path: str | Path) -> None:
     """PNG (1100 x 400): histogram of mIoU (max over objects: bars, union: outline; log counts;
     threshold line) and the number of positives per expression (from :func:`summarize`, so
@@ -820,7 +829,7 @@ def plot_histogram(table: pd.DataFrame, summary: Mapping[str, Any], threshold: f
     for k in range(decades + 1):
         y = int(ly(np.array([10**k]))[0]) if k else y1
         cv2.line(img, (x0, y), (x1, y), grey, 1)
-        text(f"1e{k}" if k > 1 else str(10**k), x0 - 6, y + 4, align="right")
+        text(count_label(10**k), x0 - 6, y + 4, align="right")
     ym = ly(hm)
     for i in np.flatnonzero(hm):
         cv2.rectangle(img, (xs[i], ym[i]), (xs[i + 1] - 1, y1), blue, -1)
@@ -886,7 +895,9 @@ def read_labels(path: str | Path) -> tuple[pd.DataFrame, dict]:
     mpath = path / META_FILE
     if not mpath.is_file():
         raise RvosError("not an rvoskit labels directory (no labels.json)", file=path)
-    meta = json.loads(mpath.read_text(encoding="utf-8"))
+    from rvoskit.format.jsonfile import read_json_object
+
+    meta = read_json_object(mpath, "the labels manifest")
     if meta.get("format") != FORMAT_NAME or meta.get("format_version") != FORMAT_VERSION:
         raise RvosError("not a v1 rvoskit labels directory", file=mpath)
     return read_table(path / LABELS_FILE, "labels").to_pandas(), meta

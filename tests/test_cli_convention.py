@@ -73,6 +73,8 @@ def test_shared_options_have_one_spelling(path, cmd):
             for name, (long, _) in opt.SHARED.items():
                 if o == long:
                     assert p.name == name, f"{' '.join(path)}: {o} is parameter {p.name!r}, not {name!r}"
+        if p.name == "dataset":  # --dataset always names a dataset folder
+            assert p.type_descriptor.is_path, f"{' '.join(path)}: --dataset is not a path"
         if p.is_flag:
             assert p.is_bool_flag and not p.secondary_opts, f"{' '.join(path)}: {p.opts} is not a plain flag"
     names = {o for p in opts for o in p.opts}

@@ -220,7 +220,7 @@ def jhmdb(
 @convert_app.command("refcoco")
 def refcoco(
     root: Path = ROOT,
-    dataset: str = typer.Option("refcoco", "--dataset", help="refcoco, refcoco+ or refcocog."),
+    variant: str = typer.Option("refcoco", "--variant", help="refcoco, refcoco+ or refcocog (--dataset always names a dataset folder: docs/cli.md)."),
     split_by: str = typer.Option("unc", "--split-by", help="unc, google or umd: the refs(<by>).p file."),
     split: str = opt.split_option("val", help="train, val, test, testA or testB (as the dataset and --split-by allow)."),
     out: Path = OUT,
@@ -235,13 +235,13 @@ def refcoco(
     union). The pickle is read with an unpickler that accepts no globals.
 
     [bold]Examples[/]
-      rvoskit convert refcoco /data/refer/data --dataset refcocog --split-by umd --split val --out data/refcocog-umd-val
+      rvoskit convert refcoco /data/refer/data --variant refcocog --split-by umd --split val --out data/refcocog-umd-val
     """
     from rvoskit.datasets.refcoco import convert_refcoco
 
     claim_output(out, kind="dataset", inputs=[root, images], overwrite=overwrite)
     t0 = time.perf_counter()
-    convert_refcoco(root, dataset, split_by, split, out, images=images, text=text, overwrite=overwrite, show_progress=not quiet)
+    convert_refcoco(root, variant, split_by, split, out, images=images, text=text, overwrite=overwrite, show_progress=not quiet)
     _done(out, t0, quiet)
 
 

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+from rvoskit import __version__
 from rvoskit.errors import RvosError
 from rvoskit.format import atomic_dir, open_dataset
 from rvoskit.format.atomic import safe_name
@@ -179,7 +180,10 @@ def export_ytvis(dataset: str | Path, out: str | Path, *, overwrite: bool = Fals
     exprs = [{"video_id": vid_num[e.video_id], "exp_id": e.exp_id, "text": e.text,
               "annotation_ids": None if e.obj_ids is None else [ann_id[(e.video_id, int(o))] for o in e.obj_ids]}
              for e in ds.expressions.itertuples()]
-    doc = {"info": {"description": f"rvoskit export of {ds.manifest['source']}", "version": "1.0"},
+    src = ds.manifest.get("source") or {}
+    what = " ".join(str(src[k]) for k in ("dataset", "split") if src.get(k)) or ds.path.name
+    doc = {"info": {"description": f"rvoskit {__version__} export of {what}", "version": "1.0",
+                    "rvoskit_source": src},
            "videos": videos, "annotations": anns,
            "categories": [{"id": i, "name": c, "supercategory": c} for c, i in cat_id.items()],
            "expressions": exprs}

@@ -177,7 +177,7 @@ def convert_refcoco(
     Raises:
         RvosError: bad input (one line naming the file and item); nothing is left at ``out``.
     """
-    require(dataset in ("refcoco", "refcoco+", "refcocog"), f"unknown dataset {dataset!r}; choose refcoco, refcoco+ or refcocog", item="--dataset")
+    require(dataset in ("refcoco", "refcoco+", "refcocog"), f"unknown dataset {dataset!r}; choose refcoco, refcoco+ or refcocog", item="--variant")
     require((dataset, split_by) in ALLOWED, f"{dataset} has no {split_by!r} split scheme; choose "
             + " or ".join(b for d, b in ALLOWED if d == dataset), item="--split-by")
     require(split in ALLOWED[(dataset, split_by)], f"{dataset}({split_by}) has no split {split!r}; choose "
