@@ -59,6 +59,7 @@ def build(tmp: Path, n_samples: int, n_cand: int, H: int, W: int, seed: int = 0)
 
     rng = np.random.default_rng(seed)
     pool = _blob_pool(rng, H, W, 600)
+    shapes = [maskUtils.decode({"size": [H, W], "counts": c}) for c in pool[:200]]
     per_video, T = 5, 20
     n_videos = (n_samples + per_video - 1) // per_video
     ds_path = tmp / "a2d-bench"
@@ -90,7 +91,11 @@ def build(tmp: Path, n_samples: int, n_cand: int, H: int, W: int, seed: int = 0)
             variants.append(maskUtils.encode(np.asfortranarray(np.roll(gm, dx, axis=1)))["counts"])
         variants.append(maskUtils.encode(np.asfortranarray(np.zeros((H, W), np.uint8)))["counts"])
         for j in range(n_cand):
-            c = variants[j] if j < len(variants) else pool[int(rng.integers(0, len(pool)))]
+            if j < len(variants):
+                c = variants[j]
+            else:  # a distinct mask per candidate (no RLE string repeats, as a model's query slots)
+                m = np.roll(shapes[int(rng.integers(0, len(shapes)))], (int(rng.integers(0, H)), int(rng.integers(0, W))), axis=(0, 1))
+                c = maskUtils.encode(np.asfortranarray(m))["counts"]
             s = float(rng.choice([0.5, 0.9])) if j % 7 == 0 else float(rng.random())
             preds.append({"image_id": iid, "category_id": 1, "segmentation": {"size": [H, W], "counts": c.decode("ascii")}, "score": s})
     pred_path = tmp / "results.json"

@@ -206,27 +206,56 @@ def read_results_json(path: str | Path, samples: pd.DataFrame) -> Candidates:
     """Read an MTTR / ReferFormer / SOC results JSON: ``[{"image_id", "segmentation", "score"}, ...]``.
 
     ``segmentation`` is a COCO RLE with ``size [H, W]`` and compressed ``counts`` (a string, as
-    MTTR writes it, or a list of run lengths). ``category_id`` is ignored (``useCats = 0``).
+    MTTR writes it, or a list of run lengths). ``category_id`` is ignored (``useCats = 0``). The
+    file is parsed as ``json.load`` does (as the reference reads it), then checked entry by entry.
 
     Raises:
         RvosError: unreadable JSON, an entry without those keys, an image id that is not a
             sample (pycocotools ``loadRes`` asserts the same), image ids that name several
-            samples (two expressions on the same instance), or a size other than the frame's.
+            samples (two expressions on the same instance), a score that is not a finite number,
+            a size other than the frame's, or an RLE that does not cover the frame.
     """
-    from rvoskit.datasets.common import load_json
-
     path = Path(path)
-    data = load_json(path, what="results JSON")
+    if not path.is_file():
+        raise RvosError("missing results JSON", file=path)
+    try:
+        data = json.loads(path.read_bytes())
+    except UnicodeDecodeError as exc:
+        raise RvosError(f"not valid UTF-8 at byte {exc.start}", file=path) from None
+    except json.JSONDecodeError as exc:
+        raise RvosError(f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", file=path) from None
     if not isinstance(data, list):
         raise RvosError(f"holds a JSON {type(data).__name__}, expected a list of {{image_id, segmentation, score}}", file=path)
     ids = samples["image_id"]
-    dup = ids[ids.duplicated()]
     index = dict(zip(ids, range(len(ids))))
-    sizes = list(zip(samples["height"], samples["width"]))
+    dup_set = set(ids[ids.duplicated()])
+    sizes = list(zip(samples["height"].tolist(), samples["width"].tolist()))
+    try:  # the fast path: every entry well formed (any surprise goes to the entry-by-entry check)
+        sample = np.fromiter((index[d["image_id"]] for d in data), np.int64, len(data))
+        raw_scores = [d["score"] for d in data]
+        segs = [d["segmentation"] for d in data]
+        counts = [g["counts"] for g in segs]
+        ok = (not dup_set or not any(d["image_id"] in dup_set for d in data)) \
+            and all(type(v) is float or type(v) is int for v in raw_scores) \
+            and all(type(c) is str for c in counts) \
+            and all(g["size"] == [h, w] for g, (h, w) in zip(segs, (sizes[i] for i in sample)))
+        score = np.asarray(raw_scores, dtype=np.float64)
+        ok = ok and bool(np.isfinite(score).all())
+        rles = [c.encode("ascii") for c in counts] if ok else []
+    except (KeyError, TypeError, AttributeError, UnicodeEncodeError, ValueError):
+        ok = False
+    if not ok:
+        sample, score, rles = _read_results_slow(data, index, dup_set, sizes, path)
+    _check_rles(rles, sample, sizes, path)
+    return Candidates(sample, score, rles, "results-json")
+
+
+def _read_results_slow(data: list, index: dict, dup_set: set, sizes: list, path: Path):
+    """Entry-by-entry reading with a precise error for the first bad entry; also converts
+    uncompressed (list) counts."""
     sample = np.empty(len(data), np.int64)
     score = np.empty(len(data), np.float64)
     rles: list[bytes] = []
-    dup_set = set(dup)
     for i, d in enumerate(data):
         item = f"entry {i}"
         if not isinstance(d, dict) or not {"image_id", "segmentation", "score"} <= d.keys():
@@ -243,19 +272,21 @@ def read_results_json(path: str | Path, samples: pd.DataFrame) -> Candidates:
         H, W = sizes[index[iid]]
         if not isinstance(seg, dict) or "counts" not in seg or "size" not in seg:
             raise RvosError("segmentation is not an RLE {size, counts}", file=path, item=f"{item} ({iid})")
-        if list(seg["size"]) != [H, W]:
+        if not isinstance(seg["size"], list) or seg["size"] != [H, W]:
             raise RvosError(f"segmentation size {seg['size']} differs from the frame's [{H}, {W}]", file=path, item=f"{item} ({iid})")
         c = seg["counts"]
-        if isinstance(c, list):
-            c = maskUtils.frPyObjects({"size": [H, W], "counts": c}, H, W)["counts"]
-        elif isinstance(c, str):
-            c = c.encode("ascii")
-        else:
-            raise RvosError("segmentation counts must be a string or a list", file=path, item=f"{item} ({iid})")
+        try:
+            if isinstance(c, list):
+                c = maskUtils.frPyObjects({"size": [H, W], "counts": c}, H, W)["counts"]
+            elif isinstance(c, str):
+                c = c.encode("ascii")
+            else:
+                raise ValueError("counts must be a string or a list")
+        except (ValueError, TypeError, UnicodeEncodeError) as exc:
+            raise RvosError(f"bad segmentation counts: {exc}", file=path, item=f"{item} ({iid})") from None
         sample[i], score[i] = index[iid], float(s)
         rles.append(c)
-    _check_rles(rles, sample, sizes, path)
-    return Candidates(sample, score, rles, "results-json")
+    return sample, score, rles
 
 
 def _check_rles(rles: list[bytes], sample: np.ndarray, sizes: list[tuple[int, int]], path: Path) -> None:
