@@ -60,7 +60,7 @@ DEFAULTS: dict[str, Any] = {
         "seed": 42,
         "threshold": 0.5,  # sigmoid threshold for accuracy / precision / recall / F1
         "amp": True,  # bfloat16 autocast on CUDA (ignored on CPU)
-        "keep_last": 0,  # keep only the newest K epoch checkpoints; 0 keeps all
+        "keep_last": 1,  # keep the newest K epoch checkpoints plus the best (--keep-checkpoints); 0 keeps all
         "token_cache_videos": 64,  # videos whose tokens stay in memory
         "moment_sampling": 0,  # MeViS-M: crop each expression to N frames, half inside its moment (TGL); 0 = all frames
     },

@@ -197,6 +197,46 @@ def read_tokens(store: TrackStore, video_id: str) -> tuple[np.ndarray, np.ndarra
     return obj_ptr, track_id
 
 
+def check_token_headers(store: TrackStore, video_ids: Iterable[str], frames: Mapping[str, int] | None = None, dim: int | None = None) -> None:
+    """Check the object-token files of ``video_ids`` from their headers only (no tensor is read):
+    present, readable, holding ``obj_ptr`` (N, T, C) floats and ``track_id`` (N,) integers, T the
+    video's frame count (``frames``) and C the model's token width (``dim``). Used before training
+    starts, so a broken store fails before any work.
+
+    Raises:
+        RvosError: naming the safetensors file and the video (see :func:`read_tokens`).
+    """
+    from safetensors import SafetensorError, safe_open
+
+    expected = "expected a safetensors file with obj_ptr (N, T, C) and track_id (N,)"
+    for vid in video_ids:
+        if not store.is_done(vid):
+            raise RvosError("video is labelled but not in this track store", file=store.path, item=vid)
+        path = store._file("tokens", vid, ".safetensors")
+        try:
+            with safe_open(str(path), framework="numpy") as f:
+                keys = set(f.keys())
+                for key in ("obj_ptr", "track_id"):
+                    if key not in keys:
+                        raise RvosError(f"no {key!r} in the object tokens (keys: {sorted(keys)}); {expected}", file=path, item=vid)
+                ptr, tid = f.get_slice("obj_ptr"), f.get_slice("track_id")
+                shape, dtype, tshape, tdtype = list(ptr.get_shape()), ptr.get_dtype(), list(tid.get_shape()), tid.get_dtype()
+        except FileNotFoundError:
+            raise RvosError("object tokens missing (the video is marked done; regenerate it)", file=path, item=vid) from None
+        except (SafetensorError, OSError, ValueError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise RvosError(f"unreadable object tokens ({first}); {expected}", file=path, item=vid) from None
+        if len(shape) != 3 or not dtype.startswith(("F", "BF")):
+            raise RvosError(f"obj_ptr has shape {tuple(shape)} and dtype {dtype}, expected floats (N, T, C)", file=path, item=vid)
+        if len(tshape) != 1 or tdtype[0] not in "IU" or tshape[0] != shape[0]:
+            raise RvosError(f"track_id has shape {tuple(tshape)} and dtype {tdtype}, expected {shape[0]} integers (one per obj_ptr row)", file=path, item=vid)
+        want_t = None if frames is None else frames.get(vid)
+        if want_t is not None and shape[1] != want_t:
+            raise RvosError(f"object tokens have {shape[1]} frames, the dataset's video has {want_t}", file=path, item=vid)
+        if dim is not None and shape[2] != dim:
+            raise RvosError(f"object tokens are {shape[2]} wide, the model expects {dim} (model.object_dim)", file=path, item=vid)
+
+
 class TokenCache:
     """Object tokens per (data set, source, video), loaded on demand, the ``max_videos`` most recent kept.
 

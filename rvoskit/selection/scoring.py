@@ -29,6 +29,7 @@ from rvoskit.selection.data import (
     Sample,
     TokenCache,
     batch_indices,
+    check_token_headers,
     make_batch,
     open_stores,
     parse_track_sources,
@@ -308,7 +309,11 @@ def predict(
         exprs["text"].tolist(), enc_path, text_cache, device=str(dev), progress=(lambda d, t: progress("text", d, t)) if progress else None
     )
     frames = {str(v): int(t) for v, t in zip(ds.videos["video_id"], ds.videos["num_frames"])}
-    token_cache = TokenCache(stores, max_videos=4, frames={"": frames}, dim=int(state["config"]["model"]["object_dim"]))
+    dim = int(state["config"]["model"]["object_dim"])
+    scored_videos = list(dict.fromkeys(exprs["video_id"]))
+    for store in stores.values():  # every token file's header, before any work
+        check_token_headers(store, scored_videos, frames, dim)
+    token_cache = TokenCache(stores, max_videos=4, frames={"": frames}, dim=dim)
     amp = bool(state["config"]["train"].get("amp", True))
     meta = {
         "method": "rvoskit-selection (SOLA)",

@@ -163,3 +163,60 @@ def make_synthetic(
         "labels": str(root / "labels"),
         "expressions": n_expr,
     }
+
+
+def tracks_for_dataset(
+    dataset: str | Path,
+    root: str | Path,
+    *,
+    sources: Sequence[str] = ("gt", "grid"),
+    grid: int = 3,
+    seed: int = 0,
+) -> dict[str, str]:
+    """Track stores for an existing common-format dataset, without SAM2 (tests and dry runs of the
+    train / score workflow on generated data; ``rvoskit tracks generate`` makes the real ones).
+
+    * ``gt``: one track per ground-truth object (its masks; ``obj_id`` set), when the dataset has
+      masks; a dataset without masks (a valid / test split) gets no ``gt`` store.
+    * ``grid``: ``grid`` random moving boxes per video.
+
+    Object tokens are Gaussian noise plus a planted direction per object (``gt``) or a random colour
+    direction (``grid``): they have SAM2's shape ``(N, T, 256)`` and carry no meaning.
+
+    Args:
+        dataset: the dataset directory; root: where ``tracks_<source>/`` are written.
+        sources: which of ``"gt"``, ``"grid"`` to write; grid: boxes per video; seed: random seed.
+
+    Returns:
+        ``{source: store directory}`` for the stores written.
+    """
+    from rvoskit.format import open_dataset
+
+    ds = open_dataset(dataset)
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    dirs = colour_directions(256)
+    has_masks = len(ds.masks(columns=["video_id"])) > 0
+    wanted = [s for s in sources if s != "gt" or has_masks]
+    stores = {s: TrackStore(root / f"tracks_{s}", create=True, meta={"synthetic": True, "source": s}) for s in wanted}
+    for vid in ds.videos["video_id"]:
+        v = ds.video(vid)
+        T, H, W = int(v["num_frames"]), int(v["height"]), int(v["width"])
+        for s, store in stores.items():
+            if s == "gt":
+                objs = ds.object_masks(vid)
+                masks = [objs[k] for k in sorted(objs)]
+                obj_ids = sorted(objs)
+            else:
+                masks = [_box_masks(rng, T, H, W) for _ in range(grid)]
+                obj_ids = [None] * grid
+            if not masks:
+                store.write_video(vid, [], np.zeros((0, T, 256), np.float32), np.zeros(0, np.int32))
+                continue
+            rows = []
+            for t, (m, o) in enumerate(zip(masks, obj_ids)):
+                rows += _track_rows(vid, t, m, "gt" if s == "gt" else "grid", o)
+            col = rng.integers(0, len(dirs), size=len(masks))
+            tok = rng.standard_normal((len(masks), T, 256)).astype(np.float32) + 3.0 * dirs[col][:, None, :]
+            store.write_video(vid, rows, tok, np.arange(len(masks), dtype=np.int32))
+    return {s: str(root / f"tracks_{s}") for s in wanted}

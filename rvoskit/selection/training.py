@@ -48,6 +48,7 @@ from rvoskit.selection.data import (
     Sample,
     TokenCache,
     batch_indices,
+    check_token_headers,
     epoch_pool,
     labelled_samples,
     make_batch,
@@ -137,12 +138,14 @@ def _count_positives(samples: Sequence[Sample]) -> tuple[int, int]:
     return sum(int((s.labels > 0).sum()) for s in samples), sum(len(s.labels) for s in samples)
 
 
-def load_data_set(name: str, spec: Mapping[str, Any], role: str) -> DataSet:
-    """Open a data set (``{dataset, tracks, labels, weight}``, see :func:`rvoskit.selection.config.data_sets`)
-    and build its labelled samples.
+def load_data_set(name: str, spec: Mapping[str, Any], role: str, object_dim: int | None = None) -> DataSet:
+    """Open a data set (``{dataset, tracks, labels, weight}``, see :func:`rvoskit.selection.config.data_sets`),
+    build its labelled samples and check its object-token files' headers
+    (:func:`rvoskit.selection.data.check_token_headers`).
 
     Raises:
-        RvosError: unreadable dataset / store / labels, no labelled expression.
+        RvosError: unreadable dataset / store / labels / object tokens, tokens whose frame count or
+        width does not fit, no labelled expression.
     """
     from rvoskit.format.store import MANIFEST, sha256_file
 
@@ -170,7 +173,10 @@ def load_data_set(name: str, spec: Mapping[str, Any], role: str) -> DataSet:
         "candidates": total,
     }
     videos = dataset.videos
-    frames = {str(v): int(t) for v, t in zip(videos.index if "video_id" not in videos else videos["video_id"], videos["num_frames"])}
+    frames = {str(v): int(t) for v, t in zip(videos["video_id"], videos["num_frames"])}
+    for source, store in stores.items():
+        used = dict.fromkeys(s.video_id for s in samples if any(src == source for src, _ in s.candidates))
+        check_token_headers(store, used, frames, object_dim)
     return DataSet(name, role, samples, stores, frames, record)
 
 
@@ -448,10 +454,11 @@ def train(
     if not train_specs:
         raise RvosError("give the training data: DATASET --tracks NAME=DIR --labels DIR, or --train NAME:dataset=DIR,tracks=...,labels=DIR (or data.train in the config)")
     seed = int(cfg["train"]["seed"])
-    train_sets = [load_data_set(name, spec, "train") for name, spec in train_specs.items()]
+    dim = int(cfg["model"]["object_dim"])
+    train_sets = [load_data_set(name, spec, "train", dim) for name, spec in train_specs.items()]
     valid_specs = data_sets(cfg, "valid")
     if valid_specs:
-        valid_sets = [load_data_set(name, spec, "valid") for name, spec in valid_specs.items()]
+        valid_sets = [load_data_set(name, spec, "valid", dim) for name, spec in valid_specs.items()]
     elif float(cfg["data"].get("valid_fraction") or 0) > 0:
         valid_sets = _held_out(train_sets, float(cfg["data"]["valid_fraction"]), seed)
     else:
@@ -521,7 +528,6 @@ def train(
     )
 
     cache_videos = int(cfg["train"]["token_cache_videos"])
-    dim = int(cfg["model"]["object_dim"])
     train_tokens = TokenCache({ds.name: ds.stores for ds in train_sets}, cache_videos, frames={ds.name: ds.frames for ds in train_sets}, dim=dim)
     held_out = bool(valid_sets) and not valid_specs
     valid_tokens = train_tokens if held_out else TokenCache({ds.name: ds.stores for ds in valid_sets}, cache_videos, frames={ds.name: ds.frames for ds in valid_sets}, dim=dim)
