@@ -469,6 +469,9 @@ def test_info_and_viz_on_the_three_datasets(a2d, jhmdb, refcoco, tmp_path):
     for ds in (a2d["ds"], jhmdb["ds"], refcoco["val"]):
         r = runner.invoke(app, ["info", str(ds), "--json"])
         assert r.exit_code == 0, r.output
+        info = json.loads(r.output)
+        info = info[0] if isinstance(info, list) else info
+        assert ("annotated_frames_per_video" in info) == (ds != refcoco["val"])
         r = runner.invoke(app, ["viz", "dataset", str(ds), "--out", str(tmp_path / ds.name), "--frames", "2", "--quiet"])
         assert r.exit_code == 0, r.output
         assert list((tmp_path / ds.name).rglob("*.png"))

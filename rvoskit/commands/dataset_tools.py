@@ -70,7 +70,9 @@ def info(
     console.print(t)
     for i in infos:
         rows = []
-        for key in ("expressions_per_video", "frames_per_video"):
+        for key in ("expressions_per_video", "frames_per_video", "annotated_frames_per_video"):
+            if key not in i:
+                continue
             d = i[key]
             if d["n"]:
                 rows.append((key.replace("_", " "), f"min {d['min']:.0f} · median {d['median']:.0f} · mean {d['mean']:.1f} · max {d['max']:.0f}"))

@@ -22,7 +22,7 @@ def dataset_info(path: str | Path) -> dict:
     Returns:
         A JSON-serialisable dict: ``source``, ``counts`` (videos, frames, objects, expressions,
         masks), ``expressions_per_video``, ``frames_per_video`` (min/median/mean/max),
-        ``objects_per_expression`` (histogram with keys ``"no-target"``, ``"1"``, ``"2"``, ``"3+"``,
+        ``annotated_frames_per_video`` (sparse datasets only: A2D, JHMDB), ``objects_per_expression`` (histogram with keys ``"no-target"``, ``"1"``, ``"2"``, ``"3+"``,
         ``"unknown"`` for splits without ground truth), ``multi_object`` count, and ``mask_area``:
         the distribution of mask area as a fraction of the frame, with percentiles (5, 25, 50, 75,
         95) and the number of empty masks. Reads only the ``area``/size columns of the masks.
@@ -46,6 +46,8 @@ def dataset_info(path: str | Path) -> dict:
                    "expressions": len(e), "masks": len(m), **({"moments": len(ds.moments)} if ds.has_moments else {})},
         "expressions_per_video": _dist(per_video.to_numpy()),
         "frames_per_video": _dist(v["num_frames"].to_numpy()),
+        **({"annotated_frames_per_video": _dist([len(a) for a in v["annotated_frames"] if a is not None])}
+           if v["annotated_frames"].notna().any() else {}),  # sparse ground truth (format 1.1)
         "objects_per_expression": hist,
         "multi_object": hist["2"] + hist["3+"],
         "mask_area": area,
