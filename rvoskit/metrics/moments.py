@@ -90,17 +90,27 @@ def load_jsonl(path: str | Path, *, what: str = "JSONL file") -> list[dict]:
 
 
 def _windows(value: Any, width: int, *, file, item: str) -> np.ndarray:
-    """``[[start, end(, score)], ...]`` -> float64 ``(n, width)``; checks shape, numbers and start <= end."""
-    if not isinstance(value, list) or not all(
-        isinstance(w, (list, tuple)) and len(w) >= width and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in w[:width])
-        for w in value
-    ):
-        kind = "[start, end, score]" if width == 3 else "[start, end]"
+    """``[[start, end(, score)], ...]`` -> float64 ``(n, width)``; checks shape and numbers, and start <= end
+    for ground truth (a reversed predicted window is scored as the reference scores it)."""
+    kind = "[start, end, score]" if width == 3 else "[start, end]"
+    if not isinstance(value, list):
         raise RvosError(f"windows must be a list of {kind} numbers", file=file, item=item)
-    a = np.array([list(w[:width]) for w in value], dtype=np.float64).reshape(len(value), width)
+    if not value:
+        return np.zeros((0, width))
+    try:  # fast path: a regular list of number lists
+        a = np.array(value)
+        ok = a.ndim == 2 and a.shape[1] >= width and a.dtype.kind in "iuf"
+    except (TypeError, ValueError):  # ragged
+        ok = False
+    if not ok:  # windows with extra entries (the reference reads the first 2 or 3), or bad ones
+        if not all(isinstance(w, (list, tuple)) and len(w) >= width
+                   and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in w[:width]) for w in value):
+            raise RvosError(f"windows must be a list of {kind} numbers", file=file, item=item)
+        a = np.array([list(w[:width]) for w in value])
+    a = np.ascontiguousarray(a[:, :width], dtype=np.float64)
     if not np.isfinite(a).all():
         raise RvosError("windows must be finite numbers", file=file, item=item)
-    if (a[:, 1] < a[:, 0]).any():
+    if width == 2 and (a[:, 1] < a[:, 0]).any():  # predictions are scored as given, like the reference
         raise RvosError("a window ends before it starts", file=file, item=item)
     return a
 
@@ -209,6 +219,10 @@ def _ap_group(gt: np.ndarray, pred: np.ndarray, thds: np.ndarray) -> np.ndarray:
     order = np.argsort(-pred[:, :, 2], axis=1, kind="stable")  # list.sort(key=-score) is stable
     p = np.take_along_axis(pred, order[:, :, None], axis=1)
     iou = temporal_iou_cross(p[:, :, :2], gt)  # (Q, K, G)
+    if G == 1:  # one window: the first prediction (by score) reaching the threshold matches it, no other
+        cond = ~(iou[None, :, :, 0] < thds[:, None, None])  # (T, Q, K); the reference breaks on IoU < t
+        tp = (cond & (np.cumsum(cond, axis=2) == 1)).astype(np.float64)
+        return _ap_from_tp(tp, G)
     rank = np.argsort(iou, axis=-1)[..., ::-1]  # the reference's tiou_arr.argsort()[::-1], row by row
     locked = np.zeros((T, Q, G), bool)
     tp = np.zeros((T, Q, K))
@@ -223,6 +237,12 @@ def _ap_group(gt: np.ndarray, pred: np.ndarray, thds: np.ndarray) -> np.ndarray:
         hit = free.any(axis=2) & ~(val < thds[:, None])  # the reference breaks on IoU < t, so NaN is a hit too
         locked[ti, qi, j] |= hit
         tp[:, :, k] = hit
+    return _ap_from_tp(tp, G)
+
+
+def _ap_from_tp(tp: np.ndarray, G: int) -> np.ndarray:
+    """VOC-2011 interpolated AP from true positives ``tp (T, Q, K)`` in score order -> ``(Q, T)``."""
+    T, Q = tp.shape[:2]
     fp = 1.0 - tp
     tp_c = np.cumsum(tp, axis=2)
     fp_c = np.cumsum(fp, axis=2)
@@ -237,11 +257,63 @@ def _ap_group(gt: np.ndarray, pred: np.ndarray, thds: np.ndarray) -> np.ndarray:
     return np.cumsum(terms, axis=2)[:, :, -1].T  # sequential sum, as np.sum over the few change points
 
 
-def _groups(sizes: Sequence[tuple[int, ...]]) -> dict[tuple[int, ...], list[int]]:
-    out: dict[tuple[int, ...], list[int]] = {}
-    for i, s in enumerate(sizes):
-        out.setdefault(s, []).append(i)
+class _Flat:
+    """Windows of many queries in one array: ``rows (N, w)``, query ``q`` owns ``rows[off[q]:off[q + 1]]``."""
+
+    def __init__(self, rows: np.ndarray, counts: np.ndarray):
+        self.rows = rows
+        self.counts = counts.astype(np.int64)
+        self.off = np.concatenate([[0], np.cumsum(self.counts)]).astype(np.int64)
+
+    @classmethod
+    def of(cls, windows: Sequence[np.ndarray], width: int) -> "_Flat":
+        counts = np.fromiter((len(w) for w in windows), np.int64, len(windows))
+        rows = np.concatenate([np.asarray(w, np.float64).reshape(-1, width) for w in windows]) if len(windows) else np.zeros((0, width))
+        return cls(rows.reshape(-1, width), counts)
+
+    def subset(self, idx: np.ndarray) -> "_Flat":
+        """The queries ``idx``, in that order."""
+        cnt = self.counts[idx]
+        before = np.concatenate([[0], np.cumsum(cnt)[:-1]]).astype(np.int64)
+        pos = np.repeat(self.off[idx] - before, cnt) + np.arange(int(cnt.sum()), dtype=np.int64)
+        return _Flat(self.rows[pos], cnt)
+
+    def take(self, idx: np.ndarray, n: int) -> np.ndarray:
+        """``(len(idx), n, w)``: the first ``n`` windows of the queries ``idx`` (each has at least n)."""
+        return self.rows[self.off[idx][:, None] + np.arange(n)[None, :]]
+
+
+def _grouped(keys: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """Positions grouped by key: ``[(key, positions ascending), ...]``."""
+    order = np.argsort(keys, kind="stable")
+    k = keys[order]
+    cuts = np.flatnonzero(np.diff(k)) + 1
+    return [(int(g[0]), order_part) for g, order_part in zip(np.split(k, cuts), np.split(order, cuts)) if len(g)]
+
+
+def _ap_flat(gt: _Flat, pred: _Flat, thds: np.ndarray) -> np.ndarray:
+    """Per-query AP ``(Q, len(thds))``: query i's ground truth is ``gt`` query i, its (already
+    truncated) predictions ``pred`` query i; queries are grouped by (G, K) and vectorised."""
+    Q = len(gt.counts)
+    out = np.zeros((Q, len(thds)))
+    keys = gt.counts * 1_000_003 + pred.counts
+    for key, idx in _grouped(keys):
+        G, K = divmod(key, 1_000_003)
+        if K == 0 or G == 0:
+            continue
+        out[idx] = _ap_group(gt.take(idx, G), pred.take(idx, K), thds)
     return out
+
+
+def _first_iou_flat(gt: _Flat, first: np.ndarray) -> np.ndarray:
+    """R1 IoU: ``first (Q, 2)`` predicted windows against the best-overlapping window of ``gt`` query i."""
+    chosen = np.zeros((len(first), 2))
+    for G, idx in _grouped(gt.counts):
+        g = gt.take(idx, G)  # (n, G, 2)
+        ious = temporal_iou_cross(first[idx][:, None, :], g)[:, 0, :]
+        best = np.argmax(ious, axis=1)
+        chosen[idx] = g[np.arange(len(idx)), best]
+    return temporal_iou_paired(first, chosen)
 
 
 def average_precision(gt: Sequence[np.ndarray], pred: Sequence[np.ndarray], thds: Sequence[float] = IOU_THDS,
@@ -257,44 +329,19 @@ def average_precision(gt: Sequence[np.ndarray], pred: Sequence[np.ndarray], thds
     Returns:
         float64 ``(Q, len(thds))``, AP in [0, 1].
     """
-    thds = np.asarray(thds, dtype=np.float64)
     pred = [p if max_pred_windows is None else p[:max_pred_windows] for p in pred]
-    out = np.zeros((len(gt), len(thds)))
-    for (G, K), idx in _groups([(len(g), len(p)) for g, p in zip(gt, pred)]).items():
-        if K == 0:
-            continue
-        out[idx] = _ap_group(np.stack([gt[i] for i in idx]), np.stack([pred[i] for i in idx]), thds)
-    return out
+    return _ap_flat(_Flat.of(gt, 2), _Flat.of(pred, 3), np.asarray(thds, dtype=np.float64))
 
 
 def first_window_iou(gt: Sequence[np.ndarray], pred: Sequence[np.ndarray]) -> np.ndarray:
     """IoU of each query's first listed predicted window with the ground-truth window it overlaps most
     (Moment-DETR ``compute_mr_r1``: the first window of highest cross IoU, then the paired IoU)."""
     first = np.array([p[0, :2] for p in pred], dtype=np.float64).reshape(len(pred), 2)
-    chosen = np.zeros((len(gt), 2))
-    for (G,), idx in _groups([(len(g),) for g in gt]).items():
-        g = np.stack([gt[i] for i in idx])  # (n, G, 2)
-        ious = temporal_iou_cross(first[idx][:, None, :], g)[:, 0, :]  # (n, G)
-        best = np.argmax(ious, axis=1)
-        chosen[idx] = g[np.arange(len(idx)), best]
-    return temporal_iou_paired(first, chosen)
+    return _first_iou_flat(_Flat.of(gt, 2), first)
 
 
 def _pct(v: float) -> float:
     return float(f"{100 * v:.2f}")
-
-
-def _bucket(gt: MomentQueries, pred_index: Mapping, lo: float, hi: float, full: bool) -> tuple[list, list[np.ndarray], list[np.ndarray]]:
-    """(qids in prediction order, gt windows, pred windows) of the queries in a length bucket."""
-    keep: dict[Any, np.ndarray] = {}
-    for qid, w in zip(gt.qids, gt.windows):
-        if not full:
-            length = w[:, 1] - w[:, 0]
-            w = w[(lo < length) & (length <= hi)]
-        if len(w):
-            keep[qid] = w
-    qids = [q for q in pred_index if q in keep]
-    return qids, [keep[q] for q in qids], [pred_index[q] for q in qids]
 
 
 def eval_moment_retrieval(ground_truth: MomentQueries, predictions: MomentQueries) -> dict[str, Any]:
@@ -321,22 +368,39 @@ def eval_moment_retrieval(ground_truth: MomentQueries, predictions: MomentQuerie
         if extra:
             what.append(f"{len(extra)} predicted qid(s) not in the ground truth (e.g. {extra[0]!r})")
         raise RvosError("qids of predictions and ground truth must match: " + "; ".join(what))
-    empty = {q for q, w in zip(ground_truth.qids, ground_truth.windows) if len(w) == 0}
-    pred_index = {q: w for q, w in zip(predictions.qids, predictions.windows) if q not in empty}
+    # Queries in prediction order (the reference's order of pred_qid2data and of its mean over queries).
+    gpos = {q: i for i, q in enumerate(ground_truth.qids)}
+    order = np.fromiter((gpos[q] for q in predictions.qids), np.int64, len(predictions.qids))
+    g_all = _Flat.of(ground_truth.windows, 2)
+    gt = g_all.subset(order)
+    counts = gt.counts
+    p_all = _Flat.of(predictions.windows, 3)
+    keep_p = (np.arange(len(p_all.rows)) - np.repeat(p_all.off[:-1], p_all.counts)) < MAX_PRED_WINDOWS
+    pred = _Flat(p_all.rows[keep_p], np.minimum(p_all.counts, MAX_PRED_WINDOWS))
+    first = p_all.rows[p_all.off[:-1]][:, :2] if len(p_all.rows) else np.zeros((0, 2))
+    thds = np.asarray(IOU_THDS, dtype=np.float64)
+    length = gt.rows[:, 1] - gt.rows[:, 0]
+    owner = np.repeat(np.arange(len(counts)), counts)
+    n_empty = int((counts == 0).sum())
+
     out: dict[str, Any] = {}
-    counts: dict[str, int] = {}
+    n_bucket: dict[str, int] = {}
     thd_keys = [str(t) for t in IOU_THDS]
     for name in ("short", "middle", "long", "full"):
         lo, hi = LENGTH_RANGES[name]
-        qids, g, p = _bucket(ground_truth, pred_index, lo, hi, full=(lo == 0 and hi == 150))
-        counts[name] = len(qids)
-        if not qids:
+        keep = np.ones(len(length), bool) if (lo == 0 and hi == 150) else (lo < length) & (length <= hi)
+        c = np.bincount(owner[keep], minlength=len(counts))
+        qs = np.flatnonzero(c > 0)
+        n_bucket[name] = len(qs)
+        if not len(qs):
             out[name] = {"MR-mAP": {**{k: None for k in thd_keys}, "average": None}, "MR-R1": {k: None for k in thd_keys}}
             continue
-        ap = average_precision(g, p).mean(0)
+        g = _Flat(gt.rows[keep], c).subset(qs)
+        p = pred.subset(qs)
+        ap = _ap_flat(g, p, thds).mean(0)
         mr_map = {k: _pct(v) for k, v in zip(thd_keys, ap)}
         mr_map["average"] = _pct(np.mean(ap))
-        iou = first_window_iou(g, p)
+        iou = _first_iou_flat(g, first[qs])
         r1 = {k: float(f"{np.mean(iou >= t) * 100:.2f}") for k, t in zip(thd_keys, IOU_THDS)}
         out[name] = {"MR-mAP": mr_map, "MR-R1": r1}
     brief = {
@@ -351,7 +415,7 @@ def eval_moment_retrieval(ground_truth: MomentQueries, predictions: MomentQuerie
     }
     result: dict[str, Any] = {"brief": {k: brief[k] for k in sorted(brief)}}
     result.update({k: out[k] for k in sorted(out)})
-    result["counts"] = {"queries": len(ground_truth.qids), "skipped_queries": len(empty), **{f"queries_{k}": v for k, v in counts.items()}}
+    result["counts"] = {"queries": len(ground_truth.qids), "skipped_queries": n_empty, **{f"queries_{k}": v for k, v in n_bucket.items()}}
     return result
 
 
