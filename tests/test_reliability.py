@@ -237,7 +237,7 @@ def test_out_overlapping_an_input_is_refused_before_any_work(world, name):
         if not sfx:
             targets.append((inp, "is the input"))
         if inside:
-            targets += [(inp / f"sub{sfx}", "lies inside the input"), (inp / "inner" / f"deeper{sfx}", "lies inside the input")]
+            targets.append((inp / "inner" / f"deeper{sfx}", "lies inside the input"))
     if not sfx:
         targets.append((world["root"], "contains the input"))
     if world["ds"] in c["inputs"] and inside:
@@ -248,7 +248,7 @@ def test_out_overlapping_an_input_is_refused_before_any_work(world, name):
         targets = [(EXAMPLE, "is the input"), (EXAMPLE / "JPEGImages", "lies inside the input")]
     before = snapshot(world["root"])
     for out, why in targets:
-        for overwrite in (False, True):
+        for overwrite in (False, True) if why == "is the input" else (True,):
             def one():
                 res = invoke(c["args"], out, overwrite)
                 assert_one_error_line(res, why, str(out))
@@ -313,16 +313,18 @@ def full_fs(tmp_path):
     a plain folder where every write to it raises ENOSPC."""
     mnt = tmp_path / "full"
     if _mount(mnt, "size=64k"):
-        fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT)
         try:
-            while os.write(fd, b"\0" * 4096):
+            fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT)
+            try:
+                while os.write(fd, b"\0" * 4096):
+                    pass
+            except OSError:
                 pass
-        except OSError:
-            pass
+            finally:
+                os.close(fd)
+            yield mnt, "No space left on device", None
         finally:
-            os.close(fd)
-        yield mnt, "No space left on device", None
-        _umount(mnt)
+            _umount(mnt)
     else:
         yield mnt, "No space left on device", errno.ENOSPC
 
@@ -331,8 +333,10 @@ def full_fs(tmp_path):
 def ro_fs(tmp_path):
     mnt = tmp_path / "ro"
     if _mount(mnt, "ro,size=64k"):
-        yield mnt, "Read-only file system", None
-        _umount(mnt)
+        try:
+            yield mnt, "Read-only file system", None
+        finally:
+            _umount(mnt)
     else:
         yield mnt, "Read-only file system", errno.EROFS
 
