@@ -37,3 +37,16 @@ def test_demo_runs_every_stage(tmp_path):
     assert noisy.read_frame("judo", 0).shape == (480, 854, 3)
     html = (out / "report.html").read_text()
     assert "histogram.png" in html and ".png" in html
+    # the report opens with what ran: the notice, the stage table, the headline numbers (issue 10)
+    top = html[: html.index("<h2>")]
+    assert "random" in top.lower() and "the masks are meaningless; the files and shapes are real" in top
+    assert all(f"<td>{s['stage']}</td>" in top for s in stages) and "Headline numbers" in top
+    assert "ref-davis" in top and "No validation split" in top
+    assert " ".join(res.output.split()).count("RANDOM") == 1  # the random-weights warning, once
+    assert summary["protocol"] == "ref-davis"
+    tracks_row = next(s["outputs"] for s in stages if s["stage"] == "tracks generate")
+    assert "None" not in tracks_row and f"{len(track_ids)} tracks" in tracks_row
+    # an existing demo folder is refused without --overwrite (and left alone)
+    again = CliRunner().invoke(app, ["demo", "--out", str(out), "--epochs", "1"])
+    assert again.exit_code == 2 and "--overwrite" in " ".join(again.output.split())
+    assert json.loads((out / "demo.json").read_text()) == stages

@@ -7,6 +7,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from typer.testing import CliRunner
 
 from rvoskit.cli import app
@@ -79,3 +81,23 @@ def test_demo_refuses_an_existing_folder_without_overwrite(tmp_path):
     res = runner.invoke(app, ["demo", "--out", str(out)])
     assert res.exit_code == 2 and "--overwrite" in _out(res)
     assert (out / "demo.json").read_text() == "[]"
+
+
+def test_tracks_generate_overwrite_device_and_old_spellings(judo_dataset, tmp_path):
+    """--overwrite replaces a store; --device cpu; the 0.1 --gpu N (CPU without CUDA) still works, with a warning."""
+    pytest.importorskip("sam2")
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    out = tmp_path / "tracks"
+    small = ["--image-size", "256", "--points-per-side", "2", "--max-tracks", "2", "--prompt-frames", "eval", "--threads", "1"]
+    res = runner.invoke(app, ["tracks", "generate", str(judo_dataset), "--out", str(out), "--device", "cpu", *small])
+    assert res.exit_code == 0, res.output
+    assert _out(res).count("RANDOM") == 1  # said once
+    manifest = json.loads((out / "trackstore.json").read_text())
+    assert manifest["meta"]["sam2"]["config"].endswith("sam2.1_hiera_t.yaml")  # the one default without a checkpoint
+    (out / "marker").write_text("old")
+    res = runner.invoke(app, ["tracks", "generate", str(judo_dataset), "--out", str(out), "--overwrite", "-q", "--gpu", "0", *small])
+    assert res.exit_code == 0, res.output
+    assert "--gpu N is deprecated" in _out(res) and "--device cuda:N" in _out(res)
+    assert not (out / "marker").exists() and (out / "trackstore.json").is_file()
+    assert "tracks / video" not in res.output  # --quiet: no table

@@ -156,10 +156,12 @@ def device_option(default: str = "auto", help: str = "", **kw: Any) -> Any:
     return typer.Option(default, "--device", help=text, metavar="cpu|cuda:N|auto", callback=_check_device, **kw)
 
 
-def resolve_device(device: str) -> str:
+def resolve_device(device: str, *, cpu_without_cuda: bool = False) -> str:
     """Turn a ``--device`` value into a torch device string (``"cpu"`` or ``"cuda:N"``).
 
     ``auto`` picks ``cuda:0`` when CUDA is available, else ``cpu``; ``cuda`` means ``cuda:0``.
+    ``cpu_without_cuda``: a CUDA device falls back to ``cpu`` when CUDA is not available (the meaning
+    of the deprecated ``--gpu N``).
 
     Raises:
         RvosError: CUDA asked for but not available, or the index is not a visible device.
@@ -175,6 +177,8 @@ def resolve_device(device: str) -> str:
         return "cuda:0" if torch.cuda.is_available() else "cpu"
     index = int(device.split(":", 1)[1]) if ":" in device else 0
     if not torch.cuda.is_available():
+        if cpu_without_cuda:
+            return "cpu"
         raise RvosError(f"--device {device}: CUDA is not available on this machine (use --device cpu)", item="--device")
     if index >= torch.cuda.device_count():
         raise RvosError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible", item="--device")

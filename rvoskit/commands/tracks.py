@@ -138,7 +138,7 @@ def generate(
         device = opt.merge_alias(device if device != "auto" else None, f"cuda:{gpu_old}", old="--gpu N", new="--device cuda:N")
     if cpu_old:
         device = opt.merge_alias(device if device != "auto" else None, "cpu", old="--cpu", new="--device cpu")
-    device = opt.resolve_device(device)
+    device = opt.resolve_device(device, cpu_without_cuda=gpu_old is not None)
     from rvoskit.format.outputs import claim_output
 
     claim_output(out, kind="tracks", inputs=[dataset, checkpoint, grounding_model], overwrite=overwrite, shard=shard)
@@ -167,14 +167,28 @@ def generate(
         batches = bar.add_task("", total=None, visible=False)
 
         def progress(event: str, **kw) -> None:
-            if event == "run":
+            # something on screen from the first second: loading SAM2, then per video the prompt
+            # frame being prompted, and the prompts tracked so far and the frame being tracked
+            vid = escape(str(kw.get("video_id", "")))
+            if event == "loading":
+                bar.update(videos, description=f"{kw['videos']} videos: loading SAM2 {escape(str(kw['config']))} on {kw['device']}")
+            elif event == "run":
                 bar.update(videos, total=kw["todo"], description=f"videos ({kw['total'] - kw['todo']} already done)")
             elif event == "video_start" and kw.get("frames"):
-                bar.update(batches, description=f"  {kw['video_id']}: prompting", completed=0, total=None, visible=True)
+                bar.update(batches, description=f"  {vid}: {kw['frames']} frames, starting", completed=0, total=None, visible=True)
+            elif event == "prompting":
+                bar.update(batches, description=f"  {vid}: {kw['kind']} prompts on frame {kw['frame_idx']} ({kw['index'] + 1}/{kw['of']} prompt frames, {kw['found']} prompts so far)")
             elif event == "prompts":
-                bar.update(batches, description=f"  {kw['video_id']}: {kw['n']} {kw['kind']} prompts")
+                bar.update(batches, description=f"  {vid}: {kw['n']} {kw['kind']} prompts", completed=0)
+            elif event in ("batch_start", "frame"):
+                at = f", at frame {kw['frame_idx']}" if event == "frame" else ""
+                bar.update(
+                    batches,
+                    description=f"  {vid}: {kw['kind']} tracks {kw['tracked']}/{kw['prompts']} prompts, {kw['size']} from frame {kw['prompt_frame']}{at}",
+                    completed=kw["tracked"],
+                )
             elif event == "batch":
-                bar.update(batches, description=f"  {kw['video_id']}: {kw['kind']} batch of {kw['size']} @ frame {kw['frame_idx']}", completed=kw["tracks"])
+                bar.update(batches, completed=kw["tracked"])
             elif event == "video_done":
                 bar.advance(videos)
             elif event == "video_failed":
