@@ -80,7 +80,10 @@ def test_learns_the_planted_word_on_held_out_videos(world, tmp_path):
     assert {"train_loss", "valid_loss", "accuracy", "precision", "recall", "f1", "lr"} <= set(csv.columns)
     assert json.loads((run / "metrics.json").read_text())[-1]["f1"] == pytest.approx(last["f1"])
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert [e for e, _ in list_checkpoints(run)] == list(range(1, 9))
+    # by default the last and the best checkpoint are kept (issue 10)
+    best = min(res["metrics"], key=lambda m: (m["valid_loss"], m["epoch"]))["epoch"]
+    assert res["best"][0] == best and [e for e, _ in list_checkpoints(run)] == sorted({8, best})
+    assert json.loads((run / "run.json").read_text())["best"]["epoch"] == best
 
     # score the held-out videos with only their ground-truth-object tracks: the selected tracks'
     # merged masks must be the expressions' ground truth
@@ -194,7 +197,8 @@ def test_train_command(world, tmp_path):
     res = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "run"), "--resume", "--epochs", "3", "--set", "train.keep_last=2"])
     assert res.exit_code == 0, res.output
     assert "resuming" in res.output
-    assert [e for e, _ in list_checkpoints(tmp_path / "run")] == [2, 3]  # keep_last=2 pruned epoch 1
+    best = json.loads((tmp_path / "run" / "run.json").read_text())["best"]["epoch"]
+    assert [e for e, _ in list_checkpoints(tmp_path / "run")] == sorted({2, 3, best})  # keep_last=2 (+ the best)
     assert len(pd.read_csv(tmp_path / "run" / "metrics.csv")) == 3
     res = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "run2"), "--set", "optim.nope=1"])
     assert res.exit_code == 2 and "unknown config key" in res.output
