@@ -179,10 +179,9 @@ def read_manifest(path: str | Path) -> dict:
     mpath = Path(path) / MANIFEST
     if not mpath.is_file():
         return {}
-    try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RvosError(f"invalid JSON: {exc}", file=mpath) from None
+    from rvoskit.format.jsonfile import read_json_object
+
+    manifest = read_json_object(mpath, "the predictions manifest")
     if manifest.get("format") != FORMAT_NAME:
         raise RvosError(f"format is {manifest.get('format')!r}, expected {FORMAT_NAME!r}", file=mpath)
     return manifest

@@ -204,7 +204,7 @@ class RvosDataset:
         self.path = Path(path)
         mpath = self.path / MANIFEST
         if not self.path.exists():
-            raise RvosError("dataset not found (expected an rvoskit dataset folder, from rvoskit convert)", file=self.path)
+            raise RvosError("not an rvoskit dataset: no such folder (expected a dataset folder from rvoskit convert)", file=self.path)
         if mpath.is_dir() or (mpath.exists() and not mpath.is_file()):
             raise RvosError("dataset.json is not a file", file=mpath)
         if not mpath.is_file():

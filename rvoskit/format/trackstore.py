@@ -28,6 +28,19 @@ MANIFEST = "trackstore.json"
 FORMAT_NAME = "rvoskit-tracks"
 
 
+def meta_differences(stored: Mapping[str, Any], wanted: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """The entries in which two manifest ``meta`` dicts differ, as ``"options.max_tracks: 3 in
+    the store, 2 now"`` (nested keys joined with dots; a missing entry reads ``absent``)."""
+    out = []
+    for key in sorted(set(stored) | set(wanted), key=str):
+        a, b = stored.get(key, "absent"), wanted.get(key, "absent")
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            out += meta_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {json.dumps(a)} in the store, {json.dumps(b)} now")
+    return out
+
+
 class TrackStore:
     """A track store directory: created if missing, resumable, readable.
 
@@ -60,17 +73,24 @@ class TrackStore:
             }
             with atomic_file(mpath) as tmp:
                 tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        try:
-            self.manifest = json.loads(mpath.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise RvosError(f"invalid JSON: {exc}", file=mpath) from None
+        from rvoskit.format.jsonfile import read_json_object
+
+        self.manifest = read_json_object(mpath, "the track store manifest")
         if self.manifest.get("format") != FORMAT_NAME or not version_supported(self.manifest.get("format_version")):
             raise RvosError("not a v1 rvoskit track store", file=mpath)
-        if meta is not None and create and self.manifest.get("meta") != json.loads(json.dumps(dict(meta))):
-            raise RvosError(
-                "this store was generated with other options; use a new --out or the same options to resume",
-                file=mpath,
-            )
+        if meta is not None and create:
+            diff = meta_differences(self.manifest.get("meta", {}), json.loads(json.dumps(dict(meta))))
+            if diff:
+                raise RvosError(
+                    f"this store was generated with other options ({'; '.join(diff)}); "
+                    "use a new --out or the same options to resume",
+                    file=mpath,
+                )
+
+    @staticmethod
+    def exists(path: str | Path) -> bool:
+        """Whether ``path`` holds a track store (its ``trackstore.json``)."""
+        return (Path(path) / MANIFEST).is_file()
 
     @property
     def meta(self) -> dict:
@@ -86,9 +106,14 @@ class TrackStore:
 
     def done_videos(self) -> list[str]:
         """Ids of the completed videos (from the markers), sorted."""
+        from rvoskit.format.jsonfile import read_json_object
+
         out = []
         for p in sorted((self.path / "done").glob("*.json")):
-            out.append(json.loads(p.read_text(encoding="utf-8"))["video_id"])
+            vid = read_json_object(p, "a video's completion marker").get("video_id")
+            if not isinstance(vid, str):
+                raise RvosError(f"video_id is {vid!r}, expected a string", file=p, item="video_id")
+            out.append(vid)
         return sorted(out)
 
     def write_video(
@@ -133,7 +158,9 @@ class TrackStore:
         path = self._file("done", video_id, ".json")
         if not path.is_file():
             raise RvosError("video not in the track store (not generated yet)", file=self.path, item=video_id)
-        return json.loads(path.read_text(encoding="utf-8"))
+        from rvoskit.format.jsonfile import read_json_object
+
+        return read_json_object(path, "a video's completion marker")
 
     def tracks(self, video_id: str, columns: list[str] | None = None) -> pd.DataFrame:
         """The ``tracks`` rows of one completed video (all columns, or ``columns`` only).
