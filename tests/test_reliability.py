@@ -480,18 +480,29 @@ def test_safe_name_is_bounded_injective_and_stays_in_its_folder():
     assert safe_name("0ab4afe7fb46") == "0ab4afe7fb46"
 
 
-def test_long_ids_write_and_read_back_through_the_track_store(tmp_path):
+def test_long_ids_become_bounded_file_names_in_every_writer(tmp_path):
+    """An id of 119 characters, 237 UTF-8 bytes, is legal on disk; its percent-encoding (700
+    characters) is not: every writer names its files through safe_name and reads the ids back."""
+    syn = make_synthetic(tmp_path / "syn", videos=1, tracks={"gt": 1}, frames=2, expressions=1, size=(32, 32), video_prefix="é" * 118)
+    ds = Path(syn["dataset"])
+    _write_frames(ds)
+    vid = open_dataset(ds).videos.index[0]
+    assert len(vid.encode()) > 200
+    runs = {
+        "corrupt": ["corrupt", ds, "--type", "gaussian_noise", "--severity", "1", "-q"],
+        "viz": ["viz", "dataset", ds, "--frames", "2"],
+        "export": ["export", ds, "--to", "mevis", "--frames", "copy"],
+        "tracks": ["tracks", "generate", ds, "--image-size", "64", "--points-per-side", "2", "--max-tracks", "1", "--device", "cpu", "-q"],
+    }
+    for name, args in runs.items():
+        res = invoke(args, tmp_path / name)
+        assert res.exit_code == 0, (name, res.output)
     from rvoskit.format.trackstore import TrackStore
 
-    vid = "é" * 120
-    store = TrackStore(tmp_path / "store", create=True)
-    rows = [{"video_id": vid, "track_id": 0, "frame_idx": 0, "height": 2, "width": 2, "rle": rlemod.encode(np.ones((2, 2), np.uint8)),
-             "area": 4, "kind": "grid", "prompt_frame": 0, "prompt_id": None, "score": 1.0, "obj_id": None}]
-    try:
-        store.write_video(vid, rows, np.zeros((1, 1, 256), np.float32), np.zeros(1, np.int32))
-    except RvosError as exc:  # schema details are not this test's business
-        pytest.skip(f"tracks rows: {exc}")
-    assert store.done_videos() == [vid]
+    assert TrackStore(tmp_path / "tracks").done_videos() == [vid]
+    assert list(open_dataset(tmp_path / "corrupt").videos.index) == [vid]
+    for p in tmp_path.rglob("*"):
+        assert len(p.name.encode()) <= 255
 
 
 def test_colliding_expression_ids_are_refused_by_convert(tmp_path):
