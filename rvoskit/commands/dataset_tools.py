@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from rvoskit.commands import _options as opt
 from rvoskit.commands._common import console, summary_table
@@ -34,7 +35,7 @@ def validate(
     problems = validate_dataset(dataset, check_frames=not no_frames)
     if problems:
         for p in problems:
-            console.print(f"[red]✗[/] {p}", highlight=False, soft_wrap=True)
+            console.print(Text.assemble(("✗ ", "red"), p), highlight=False, soft_wrap=True)  # literal: ids may hold [brackets]
         if not quiet:
             console.print(f"[bold red]{len(problems)} problem(s)[/] in {dataset}")
         raise typer.Exit(2)
