@@ -128,8 +128,8 @@ def commands(w: dict, out: Path) -> list[dict]:
         dict(name="export ytvis", args=["export", ds, "--to", "ytvis"], inputs=[ds], kind="json-export", suffix=".json"),
         dict(name="export submission", args=["export", ds, pred, "--to", "mevis-submission"], inputs=[ds, pred], kind="submission", suffix=".zip"),
         dict(name="viz dataset", args=["viz", "dataset", ds, "--frames", "2"], inputs=[ds], kind="viz"),
-        dict(name="viz tracks", args=["viz", "tracks", tr, "--dataset", ds, "--frames", "2"], inputs=[tr, ds], kind="viz"),
-        dict(name="viz predictions", args=["viz", "predictions", pred, "--dataset", ds, "--frames", "2"], inputs=[pred, ds], kind="viz"),
+        dict(name="viz tracks", args=["viz", "tracks", ds, "--tracks", tr, "--frames", "2"], inputs=[tr, ds], kind="viz"),
+        dict(name="viz predictions", args=["viz", "predictions", ds, pred, "--frames", "2"], inputs=[pred, ds], kind="viz"),
         dict(name="viz report", args=["viz", "report", w["labels"]], inputs=[w["labels"]], kind="report", suffix=".html",
              replaces=True),  # no --overwrite: it replaces its own report (only)
         dict(name="demo", args=["demo", "--epochs", "1", *small], inputs=[], kind="demo", slow=True),
