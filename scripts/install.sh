@@ -38,7 +38,7 @@ if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then 
 cpu_index_ok() {
   "$PY" - "$CPU_INDEX/torch/" <<'EOF' >/dev/null 2>&1
 import sys, urllib.request
-urllib.request.urlopen(urllib.request.Request(sys.argv[1], method="HEAD"), timeout=5)
+urllib.request.urlopen(sys.argv[1], timeout=5).close()  # headers only: the body is not read
 EOF
 }
 
