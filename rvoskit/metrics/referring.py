@@ -296,7 +296,9 @@ def _check_rles(rles: list[bytes], sample: np.ndarray, sizes: list[tuple[int, in
     if not rles:
         return
     hw = np.array([h * w for h, w in sizes], np.int64)[sample]
-    totals = rlemod.pixel_counts(rles)
+    uniq: dict[bytes, int] = {}
+    pos = np.fromiter((uniq.setdefault(c, len(uniq)) for c in rles), np.int64, len(rles))  # parse each distinct string once
+    totals = rlemod.pixel_counts(list(uniq))[pos]
     for i in np.flatnonzero(totals != hw):
         H, W = sizes[sample[i]]
         try:
@@ -429,18 +431,22 @@ def coco_segm_map(image_ids: list[str], gt_rles: list[bytes], gt_areas: np.ndarr
     order, d_img, rank = order[keep], d_img[keep], rank[keep]
     d_score = cand.score[order]
     d_rles = [cand.rle[j] for j in order]
-    d_area = np.zeros(len(order))
     d_iou = np.zeros(len(order))
     bounds = np.searchsorted(d_img, np.arange(n_img + 1))
+    dts_all = [None] * len(order)
     for r in range(n_img):
         a, b = bounds[r], bounds[r + 1]
         if a == b:
             continue
         s = img_order[r]
         H, W = sizes[s]
-        dts = [{"size": [H, W], "counts": c} for c in d_rles[a:b]]
-        d_area[a:b] = maskUtils.area(dts)
-        d_iou[a:b] = np.asarray(maskUtils.iou(dts, [{"size": [H, W], "counts": gt_rles[s]}], [0])).reshape(-1)
+        size = [H, W]
+        dts = [{"size": size, "counts": c} for c in d_rles[a:b]]
+        dts_all[a:b] = dts
+        d_iou[a:b] = np.asarray(maskUtils.iou(dts, [{"size": size, "counts": gt_rles[s]}], [0])).reshape(-1)
+    # pycocotools 2.0.11's area() overflows a uint8 count for lists of more than 255 RLEs: chunks
+    d_area = np.concatenate([np.asarray(maskUtils.area(dts_all[i:i + 255]), dtype=np.float64)
+                             for i in range(0, len(dts_all), 255)]) if dts_all else np.zeros(0)
     g_area = np.asarray(gt_areas, dtype=np.float64)[img_order]
     # match[t, j]: detection j is the first of its image with iou >= thr[t]
     ge = d_iou[None, :] >= thr[:, None]
@@ -449,19 +455,20 @@ def coco_segm_map(image_ids: list[str], gt_rles: list[bytes], gt_areas: np.ndarr
     match = ge & ((cs - before) == 1)
     T, R, A, M = len(p.iouThrs), len(p.recThrs), len(AREA_RANGES), len(MAX_DETS)
     precision = -np.ones((T, R, 1, A, M))
+    cols_of = []  # per maxDet: the detections kept, in accumulate's global order (stable sort by -score)
+    for md in MAX_DETS:
+        sel = np.flatnonzero(rank < md)
+        cols_of.append(sel[np.argsort(-d_score[sel], kind="mergesort")])
     for ai, (lo, hi) in enumerate(AREA_RANGES):
         g_ig = (g_area < lo) | (g_area > hi)
         npig = int(np.count_nonzero(~g_ig))
         d_out = (d_area < lo) | (d_area > hi)
-        d_ig = np.where(match, g_ig[d_img][None, :], d_out[None, :])
         for mi, md in enumerate(MAX_DETS):
             if npig == 0:
                 continue
-            sel = np.flatnonzero(rank < md)
-            inds = np.argsort(-d_score[sel], kind="mergesort")
-            cols = sel[inds]
+            cols = cols_of[mi]
             dtm = match[:, cols]
-            dtig = d_ig[:, cols]
+            dtig = np.where(dtm, g_ig[d_img[cols]][None, :], d_out[cols][None, :])
             tps = np.logical_and(dtm, np.logical_not(dtig))
             fps = np.logical_and(np.logical_not(dtm), np.logical_not(dtig))
             tp_sum = np.cumsum(tps, axis=1).astype(dtype=float)
