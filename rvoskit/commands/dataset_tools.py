@@ -105,7 +105,7 @@ def export(
     inputs: list[Path] = typer.Argument(
         ..., metavar="DATASET [PREDICTIONS]",
         help="The dataset; for a submission (mevis-submission, refytvos-submission, davis) also the predictions "
-        "(a directory or predictions.parquet).",
+        "(any form eval reads: a predictions directory or .parquet, a PNG folder, a submission .zip).",
     ),
     to: str = typer.Option(..., "--to", help=f"One of: {', '.join(EXPORT_KINDS)}."),
     out: Path = opt.out_option("Output directory (mevis), .json file (ytvis) or .zip file (submissions)."),
