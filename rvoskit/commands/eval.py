@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from rvoskit.commands._executor import executor_option, ray_address_option
 
@@ -118,7 +119,7 @@ def eval_command(
     missing = result.summary.get("missing_videos") or []
     if missing:
         shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
-        console.print(f"[yellow]{len(missing)} video(s) without predictions scored 0:[/] {shown}")
+        console.print(f"[yellow]{len(missing)} video(s) without predictions scored 0:[/] {escape(shown)}", highlight=False)
     _print_skipped(console, result.summary)
     for name, p in paths.items():
         console.print(f"  {name}: {p}")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from rvoskit.commands import _options as opt
 from rvoskit.errors import RvosError
@@ -157,7 +158,7 @@ def train_command(
 
         def log(msg: str) -> None:
             if msg.startswith("warning:"):
-                bar.console.print(f"[yellow]warning:[/]{msg[len('warning:'):]}", highlight=False, markup=True)
+                bar.console.print(f"[yellow]warning:[/]{escape(msg[len('warning:'):])}", highlight=False, markup=True)
             elif not quiet:
                 bar.console.print(msg, highlight=False, markup=False)
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.markup import escape
 from rich.console import Console
 from rich.progress import TextColumn
 
@@ -221,7 +222,7 @@ def report_cmd(
 
     result = build_report(run_dirs, out, title=title, embed=embed)
     for path, why in result.skipped:
-        console.print(f"[yellow]skipped[/] {path}: {why}")
+        console.print(f"[yellow]skipped[/] {escape(str(path))}: {escape(str(why))}", highlight=False)
     if not quiet:
         console.print(f"[green]wrote[/] {out}: {len(result.images)} images, {len(result.summaries)} summaries")
 
