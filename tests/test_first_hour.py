@@ -22,7 +22,10 @@ def _out(res) -> str:
 
 
 def test_validate_exit_codes_agree_with_readme(judo_dataset, tmp_path):
-    assert runner.invoke(app, ["validate", str(judo_dataset), "-q"]).exit_code == 0
+    res = runner.invoke(app, ["validate", str(judo_dataset), "-q"])
+    assert res.exit_code == 0 and res.output.strip() == ""  # --quiet: only problems are printed
+    res = runner.invoke(app, ["info", str(judo_dataset), "-q"])
+    assert res.exit_code == 0 and json.loads(res.output)[0]["counts"]["expressions"] == 8  # --quiet: the JSON only
     res = runner.invoke(app, ["validate", str(tmp_path / "nope")])
     assert res.exit_code == 2 and "Traceback" not in res.output
     readme = (REPO / "README.md").read_text()
