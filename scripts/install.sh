@@ -60,6 +60,13 @@ if ! $PY -c "import torch" 2>/dev/null; then
   fi
 fi
 $PY -c "import torchvision" 2>/dev/null && torchvision_ok=1 || true
+if [[ $torchvision_ok == 0 && $has_gpu == 0 ]]; then
+  # a CPU torch from an earlier run without torchvision: add the matching CPU torchvision if the index answers
+  torch_version=$($PY -c "import torch; print(torch.__version__)")
+  if [[ $torch_version == *+cpu ]] && cpu_index_ok; then
+    $PIP install --index-url "$CPU_INDEX" "torch==$torch_version" torchvision && torchvision_ok=1 || true
+  fi
+fi
 
 if ! $PY -c "import sam2" 2>/dev/null; then
   SAM2_BUILD_CUDA=0 $PIP install --no-build-isolation --no-deps "sam2==1.1.0"
