@@ -34,12 +34,17 @@ say() { printf '\033[1m[install]\033[0m %s\n' "$*"; }
 has_gpu=0
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then has_gpu=1; fi
 
-# Does the PyTorch CPU index answer within a few seconds?
+# Does the PyTorch CPU index answer within a few seconds? (probed once)
+cpu_index=unknown
 cpu_index_ok() {
-  "$PY" - "$CPU_INDEX/torch/" <<'EOF' >/dev/null 2>&1
+  if [[ $cpu_index == unknown ]]; then
+    if "$PY" - "$CPU_INDEX/torch/" <<'EOF' >/dev/null 2>&1
 import sys, urllib.request
 urllib.request.urlopen(sys.argv[1], timeout=5).close()  # headers only: the body is not read
 EOF
+    then cpu_index=yes; else cpu_index=no; fi
+  fi
+  [[ $cpu_index == yes ]]
 }
 
 torchvision_ok=0
