@@ -116,11 +116,11 @@ def commands(w: dict, out: Path) -> list[dict]:
         dict(name="convert refytvos", args=["convert", "refytvos", w["refytvos"], "--split", "train", *small], inputs=[w["refytvos"]], kind="dataset"),
         dict(name="convert refdavis", args=["convert", "refdavis", w["refdavis"], "--split", "val", *small], inputs=[w["refdavis"]], kind="dataset"),
         dict(name="tracks generate", args=["tracks", "generate", ds, "--image-size", "64", "--points-per-side", "2", "--max-tracks", "1",
-                                           "--device", "cpu", *small], inputs=[ds], kind="tracks", slow=True),
+                                           "--device", "cpu", *small], inputs=[ds], kind="tracks"),
         dict(name="pseudolabel", args=["pseudolabel", ds, "--tracks", f"gt={tr}", "--resolution", "native", *small], inputs=[ds, tr], kind="labels"),
         dict(name="corrupt", args=["corrupt", ds, "--type", "gaussian_noise", "--severity", "1", *small], inputs=[ds], kind="dataset"),
         dict(name="train", args=["train", ds, "--tracks", f"gt={tr}", "--labels", lb, "--epochs", "1", "--text-cache", w["cache"],
-                                 "--allow-no-positives", *train_set, *small], inputs=[ds, tr, lb], kind="run", slow=True),
+                                 "--allow-no-positives", *train_set, *small], inputs=[ds, tr, lb], kind="run"),
         dict(name="score", args=["score", ds, "--checkpoint", run, "--tracks", f"gt={tr}", "--text-cache", w["cache"], *small],
              inputs=[ds, run, tr], kind="predictions"),
         dict(name="eval", args=["eval", ds, pred, *small], inputs=[ds, pred], kind="eval"),
@@ -132,7 +132,7 @@ def commands(w: dict, out: Path) -> list[dict]:
         dict(name="viz predictions", args=["viz", "predictions", ds, pred, "--frames", "2"], inputs=[pred, ds], kind="viz"),
         dict(name="viz report", args=["viz", "report", w["labels"]], inputs=[w["labels"]], kind="report", suffix=".html",
              replaces=True),  # no --overwrite: it replaces its own report (only)
-        dict(name="demo", args=["demo", "--epochs", "1", *small], inputs=[], kind="demo", slow=True),
+        dict(name="demo", args=["demo", "--epochs", "1", *small], inputs=[], kind="demo"),
         # commands whose inputs this module does not build: the up-front classes only (overlap, kind, lock)
         dict(name="convert mevis-m", args=["convert", "mevis-m", w["mevis"], "--overlay", w["mevis"] / "spans.json", *small],
              inputs=[w["mevis"]], kind="dataset", upfront=True),
@@ -283,13 +283,22 @@ def test_overwrite_never_removes_what_is_not_an_output_of_the_same_kind(world, n
     assert snapshot(tmp_path, world["root"]) == before
 
 
-def test_output_kinds_are_recognised_by_their_manifests(world):
+def test_output_kinds_are_recognised_by_their_manifests(world, tmp_path):
     assert output_kind(world["ds"]) == "dataset"
     assert output_kind(world["tracks"]) == "tracks"
     assert output_kind(world["labels"]) == "labels"
     assert output_kind(world["pred"]) == "predictions"
-    assert output_kind(world["run"]) is None or output_kind(world["run"]) == "run"
     assert output_kind(world["mevis"]) is None and output_kind(world["root"]) is None
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    assert output_kind(run) is None  # a checkpoints folder alone is not enough
+    (run / "config.yaml").write_text("model:\n  width: 32\ntrain:\n  epochs: 1\ndata:\n  train: {}\n")
+    assert output_kind(run) == "run"
+    own = tmp_path / "project"
+    own.mkdir()
+    (own / "config.yaml").write_text("name: my project\n")
+    (own / "summary.json").write_text('{"total": 3}')
+    assert output_kind(own) is None
 
 
 # -- 2. read-only or full file system -------------------------------------------------------------
@@ -374,8 +383,6 @@ def _inject(monkeypatch, folder: Path, code: int) -> None:
 @pytest.mark.parametrize("name", FULL)
 def test_filesystem_errors_are_one_line_and_leave_nothing(world, name, fs, request, monkeypatch):
     c = next(c for c in commands(world, Path("/o")) if c["name"] == name)
-    if c.get("slow") and fs == "ro_fs":
-        pass  # refused at the lock, before any work: fast
     mnt, reason, inject = request.getfixturevalue(fs)
     if inject is not None:
         _inject(monkeypatch, mnt, inject)
@@ -408,7 +415,7 @@ time.sleep(120)
 
 
 def test_a_second_writer_is_refused_and_a_killed_one_blocks_nothing(world, tmp_path):
-    cs = [c for c in commands(world, Path("/o")) if not c.get("slow")]
+    cs = commands(world, Path("/o"))
     outs = {c["name"]: tmp_path / f"{c['name'].replace(' ', '_')}{c.get('suffix', '')}" for c in cs}
     holder = subprocess.Popen([sys.executable, "-c", HOLD, *(f"{outs[c['name']]}={c['kind']}" for c in cs)],
                               stdout=subprocess.PIPE, text=True)
