@@ -23,7 +23,13 @@ a *random-weight* RoBERTa-large (24 layers, 1024 wide: the shapes, hence the cos
    jobs share the machine). torch runs with ``--threads`` threads (1 by default).
 2. Peak memory (peak RSS ``VmHWM`` of a fresh process) of one training step on a MeViS-size expression
    (64 tracks x 200 frames), and of a batch of 8 expressions of one such video.
-3. ``--gpu-epoch``: one epoch at MeViS scale (1,662 videos, 23,051 expressions, 67 tracks, 80 frames
+3. ``--joint``: joint training on two data sets against one data set of the same total size (same
+   videos, expressions, tracks and frames; the two sets use different track source names and the
+   same video ids), through the whole ``rvoskit.selection.train`` path (loading, token checks, one
+   epoch, checkpoint and metrics files), runs alternated one / two / one / two ... (``--pairs``, 3),
+   median ratio two / one with min-max, for the epoch and for the whole call. Only this part runs
+   with ``--joint``.
+4. ``--gpu-epoch``: one epoch at MeViS scale (1,662 videos, 23,051 expressions, 67 tracks, 80 frames
    by default) on synthetic in-memory tokens on ``cuda``; SOLA reports ~7 h for 13-15 epochs on one
    RTX 3090.
 """
@@ -247,6 +253,43 @@ def gpu_epoch(args) -> None:
     )
 
 
+def joint(args) -> None:
+    """Two data sets vs one of the same total size through ``train()`` (module docstring, part 3)."""
+    import statistics
+
+    from rvoskit.selection.training import train
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_joint_"))
+    v = args.joint_videos
+    kw = dict(frames=args.frames, expressions=args.expressions, seed=0)
+    one = make_synthetic(tmp / "one", videos=2 * v, tracks={"gt": args.gt, "grid": args.grid}, **kw)
+    a = make_synthetic(tmp / "a", videos=v, tracks={"gt": args.gt, "grid": args.grid}, **kw)
+    b = make_synthetic(tmp / "b", videos=v, tracks={"oracle": args.gt, "auto": args.grid}, **{**kw, "seed": 1})
+    base = [f"text.cache_dir={tmp / 'text'}", "train.epochs=1", f"train.batch_size={args.batch_size}", *args.joint_set]
+
+    def cfg_for(sets):
+        cfg = load_config(None, base)
+        cfg["data"]["train"] = {name: {"dataset": w["dataset"], "tracks": w["tracks"], "labels": w["labels"]} for name, w in sets.items()}
+        return cfg
+
+    cfgs = {"one": cfg_for({"one": one}), "two": cfg_for({"a": a, "b": b})}
+    n = one["expressions"]
+    print(f"joint: one set of {2 * v} videos vs two sets of {v} videos; {n} expressions, {args.gt}+{args.grid} tracks, {args.frames} frames; "
+          f"model overrides {args.joint_set or 'none (SOLA)'}; torch threads {torch.get_num_threads()}")
+    train(cfgs["one"], tmp / "warm", log=lambda m: None)  # text features cached, imports warm
+    times: dict[str, list[tuple[float, float]]] = {"one": [], "two": []}
+    for k in range(args.pairs):
+        for label in ("one", "two"):
+            t0 = time.perf_counter()
+            res = train(cfgs[label], tmp / f"run_{label}_{k}", log=lambda m: None)
+            total = time.perf_counter() - t0
+            times[label].append((res["metrics"][0]["train_seconds"], total))
+            print(f"  pair {k + 1} {label}: epoch {times[label][-1][0]:6.2f} s, whole call {total:6.2f} s")
+    for i, what in enumerate(("epoch", "whole call")):
+        r = [t2[i] / t1[i] for t1, t2 in zip(times["one"], times["two"])]
+        print(f"ratio two sets / one set ({what}): median {statistics.median(r):.3f} (min {min(r):.3f}, max {max(r):.3f}) over {len(r)} pairs")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
@@ -258,6 +301,10 @@ def main() -> None:
     ap.add_argument("--mem-tracks", type=int, default=64)
     ap.add_argument("--mem-frames", type=int, default=200)
     ap.add_argument("--gpu-epoch", action="store_true", help="time one MeViS-scale epoch on CUDA")
+    ap.add_argument("--joint", action="store_true", help="only part 3: two data sets vs one of the same total size")
+    ap.add_argument("--joint-videos", type=int, default=3, help="videos per set in --joint (the single set has twice as many)")
+    ap.add_argument("--joint-set", action="append", default=[], metavar="KEY=VALUE", help="config override for --joint (e.g. model.width=128)")
+    ap.add_argument("--pairs", type=int, default=3, help="alternated (one, two) pairs in --joint")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--mevis-videos", type=int, default=1662)
     ap.add_argument("--mevis-expressions", type=int, default=23051)
@@ -273,6 +320,9 @@ def main() -> None:
         return
     if args.quick:
         args.videos, args.expressions, args.grid, args.frames, args.mem_tracks, args.mem_frames = 2, 4, 5, 16, 16, 40
+    if args.joint:
+        joint(args)
+        return
     throughput(args)
     memory(args)
     if args.gpu_epoch or torch.cuda.is_available():

@@ -354,3 +354,28 @@ def test_old_spellings_still_work_with_a_warning(world, small_run, tmp_path):
     # score --out RUN would overwrite the checkpoints: refused
     res = CliRunner().invoke(app, ["score", c["dataset"], "--checkpoint", str(small_run), "--tracks", c["tracks"]["grid"], "--out", str(small_run), "--overwrite"])
     assert res.exit_code == 2 and list_checkpoints(small_run)
+
+
+def test_full_disk_during_training_is_one_line_and_leaves_no_checkpoint(world, tmp_path, monkeypatch):
+    import errno
+
+    from rvoskit.selection import checkpoint
+
+    real = checkpoint._Writer.write
+
+    def full(self, b):
+        if getattr(self, "_n", 0) + len(b) > 2048:
+            self.error = OSError(errno.ENOSPC, "No space left on device")
+            raise self.error
+        self._n = getattr(self, "_n", 0) + len(b)
+        return real(self, b)
+
+    monkeypatch.setattr(checkpoint._Writer, "write", full)
+    c = world["c"]
+    out = tmp_path / "run"
+    res = CliRunner().invoke(app, ["train", c["dataset"], "--tracks", f"grid={c['tracks']['grid']}", "--labels", c["labels"], "--out", str(out),
+                                   "--epochs", "1", "--text-cache", world["cache"], "-q", *SET])  # fmt: skip
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "cannot write" in lines[0] and "No space left on device" in lines[0] and "Traceback" not in res.output, res.output
+    assert not list(out.rglob("*.pt")) and not list(out.rglob(".*tmp*"))
