@@ -256,38 +256,67 @@ def ref_davis_set(ds: RvosDataset, video: pd.Series, k: int, src: ExpressionMask
     return bool(present), get, {o: eid for o, (eid, _) in by_obj.items()}
 
 
+class _Frames:
+    """A lazy sequence: item ``i`` is ``get(i)`` (one frame decoded when it is read)."""
+
+    def __init__(self, get: Callable[[int], np.ndarray], n: int):
+        self._get, self._n = get, n
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self._get(i)
+
+
+def _void_frames(ds: RvosDataset, video_id: str, shape: tuple[int, int]) -> Callable[[int], np.ndarray | None] | None:
+    """Void pixels of one video frame by frame (None when the video has none)."""
+    if not (ds.path / "void.parquet").is_file():
+        return None
+    rows = ds.table("void", filters=[("video_id", "=", video_id)]).to_pandas()
+    rles = {int(t): r for t, r, a in zip(rows["frame_idx"], rows["rle"], rows["area"]) if int(a) > 0}
+    if not rles:
+        return None  # no void pixel: the same numbers, without the extra work
+    zeros = np.zeros(shape, np.uint8)
+    return lambda t: rlemod.decode(rles[t], *shape) if t in rles else zeros
+
+
 def _davis_video(ds: RvosDataset, spec: PredictionSpec, opts: EvalOptions, video_id: str, rows) -> list[dict]:
+    """DAVIS protocols on one video, one frame in memory at a time (ground truth decoded from its
+    RLE per frame, result label maps read per frame)."""
     v = ds.video(video_id)
     T, shape = int(v["num_frames"]), (int(v["height"]), int(v["width"]))
     task = {"davis-semi": "semi-supervised", "davis-unsup": "unsupervised"}.get(opts.protocol, opts.davis_task)
-    objects = ds.object_masks(video_id)
+    gt = _GtFrames(ds, video_id, shape)
     # The reference builds objects 1..max(label in the first ground-truth frame).
-    n = max((o for o, m in objects.items() if T and m[0].any()), default=0)
-    zeros = np.zeros((T, *shape), np.uint8)
-    gt = [objects.get(i, zeros) for i in range(1, n + 1)]
+    n = max((o for (o, t), (_, a) in gt._rows.items() if t == 0 and a > 0), default=0) if T else 0
     frames = list(range(1, T - 1)) if task == "semi-supervised" else list(range(T))
-    void = ds.void_masks(video_id) if task == "unsupervised" else None
-    if void is not None and not void.any():
-        void = None  # no void pixel: the same numbers, without the extra work
+    void_at = _void_frames(ds, video_id, shape) if task == "unsupervised" else None
+    gt_objects = [_Frames(lambda i, o=o: gt.obj(o, frames[i]), len(frames)) for o in range(1, n + 1)]
+    void = None if void_at is None else _Frames(lambda i: void_at(frames[i]), len(frames))
+    zeros = np.zeros(shape, np.uint8)
     out = []
     for k in _sets(ds, spec, opts):
         has_video, get, expr_of, where = _label_source(ds, spec, v, k, rows, opts)
         if not has_video:
             _missing(opts, "no prediction for this sequence", where, video_id if k is None else f"anno_{k}/{video_id}")
-        labels = np.zeros((len(frames), *shape), np.uint8)
-        for i, t in enumerate(frames):
+
+        def label(i: int, get=get, has_video=has_video, where=where) -> np.ndarray:
+            t = frames[i]
             lab = get(t) if has_video else None
             if lab is None:
                 if has_video:
                     _missing(opts, "missing prediction frame", where, f"{video_id} frame {v['frames'][t]}")
-                continue
-            labels[i] = lab if lab.dtype == np.uint8 else _as_u8_labels(lab, where, video_id)
+                return zeros
+            return lab if lab.dtype == np.uint8 else _as_u8_labels(lab, where, video_id)
+
+        labels = _Frames(label, len(frames))
         try:
             if task == "semi-supervised":
-                J, F = davis_semi_frames([g[frames] for g in gt], labels, opts.bound_th)
+                J, F = davis_semi_frames(gt_objects, labels, opts.bound_th)
                 props, objs = np.arange(1, n + 1), np.arange(n)
             else:
-                J, F, props, objs = davis_unsup_frames(gt, labels, void, opts.bound_th)
+                J, F, props, objs = davis_unsup_frames(gt_objects, labels, void, opts.bound_th)
         except ValueError as exc:
             raise RvosError(str(exc), file=where, item=video_id) from None
         for i in range(len(J)):

@@ -116,43 +116,51 @@ def merge_label_map(masks: Sequence[tuple[int, np.ndarray]], shape: tuple[int, i
     return out
 
 
+def _label_max(labels: Sequence[np.ndarray]) -> int:
+    """Largest label over every frame (the error path: the reference reports the result's maximum)."""
+    return max((int(np.max(labels[t])) for t in range(len(labels)) if np.size(labels[t])), default=0)
+
+
 def davis_semi_frames(
-    gt_objects: Sequence[np.ndarray],
-    labels: np.ndarray,
+    gt_objects: Sequence[Sequence[np.ndarray]],
+    labels: Sequence[np.ndarray],
     bound_th: float = BOUND_TH,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Semi-supervised DAVIS per-frame scores: object ``i`` against result label ``i + 1``.
 
     The caller passes the frames already cut to ``[1:-1]`` (the reference drops the first and
-    last frames) and no void pixels (the reference passes ``None`` in this task).
+    last frames) and no void pixels (the reference passes ``None`` in this task). Frames are read
+    one at a time (``labels[t]``, ``gt_objects[i][t]``): lazy sequences keep memory at one frame.
 
     Args:
-        gt_objects: N ground-truth masks, each ``(T, H, W)``, in label order (label ``i + 1``).
-        labels: result label maps ``(T, H, W)``; labels above N are an error in the reference.
+        gt_objects: N ground-truth mask sequences, each T masks ``(H, W)`` (or a ``(T, H, W)``
+            array), in label order (label ``i + 1``).
+        labels: T result label maps ``(H, W)`` (or a ``(T, H, W)`` array); labels above N are an
+            error in the reference.
 
     Returns:
         ``(J, F)``: ``float64 (N, T)``.
 
     Raises:
-        ValueError: a label above N.
+        ValueError: a label above N (naming the result's largest label, as the reference does).
     """
     n = len(gt_objects)
-    T = labels.shape[0]
-    if labels.size and int(labels.max()) > n:
-        raise ValueError(f"the result has label {int(labels.max())} but the sequence has {n} objects")
+    T = len(labels)
     J = np.zeros((n, T))
     F = np.zeros((n, T))
     for t in range(T):
         lab = labels[t]
+        if lab.size and int(lab.max()) > n:
+            raise ValueError(f"the result has label {_label_max(labels)} but the sequence has {n} objects")
         for i in range(n):
             J[i, t], F[i, t] = frame_jf(lab == i + 1, gt_objects[i][t], None, bound_th)
     return J, F
 
 
 def davis_unsup_frames(
-    gt_objects: Sequence[np.ndarray],
-    labels: np.ndarray,
-    void: np.ndarray | None,
+    gt_objects: Sequence[Sequence[np.ndarray]],
+    labels: Sequence[np.ndarray],
+    void: Sequence[np.ndarray | None] | None,
     bound_th: float = BOUND_TH,
     max_proposals: int = MAX_PROPOSALS,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -163,10 +171,14 @@ def davis_unsup_frames(
     ``scipy.optimize.linear_sum_assignment``; the matched pairs are returned in the reference's
     order (ascending proposal), which is the order its per-object lists are built in.
 
+    Frames are read one at a time: a proposal absent from frame ``t`` scores as the empty mask
+    there (what the reference computes for it), so the scores of a frame are complete when it has
+    been read, whatever the largest label of the later frames.
+
     Args:
-        gt_objects: N masks ``(T, H, W)``.
-        labels: result label maps ``(T, H, W)``.
-        void: void pixels ``(T, H, W)`` or None.
+        gt_objects: N mask sequences of T masks ``(H, W)`` (or ``(T, H, W)`` arrays).
+        labels: T result label maps ``(H, W)``.
+        void: T void masks (an item may be None: no void pixel) or None.
 
     Returns:
         ``(J, F, proposal, obj_index)``: ``float64 (N, T)`` each for J and F, and the matched
@@ -178,26 +190,41 @@ def davis_unsup_frames(
     from scipy.optimize import linear_sum_assignment
 
     n = len(gt_objects)
-    T = labels.shape[0]
-    n_prop = int(labels.max()) if labels.size else 0
-    if n_prop > max_proposals:
-        raise ValueError(f"the result has label {n_prop}, more than the {max_proposals} proposals allowed")
-    n_prop = max(n_prop, n)
-    J = np.zeros((n_prop, n, T))
-    F = np.zeros((n_prop, n, T))
+    T = len(labels)
+    EJ = np.zeros((n, T))  # the empty proposal
+    EF = np.zeros((n, T))
+    seen: dict[tuple[int, int, int], tuple[float, float]] = {}
+    top = 0
     for t in range(T):
         lab = labels[t]
-        present = set(np.unique(lab).tolist())
+        present = _present_labels(lab)
+        if present and present[-1] > max_proposals:
+            raise ValueError(f"the result has label {_label_max(labels)}, more than the {max_proposals} proposals allowed")
+        top = max(top, present[-1] if present else 0)
         vt = None if void is None else void[t]
-        for jj in range(n_prop):
-            prop = lab == jj + 1 if jj + 1 in present else _zeros_like(lab)
-            for ii in range(n):
-                J[jj, ii, t], F[jj, ii, t] = frame_jf(prop, gt_objects[ii][t], vt, bound_th)
+        zero = _zeros_like(lab)
+        for ii in range(n):
+            g = gt_objects[ii][t]
+            EJ[ii, t], EF[ii, t] = frame_jf(zero, g, vt, bound_th)
+            for p in present:
+                seen[(p - 1, ii, t)] = frame_jf(lab == p, g, vt, bound_th)
+    n_prop = max(top, n)
+    J = np.repeat(EJ[None], n_prop, axis=0)
+    F = np.repeat(EF[None], n_prop, axis=0)
+    for (jj, ii, t), (j, f) in seen.items():
+        J[jj, ii, t], F[jj, ii, t] = j, f
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=RuntimeWarning)
         score = (np.nanmean(J, axis=2) + np.mean(F, axis=2)) / 2
     rows, cols = linear_sum_assignment(-score)
     return J[rows, cols, :], F[rows, cols, :], rows + 1, cols
+
+
+def _present_labels(lab: np.ndarray) -> list[int]:
+    """Positive labels present in a label map, ascending (a histogram for uint8: no sort)."""
+    if lab.dtype == np.uint8:
+        return np.flatnonzero(np.bincount(lab.ravel(), minlength=256)[1:]).__add__(1).tolist()
+    return [p for p in np.unique(lab).tolist() if p > 0]
 
 
 def _zeros_like(lab: np.ndarray) -> np.ndarray:
