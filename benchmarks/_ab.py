@@ -15,6 +15,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -44,16 +45,29 @@ def run(cmd: list[str] | str, *, cwd=None, env=None, quiet: bool = True) -> Run:
     """Run one command to completion; wall seconds, CPU seconds (its own and its children's), peak RSS."""
     if isinstance(cmd, str):
         cmd = shlex.split(cmd)
+    # Linux keeps a process's peak RSS across exec, so a child forked from this (large) process
+    # would report ours: GNU time, itself small, forks the command and reports its own peak.
+    rss_file = None
+    if os.path.exists("/usr/bin/time"):
+        fd, rss_file = tempfile.mkstemp(prefix="rvoskit-bench-rss-")
+        os.close(fd)
+        cmd = ["/usr/bin/time", "-f", "%M", "-o", rss_file, *cmd]
     out = subprocess.DEVNULL if quiet else None
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.PIPE if quiet else None)
+    err = p.stderr.read().decode(errors="replace") if p.stderr else ""
     _, status, ru = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t0
-    err = p.stderr.read().decode(errors="replace") if p.stderr else ""
     p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode != 0:
         raise SystemExit(f"command failed ({p.returncode}): {' '.join(cmd)}\n{err[-2000:]}")
-    return Run(wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024)
+    peak = ru.ru_maxrss / 1024
+    if rss_file:
+        try:
+            peak = int(open(rss_file).read().split()[-1]) / 1024
+        finally:
+            os.unlink(rss_file)
+    return Run(wall, ru.ru_utime + ru.ru_stime, peak)
 
 
 def alternate(name: str, ref, ours, pairs: int = 3, *, before=None, verbose: bool = True) -> Pairs:
