@@ -43,7 +43,7 @@ VIDEOS = {
 SPEC = ModelSpec("sam2.1_hiera_t", image_size=256)
 # small grid and no quality thresholds: random weights give low IoU/stability scores
 OPTS = TrackOptions(prompts=("gt", "grid"), points_per_side=2, pred_iou_thresh=0.0, stability_score_thresh=0.0, max_tracks=3)
-CLI_ARGS = ["--config", "sam2.1_hiera_t", "--image-size", "256", "--cpu", "--threads", "1", "--prompts", "gt,grid",
+CLI_ARGS = ["--sam2-config", "sam2.1_hiera_t", "--image-size", "256", "--device", "cpu", "--threads", "1", "--prompts", "gt,grid",
             "--points-per-side", "2", "--pred-iou-thresh", "0", "--stability-thresh", "0", "--max-tracks", "3"]  # fmt: skip
 
 
@@ -180,8 +180,57 @@ def test_resume_after_interruption_matches_uninterrupted_run(reference, dataset,
     summary = generate_tracks(dataset, out, model=SPEC, options=OPTS)
     assert summary["videos_skipped"] == 1 and summary["videos_processed"] == 1
     _same_store(out, reference)  # deterministic, and a resume gives the uninterrupted result
-    with pytest.raises(RvosError, match="other options"):
+    # the options that differ are named, and nothing is loaded or written first
+    with pytest.raises(RvosError, match=r"other options \(options\.max_tracks: 3 in the store, 2 now\)"):
         generate_tracks(dataset, out, model=SPEC, options=TrackOptions(**{**OPTS.__dict__, "max_tracks": 2}))
+    with pytest.raises(RvosError, match=r"other options \(options\.box_nms_thresh: 0\.7 in the store, 0\.5 now; sam2\.random_weights_seed: 0 in the store, 3 now\)"):
+        generate_tracks(dataset, out, model=ModelSpec("sam2.1_hiera_t", image_size=256, seed=3), options=TrackOptions(**{**OPTS.__dict__, "box_nms_thresh": 0.5}))
+
+
+def test_progress_from_the_first_second(dataset, tmp_path):
+    """The first event comes before SAM2 is built; then, per video, each prompt frame as it is
+    prompted, and each batch's prompt frame, tracks so far and every tracked frame."""
+    from rvoskit.tracks import sam2_model
+
+    spec = ModelSpec("sam2.1_hiera_t", image_size=256, seed=7)  # not built yet in this process
+    events = []
+
+    def record(event, **kw):
+        events.append((event, kw, spec in sam2_model._MODELS))
+        if event == "frame":
+            raise KeyboardInterrupt  # enough seen
+
+    with pytest.raises(KeyboardInterrupt):
+        generate_tracks(dataset, tmp_path / "tracks", model=spec, options=OPTS, progress=record)
+    names = [e for e, _, _ in events]
+    assert names[0] == "loading" and events[0][2] is False  # before the model exists
+    assert events[0][1]["videos"] == 2 and events[0][1]["config"] == "sam2.1_hiera_t"
+    assert names[1:4] == ["run", "video_start", "prompts"]  # bedroom: 0 GT prompts (no objects)
+    prompting = [kw for e, kw, _ in events if e == "prompting"]
+    assert [(p["video_id"], p["kind"], p["frame_idx"], p["index"], p["of"]) for p in prompting] == [("bedroom", "grid", 0, 0, 2), ("bedroom", "grid", 4, 1, 2)]
+    start = next(kw for e, kw, _ in events if e == "batch_start")
+    assert start["kind"] == "grid" and start["tracked"] == 0 and start["prompts"] >= 1 and start["prompt_frame"] in (0, 4)
+    frame = events[-1][1]
+    assert names[-1] == "frame" and frame["frame_idx"] == start["prompt_frame"] and frame["video_id"] == "bedroom"
+
+
+def test_outputs_get_umask_permissions(reference, tmp_path):
+    """Every store file (safetensors included, which its writer creates 0600) gets 0666 & ~umask."""
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    for p in [*(reference / "tokens").iterdir(), *(reference / "tracks").iterdir(), *(reference / "done").iterdir()]:
+        assert p.stat().st_mode & 0o777 == 0o666 & ~mask, p
+    for umask, want in ((0o022, 0o644), (0o027, 0o640)):
+        old = os.umask(umask)
+        try:
+            store = TrackStore(tmp_path / f"s{umask:o}", create=True, meta={})
+            store.write_video("v", [], np.zeros((0, 2, 256), np.float32), np.zeros(0, np.int32))
+        finally:
+            os.umask(old)
+        for sub, ext in (("tokens", ".safetensors"), ("tracks", ".parquet"), ("done", ".json")):
+            assert (store.path / sub / f"v{ext}").stat().st_mode & 0o777 == want, (sub, oct(umask))
 
 
 def test_feature_cache_is_transparent(reference, dataset):
@@ -424,12 +473,12 @@ def test_cli_errors_are_one_line(dataset, tmp_path):
     from rvoskit.cli import app
 
     runner = CliRunner()
-    res = runner.invoke(app, ["tracks", "generate", str(tmp_path / "missing"), "--out", str(tmp_path / "o"), "--cpu"])
-    assert res.exit_code == 2 and "not an rvoskit dataset" in res.output
-    res = runner.invoke(app, ["tracks", "generate", str(dataset), "--out", str(tmp_path / "o"), "--config", "sam2_hiera_xl", "--cpu"])
+    res = runner.invoke(app, ["tracks", "generate", str(tmp_path / "missing"), "--out", str(tmp_path / "o"), "--device", "cpu"])
+    assert res.exit_code == 2 and "missing: " in res.output and "dataset" in res.output  # names the folder
+    res = runner.invoke(app, ["tracks", "generate", str(dataset), "--out", str(tmp_path / "o"), "--sam2-config", "sam2_hiera_xl", "--device", "cpu"])
     assert res.exit_code == 2 and "unknown SAM2 config" in res.output
-    res = runner.invoke(app, ["tracks", "generate", str(dataset), "--out", str(tmp_path / "o"), "--checkpoint", str(tmp_path / "no.pt"), "--cpu"])
+    res = runner.invoke(app, ["tracks", "generate", str(dataset), "--out", str(tmp_path / "o"), "--checkpoint", str(tmp_path / "no.pt"), "--sam2-config", "sam2.1_hiera_t", "--device", "cpu"])
     assert res.exit_code == 2 and "checkpoint not found" in res.output
-    res = runner.invoke(app, ["tracks", "generate", str(dataset), "--out", str(tmp_path / "o"), "--prompts", "grounded", "--cpu"])
+    res = runner.invoke(app, ["tracks", "generate", str(dataset), "--out", str(tmp_path / "o"), "--prompts", "grounded", "--device", "cpu"])
     assert res.exit_code == 2 and "--grounding-model" in res.output
     assert not (tmp_path / "o").exists()  # nothing is written before the inputs are checked

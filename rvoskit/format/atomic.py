@@ -147,6 +147,9 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     try:
         _usual_mode(tmp, directory=False)
         yield tmp
+        # again: a writer that replaces the file instead of writing into it (safetensors'
+        # save_file creates it anew, 0600) would otherwise leave its own mode
+        _usual_mode(tmp, directory=False)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

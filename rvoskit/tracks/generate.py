@@ -290,8 +290,12 @@ def generate_video(
         frame_mode: resolved grid prompt-frame mode (``"interval"`` or ``"eval"``).
         gdino: a :class:`~rvoskit.tracks.grounding.GroundingDino` (grounded prompts only).
         timers: stage timers to accumulate into.
-        progress: ``progress(event, **info)`` callback: ``"prompts"`` (kind, n), ``"batch"``
-            (kind, frame_idx, size, tracks).
+        progress: ``progress(event, **info)`` callback, every event with ``video_id`` and
+            ``kind``: ``"prompting"`` before each prompt frame (frame_idx, index, of, found:
+            prompts so far), ``"prompts"`` (n), ``"batch_start"`` (prompt_frame, size, tracked:
+            tracks of the kind so far, prompts, frames), ``"frame"`` after each tracked frame (the
+            same plus frame_idx), ``"batch"`` after each batch (frame_idx, size, tracks: of this
+            selection, tracked: of the kind, prompts).
 
     Returns:
         :class:`VideoResult` with ``N`` tracks × ``T`` rows, ``obj_ptr (N, T, 256)`` of
@@ -320,13 +324,20 @@ def generate_video(
     results: list[tuple[Prompt, TrackOutput]] = []
     counts: dict[str, Any] = {}
 
-    def tracker(kind: str):
+    def tracker(kind: str, n_prompts: int):
+        done = [0]  # tracks of this kind so far
+
         def track_batch(batch: list[Prompt]) -> list[TrackOutput]:
+            f = batch[0].frame_idx
+            info = dict(video_id=video_id, kind=kind, prompt_frame=f, size=len(batch), tracked=done[0], prompts=n_prompts, frames=T)
+            progress("batch_start", **info)
             masks = [rlemod.decode(p.rle, H, W) for p in batch]
-            return session.track(batch[0].frame_idx, masks)
+            out = session.track(f, masks, on_frame=lambda t: progress("frame", frame_idx=t, **info))
+            done[0] += len(batch)
+            return out
 
         def on_batch(batch: list[Prompt], n: int) -> None:
-            progress("batch", video_id=video_id, kind=kind, frame_idx=batch[0].frame_idx, size=len(batch), tracks=n)
+            progress("batch", video_id=video_id, kind=kind, frame_idx=batch[0].frame_idx, size=len(batch), tracks=n, tracked=done[0], prompts=n_prompts)
 
         return track_batch, on_batch
 
@@ -343,7 +354,7 @@ def generate_video(
                 )
             prompts = gt_prompts(mrows)
             progress("prompts", video_id=video_id, kind="gt", n=len(prompts))
-            tb, ob = tracker("gt")
+            tb, ob = tracker("gt", len(prompts))
             # GT prompts are tracked once each (no suppression, no cap); batching them changes nothing
             # because sam2 1.1.0 tracks every object independently
             res, st = select_and_track(sort_by_frame(prompts), tb, height=H, width=W, batch_size=bs, suppress_iou=None, max_tracks=None, on_batch=ob)
@@ -352,11 +363,12 @@ def generate_video(
         if "grid" in options.prompts:
             pframes = prompt_frames(T, frame_mode, options.prompt_interval)
             prompts = []
-            for f in pframes:
+            for i, f in enumerate(pframes):
+                progress("prompting", video_id=video_id, kind="grid", frame_idx=f, index=i, of=len(pframes), found=len(prompts))
                 prompts += grid_prompts_for_frame(session, f, options.grid)
             prompts = sort_by_area(prompts)
             progress("prompts", video_id=video_id, kind="grid", n=len(prompts))
-            tb, ob = tracker("grid")
+            tb, ob = tracker("grid", len(prompts))
             res, st = select_and_track(prompts, tb, height=H, width=W, batch_size=bs, suppress_iou=options.suppress_iou, max_tracks=options.max_tracks, on_batch=ob)
             results += res
             counts["grid"] = {**asdict(st), "prompt_frames": pframes}
@@ -371,13 +383,15 @@ def generate_video(
             exprs = list(zip(ex["expression_id"], ex["text"]))
             gopts = GroundingOptions(options.box_threshold, options.text_threshold)
             prompts = []
-            for f in range(0, T, options.grounded_interval):
+            gframes = list(range(0, T, options.grounded_interval))
+            for i, f in enumerate(gframes):
+                progress("prompting", video_id=video_id, kind="grounded", frame_idx=f, index=i, of=len(gframes), found=len(prompts))
                 prompts += grounded_prompts_for_frame(session, gdino, f, exprs, gopts)
             prompts = sort_by_area(prompts)
             progress("prompts", video_id=video_id, kind="grounded", n=len(prompts))
             total = SelectionStats()
             unused = 0
-            tb, ob = tracker("grounded")
+            tb, ob = tracker("grounded", len(prompts))
             for expression_id, _ in exprs:
                 mine = [p for p in prompts if p.expression_id == expression_id]
                 # SOLA keeps a prompt whose stability is NaN (an empty SAM2 mask); rvoskit drops it
@@ -560,8 +574,11 @@ def generate_tracks(
         gpus_per_task: ``num_gpus`` of each Ray task (0 on CPU-only clusters).
         cpus_per_task: ``num_cpus`` of each Ray task.
         threads: torch threads (this process, or each Ray task).
-        progress: ``progress(event, **info)``: ``"run"`` (total, todo), ``"video_start"``,
-            ``"prompts"``, ``"batch"``, ``"video_done"`` (video_id, info).
+        progress: ``progress(event, **info)``: ``"loading"`` first, before the checkpoint is
+            hashed and SAM2 is built (videos, config, device, checkpoint), ``"run"`` (total,
+            todo), ``"video_start"`` (video_id, index, frames), the events of
+            :func:`generate_video` (local executor), ``"video_done"`` (video_id, info),
+            ``"video_failed"`` (Ray).
 
     Returns:
         The run summary appended to the manifest (videos, tracks per video, seconds per frame, stages).
@@ -582,14 +599,18 @@ def generate_tracks(
         raise RvosError("GT prompts need a dataset with ground truth (expressions' obj_ids are all null)", file=dataset.path, item="--prompts")
     frame_mode = resolve_prompt_frames(dataset, options.prompt_frames)
     ids = select_videos(dataset, split, shard)
+    progress("loading", videos=len(ids), config=model.config, device=model.device, checkpoint=model.checkpoint)
     if threads:
         import torch
 
         torch.set_num_threads(int(threads))
-    worker = _Worker(dataset_path, None, model, options, frame_mode) if executor == "local" else None  # load before writing
     # Ray tasks run on their own devices: on a GPU (bf16 autocast) when they request one
     precision = precision_name(model.device if executor == "local" else ("cuda" if gpus_per_task > 0 else "cpu"))
-    store = TrackStore(out, create=True, meta=store_meta(dataset, model, options, split, frame_mode, precision))
+    meta = store_meta(dataset, model, options, split, frame_mode, precision)
+    if TrackStore.exists(out):  # a resume with other options is refused before SAM2 is loaded
+        TrackStore(out, create=True, meta=meta)
+    worker = _Worker(dataset_path, None, model, options, frame_mode) if executor == "local" else None  # load before writing
+    store = TrackStore(out, create=True, meta=meta)
     todo = [v for v in ids if not store.is_done(v)]
     progress("run", total=len(ids), todo=len(todo), frame_mode=frame_mode)
     started = _dt.datetime.now(_dt.timezone.utc)
