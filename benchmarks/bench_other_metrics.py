@@ -13,8 +13,9 @@ files: ``COCO(gt.json)``, ``json.load`` + ``loadRes``, ``COCOeval(iouType='segm'
 ``useCats = 0`` (evaluate, accumulate, summarize), then ``metrics.py``
 ``calculate_precision_at_k_and_iou_metrics`` (the copy in ``tests/reference/mttr``; torch). rvoskit
 (B) = ``evaluate_referring(dataset, results.json, "a2d")``: the dataset's masks and the same JSON.
-Runs alternate A B A B (``--pairs``), the numbers are checked identical on every pair, and the
-median ratio A/B is printed with its min-max. Goal: 3x, identical numbers.
+Runs alternate A B A B (``--pairs``) in this process (both with warm imports), the numbers are
+checked identical on every pair, and the median ratio A/B is printed with its min-max (and reported
+through ``benchmarks/_ab.py`` for ``run_all.py``). Goal: 3x, identical numbers.
 """
 
 from __future__ import annotations
@@ -149,25 +150,38 @@ def main() -> None:
         ds_path, gt_path, pred_path = build(tmp, args.samples, args.candidates, H, W)
         print(f"built {args.samples} samples x {args.candidates} candidates at {H}x{W} in {time.perf_counter() - t0:.1f} s "
               f"(results JSON {pred_path.stat().st_size / 1e6:.1f} MB)")
-        ta, tb = [], []
+        sys.path.insert(0, str(REPO / "benchmarks"))
+        from _ab import Pairs, Run, report
+
+        pairs = Pairs("eval --protocol a2d")
+        results = {}
+
+        def timed(fn, *a):
+            t, c = time.perf_counter(), time.process_time()
+            out = fn(*a)
+            return Run(time.perf_counter() - t, time.process_time() - c, 0.0), out
+
         for p in range(args.pairs):
-            t = time.perf_counter()
-            a = reference(gt_path, pred_path)
-            ta.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            b = ours(ds_path, pred_path)
-            tb.append(time.perf_counter() - t)
+            ra, a = timed(reference, gt_path, pred_path)
+            rb, b = timed(ours, ds_path, pred_path)
+            pairs.ref.append(ra)
+            pairs.ours.append(rb)
             same = a == b
-            print(f"pair {p + 1}: reference {ta[-1]:.2f} s, rvoskit {tb[-1]:.2f} s, ratio {ta[-1] / tb[-1]:.2f}, identical numbers: {same}")
+            print(f"pair {p + 1}: reference {ra.wall:.2f} s ({ra.cpu:.2f} s cpu), rvoskit {rb.wall:.2f} s ({rb.cpu:.2f} s cpu), "
+                  f"ratio {ra.wall / rb.wall:.2f}, identical numbers: {same}", flush=True)
             if not same:
                 print("  reference:", a, "\n  rvoskit:  ", b)
                 sys.exit(1)
-        ratios = [x / y for x, y in zip(ta, tb)]
-        print(json.dumps(b, indent=None))
+            results = b
+        print(json.dumps(results, indent=None))
+        ratios = pairs.ratios()
         print(f"eval --protocol a2d, {args.samples} samples x {args.candidates} candidates, {H}x{W}: "
               f"rvoskit is {statistics.median(ratios):.2f}x faster than MTTR's path (median of {args.pairs} pairs; "
-              f"min {min(ratios):.2f}, max {max(ratios):.2f}); reference median {statistics.median(ta):.2f} s, "
-              f"rvoskit median {statistics.median(tb):.2f} s; goal 3x")
+              f"min {min(ratios):.2f}, max {max(ratios):.2f}); reference median {statistics.median(r.wall for r in pairs.ref):.2f} s, "
+              f"rvoskit median {statistics.median(r.wall for r in pairs.ours):.2f} s; goal 3x")
+        report("bench_other_metrics", f"eval --protocol a2d, {args.samples} samples x {args.candidates} candidates at {H}x{W}", pairs,
+               reference="MTTR trainer.py path: COCO + loadRes + COCOeval(segm, useCats=0) + metrics.py", goal=">= 3x, identical numbers",
+               met=statistics.median(ratios) >= 3, note="in-process, identical numbers checked on every pair")
 
 
 if __name__ == "__main__":

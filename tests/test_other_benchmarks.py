@@ -289,6 +289,9 @@ def test_a2d_bad_input_one_line_nothing_written(a2d, tmp_path):
     bad.unlink()
     r = runner.invoke(app, ["convert", "a2d", str(root), "--split", "test", "--out", str(out), "--quiet"])
     assert r.exit_code == 2 and "vidA_test" in r.output and "clip" in r.output and not out.exists()
+    (root / "Release" / "clips320H" / "vidA_test.mp4").write_bytes(b"\x00\x00\x00 ftypisom garbage")
+    r = runner.invoke(app, ["convert", "a2d", str(root), "--split", "test", "--out", str(out), "--quiet", "-j", "2"])
+    assert r.exit_code == 2 and "unreadable clip" in r.output and "vidA_test.mp4" in r.output and not out.exists(), r.output
 
 
 # -- JHMDB ---------------------------------------------------------------------------------------
@@ -497,3 +500,35 @@ def test_pseudolabel_miou_over_annotated_frames_only():
     assert out["miou_max"].tolist() == [1.0]
     out = video_mious({**video, "annotated_frames": None}, exprs, masks, {"s": tracks}, None)
     assert out["miou_max"].tolist() == [0.5]
+
+
+def test_a2d_extracted_frames_and_jhmdb_bad_mat(a2d, jhmdb, tmp_path):
+    """Release/pngs320H (already extracted frames) is referenced instead of decoding the clips,
+    with the same tables; a broken puppet_mask.mat is one line, exit 2, nothing written."""
+    import shutil
+
+    from rvoskit.datasets.a2d import convert_a2d, decode_clip
+
+    root = tmp_path / "a2d_sentences"
+    shutil.copytree(a2d["root"], root)
+    for vid in ("vidA_test", "vidB_test", "-vidC_test", "vidD_test"):
+        d = root / "Release" / "pngs320H" / vid
+        d.mkdir(parents=True)
+        from PIL import Image
+
+        for n, fr in enumerate(decode_clip(root / "Release" / "clips320H" / f"{vid}.mp4"), 1):
+            Image.fromarray(fr).save(d / f"{n:05d}.png")
+    shutil.rmtree(root / "Release" / "clips320H")
+    ds = open_dataset(convert_a2d(root, "test", tmp_path / "png-ds"))
+    ref = open_dataset(a2d["ds"])
+    assert Path(ds.manifest["frame_root"]) == (root / "Release" / "pngs320H").resolve()
+    assert ds.video("vidA_test")["frame_files"][0] == "vidA_test/00001.png"
+    pd.testing.assert_frame_equal(ds.masks(), ref.masks())
+    assert np.array_equal(ds.read_frame("vidB_test", 4), ref.read_frame("vidB_test", 4))
+
+    jroot = tmp_path / "jhmdb_sentences"
+    shutil.copytree(jhmdb["root"], jroot)
+    (jroot / "puppet_mask" / "pullup" / "pullup_vid3" / "puppet_mask.mat").write_bytes(b"MATLAB 5.0 MAT-file, garbage")
+    r = runner.invoke(app, ["convert", "jhmdb", str(jroot), "--samples", str(jroot / "samples.json"), "--out", str(tmp_path / "j"), "--quiet"])
+    assert r.exit_code == 2 and "puppet_mask.mat" in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    assert not (tmp_path / "j").exists()

@@ -119,8 +119,8 @@ def read_h5_frame(path: Path, size: tuple[int, int] | None = None) -> tuple[list
             m = np.asarray(f["reMask"])
     except RvosError:
         raise
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        raise RvosError(f"unreadable h5: {exc}", file=path) from None
+    except Exception as exc:  # h5py raises OSError, KeyError, TypeError, ... on a broken file
+        raise RvosError(f"unreadable h5: {' '.join(str(exc).split())}", file=path) from None
     if m.ndim == 2:
         m = m[None]
     require(m.ndim == 3, f"reMask has shape {m.shape}, expected (W, H) or (N, W, H)", file=path)
@@ -150,8 +150,8 @@ def decode_clip(path: Path) -> list[np.ndarray]:
     try:
         with av.open(str(path)) as c:
             frames = [fr.to_ndarray(format="rgb24") for fr in c.decode(video=0)]
-    except (av.FFmpegError, OSError, ValueError, IndexError) as exc:
-        raise RvosError(f"unreadable clip: {exc}", file=path) from None
+    except Exception as exc:  # FFmpeg errors, a file without a video stream, ...
+        raise RvosError(f"unreadable clip: {' '.join(str(exc).split())}", file=path) from None
     require(len(frames) > 0, "the clip has no video frame", file=path)
     return frames
 

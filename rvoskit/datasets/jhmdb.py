@@ -69,8 +69,8 @@ def read_puppet_mask(path: Path) -> np.ndarray:
 
     try:
         m = scipy.io.loadmat(str(path))
-    except (OSError, ValueError, TypeError, NotImplementedError) as exc:
-        raise RvosError(f"unreadable .mat: {exc}", file=path) from None
+    except Exception as exc:  # scipy raises many kinds (IndexError, MatReadError, ...) on a broken file
+        raise RvosError(f"unreadable .mat: {type(exc).__name__}: {' '.join(str(exc).split())}", file=path) from None
     require("part_mask" in m, "no 'part_mask' variable", file=path)
     pm = np.asarray(m["part_mask"])
     require(pm.ndim == 3, f"part_mask has shape {pm.shape}, expected H x W x T", file=path)
