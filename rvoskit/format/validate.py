@@ -78,7 +78,7 @@ def validate_dataset(path: str | Path, *, check_frames: bool = True, max_problem
     vset = set(videos["video_id"]) if videos is not None else None
     size = {v: (int(r["num_frames"]), int(r["height"]), int(r["width"])) for v, r in videos.iterrows()} if videos is not None else {}
     if videos is not None:
-        _check_videos(ds, videos, bad, check_frames)
+        _check_videos(ds, videos, bad, err, check_frames)
     objset = set(zip(objects["video_id"], objects["obj_id"].astype(int))) if objects is not None else None
     objs_of: dict[str, set[int]] = {}
     for v, o in objset or ():
@@ -141,7 +141,7 @@ def validate_dataset(path: str | Path, *, check_frames: bool = True, max_problem
     return problems
 
 
-def _check_videos(ds: RvosDataset | None, videos: pd.DataFrame, bad, check_frames: bool) -> None:
+def _check_videos(ds: RvosDataset | None, videos: pd.DataFrame, bad, err, check_frames: bool) -> None:
     for v, r in videos.iterrows():
         n = int(r["num_frames"])
         if len(r["frames"]) != n or len(r["frame_files"]) != n:
@@ -158,10 +158,10 @@ def _check_videos(ds: RvosDataset | None, videos: pd.DataFrame, bad, check_frame
             if (np.diff(a) <= 0).any():
                 bad("videos.parquet", v, "annotated_frames not ascending and unique")
         if check_frames and ds is not None:
-            _check_frame_files(ds, v, r, bad)
+            _check_frame_files(ds, v, r, bad, err)
 
 
-def _check_frame_files(ds: RvosDataset, v: str, r: pd.Series, bad) -> None:
+def _check_frame_files(ds: RvosDataset, v: str, r: pd.Series, bad, err) -> None:
     """Every frame file of a video exists and its header gives the video's height x width."""
     from PIL import Image, UnidentifiedImageError
 
@@ -176,10 +176,10 @@ def _check_frame_files(ds: RvosDataset, v: str, r: pd.Series, bad) -> None:
             with Image.open(p) as im:
                 w, h = im.size
         except (OSError, UnidentifiedImageError) as exc:
-            bad("videos.parquet", f"{v} frame {t}", f"unreadable frame {p}: {exc}")
+            err(RvosError(f"unreadable frame: {exc}", file=p, item=f"{v} frame {t}"))
             return
-        if (h, w) != (H, W):
-            bad("videos.parquet", f"{v} frame {t}", f"frame {p} is {h}x{w}, the video is {H}x{W}")
+        if (h, w) != (H, W):  # the wording of RvosDataset.read_frame
+            err(RvosError(f"frame is {h}x{w}, the video is {H}x{W} (videos.parquet)", file=p, item=f"{v} frame {t}"))
             return
 
 
