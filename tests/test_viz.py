@@ -293,7 +293,7 @@ def test_errors(world, tmp_path):
     names = world["names"]
     bed = sorted(p.name for p in BEDROOM.glob("*.jpg"))[: len(names)]
     bad = _write_dataset(tmp_path / "bad", names, world["gt"], BEDROOM.parent, [f"bedroom/{n}" for n in bed])
-    with pytest.raises(RvosError, match="960x540") as exc:
+    with pytest.raises(RvosError, match="540.960") as exc:  # height×width, as everywhere
         render_dataset(bad, tmp_path / "d")
     assert "bedroom" in str(exc.value) and "judo frame 0" in str(exc.value)
 

@@ -96,7 +96,7 @@ class _Scene:
         img = self.ds.read_frame(self.video_id, t)
         if img.shape[:2] != (int(v["height"]), int(v["width"])):
             raise RvosError(
-                f"frame is {img.shape[1]}x{img.shape[0]}, videos.parquet says {int(v['width'])}x{int(v['height'])}",
+                f"frame is {img.shape[0]}×{img.shape[1]}, videos.parquet says {int(v['height'])}×{int(v['width'])} (height×width)",
                 file=self.ds.frame_paths(self.video_id)[t],
                 item=f"{self.video_id} frame {t}",
             )
