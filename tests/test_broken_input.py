@@ -380,3 +380,109 @@ def test_empty_tables_are_readable_by_hf_datasets(native, ytvos, tmp_path):
     pq.write_table(pq.read_schema(valid / "objects.parquet").empty_table(), zero_group)
     with pytest.raises(Exception, match="BatchSize must be greater than 0|generating the dataset"):
         datasets.load_dataset("parquet", data_files=[str(zero_group), objs[1]], split="train", cache_dir=str(tmp_path / "c2"))
+
+
+# ------------------------------------------------------------------ one predictions reader: eval, export, viz
+def _png_expr(ds_path, root):
+    """Per-expression prediction PNGs equal to the ground truth (<video>/<exp_id>/<frame>.png)."""
+    from rvoskit.datasets.submission import mask_png_bytes
+
+    ds = open_dataset(ds_path)
+    for eid, e in ds.expressions.iterrows():
+        gt = ds.expression_masks(eid)
+        d = root / e["video_id"] / e["exp_id"]
+        d.mkdir(parents=True)
+        for t, f in enumerate(ds.video(e["video_id"])["frames"]):
+            (d / f"{f}.png").write_bytes(mask_png_bytes(gt[t]))
+    return root
+
+
+def _zip(folder, dest):
+    with zipfile.ZipFile(dest, "w") as zf:
+        for p in sorted(folder.rglob("*")):
+            if p.is_file():
+                zf.write(p, p.relative_to(folder).as_posix())
+    return dest
+
+
+def _summary(*args):
+    res = run("eval", *args, "-q")
+    assert res.exit_code == 0 and "Traceback" not in res.output, res.output
+    return json.loads(res.output[res.output.index("{"):])
+
+
+def test_eval_ignore_unknown_scores_davis_train_plus_val_against_val(judo_dataset, example_root, tmp_path):
+    # DAVIS Annotations/480p holds train + val; the dataset is val
+    preds = tmp_path / "Annotations480p"
+    shutil.copytree(example_root / "Annotations" / "480p", preds)
+    shutil.copytree(preds / "judo", preds / "bike-packing")
+    fails("eval", judo_dataset, preds, "--protocol", "davis-semi", expect=[preds, "1 unknown video", "bike-packing"])
+    res = run("eval", judo_dataset, preds, "--protocol", "davis-semi", "--ignore-unknown")
+    assert res.exit_code == 0 and "skipped 1 video(s) not in the dataset (--ignore-unknown): bike-packing" in res.output, res.output
+    s = _summary(judo_dataset, preds, "--protocol", "davis-semi", "--ignore-unknown")
+    assert s["skipped_unknown_videos"] == ["bike-packing"] and s["J&F-Mean"] == pytest.approx(1.0)
+    assert s["extra_prediction_frames"] == 0
+
+
+def test_eval_counts_extra_prediction_frames(judo_dataset, tmp_path):
+    preds = _png_expr(judo_dataset, tmp_path / "p")
+    shutil.copy(preds / "judo" / "0" / "00000.png", preds / "judo" / "0" / "00099.png")
+    shutil.copy(preds / "judo" / "1" / "00000.png", preds / "judo" / "1" / "99999.png")
+    res = run("eval", judo_dataset, preds, "--protocol", "ref-davis")
+    assert res.exit_code == 0 and "2 prediction frame(s) are not frames of the dataset videos" in res.output, res.output
+    s = _summary(judo_dataset, preds, "--protocol", "ref-davis")
+    assert s["extra_prediction_frames"] == 2 and s["extra_prediction_frame_examples"] == ["judo/0/00099.png", "judo/1/99999.png"]
+    assert s["J&F"] == pytest.approx(1.0)  # never scored
+
+
+def test_eval_and_export_read_a_submission_zip_as_its_folder(judo_dataset, tmp_path):
+    preds = _png_expr(judo_dataset, tmp_path / "p")
+    z = _zip(preds, tmp_path / "sub.zip")
+    folder, zipped = (_summary(judo_dataset, x, "--protocol", "ref-davis") for x in (preds, z))
+    assert zipped["predictions"] == str(z.resolve()) and zipped["predictions_layout"] == folder["predictions_layout"] == "png-expr"
+    for k in ("J&F", "J", "F", "sets"):
+        assert zipped[k] == folder[k]
+    # export reads the zip as the folder: a DAVIS (anno_k) zip, then evaluated as such
+    out = tmp_path / "davis.zip"
+    res = run("export", judo_dataset, z, "--to", "davis", "--out", out, "-q")
+    assert res.exit_code == 0, res.output
+    again = _summary(judo_dataset, out, "--protocol", "ref-davis")
+    assert again["predictions_layout"] == "png-sets" and again["J&F"] == pytest.approx(folder["J&F"])
+    # an error inside the zip names the zip, not a temporary folder
+    (preds / "judo" / "0" / "00003.png").write_bytes(b"not a png")
+    bad = _zip(preds, tmp_path / "bad.zip")
+    fails("eval", judo_dataset, bad, "--protocol", "ref-davis", expect=[f"{bad}/judo/0/00003.png", "unreadable PNG"])
+
+
+def test_viz_predictions_reads_every_form_eval_reads(judo_dataset, example_root, tmp_path):
+    preds = _png_expr(judo_dataset, tmp_path / "p")
+    for i, src in enumerate([preds, _zip(preds, tmp_path / "p.zip"), example_root / "Annotations" / "480p"]):
+        out = tmp_path / f"viz{i}"
+        res = run("viz", "predictions", judo_dataset, src, "--out", out, "-q")
+        assert res.exit_code == 0, res.output
+        assert (out / "judo.png").is_file()
+    # the wrong input is named as such
+    out = tmp_path / "vbad"
+    fails("viz", "predictions", judo_dataset, judo_dataset, "--out", out, "-q",
+          expect=[judo_dataset, "this is an rvoskit dataset, not predictions", "expected a predictions directory"])
+
+
+def test_viz_predictions_refuses_the_malformed_rle_eval_refuses(judo_dataset, tmp_path):
+    from rvoskit.format import rle as rlemod
+    from rvoskit.format.predictions import write_predictions
+
+    ds = open_dataset(judo_dataset)
+    v = ds.video("judo")
+    H, W = int(v["height"]), int(v["width"])
+    rows = []
+    for eid, e in ds.expressions.iterrows():
+        gt = ds.expression_masks(eid)
+        for t in range(int(v["num_frames"])):
+            rows.append({"expression_id": eid, "video_id": "judo", "exp_id": e["exp_id"], "frame_idx": t, "height": H, "width": W,
+                         "rle": rlemod.encode(gt[t]), "area": int(gt[t].sum()), "score": 1.0})
+    rows[3]["rle"] = rlemod.encode(np.ones((H, W // 2), np.uint8))  # covers half the pixels
+    pred = write_predictions(tmp_path / "pred", rows, dataset=judo_dataset)
+    item = f"judo/{rows[3]['exp_id']} frame {v['frames'][3]}"
+    fails("eval", judo_dataset, pred, "--protocol", "ref-davis", expect=["predictions.parquet", item, "malformed RLE"])
+    out = tmp_path / "viz"
+    fails("viz", "predictions", judo_dataset, pred, "--out", out, "-q", expect=["predictions.parquet", item, "malformed RLE"])
