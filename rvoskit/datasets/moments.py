@@ -72,7 +72,7 @@ def dataset_queries(ds: RvosDataset | str | Path, fps: float, decimals: int | No
     ds = ds if isinstance(ds, RvosDataset) else open_dataset(ds)
     fps = _check_fps(fps)
     moments = expression_moments(ds)
-    v = ds.videos
+    nframes = {vid: int(n) for vid, n in zip(ds.videos.index, ds.videos["num_frames"])}
     q = MomentQueries([], [], [], [])
     qids, texts = {}, {}
     skipped = 0
@@ -83,7 +83,7 @@ def dataset_queries(ds: RvosDataset | str | Path, fps: float, decimals: int | No
         if not spans:
             skipped += 1
             continue
-        dur = int(v.loc[vid, "num_frames"]) / fps
+        dur = nframes[vid] / fps
         q.qids.append(k)
         q.windows.append(np.array([span_seconds(a, b, fps, decimals) for a, b in spans], dtype=np.float64))
         q.vids.append(vid)
