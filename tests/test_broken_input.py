@@ -486,3 +486,5 @@ def test_viz_predictions_refuses_the_malformed_rle_eval_refuses(judo_dataset, tm
     fails("eval", judo_dataset, pred, "--protocol", "ref-davis", expect=["predictions.parquet", item, "malformed RLE"])
     out = tmp_path / "viz"
     fails("viz", "predictions", judo_dataset, pred, "--out", out, "-q", expect=["predictions.parquet", item, "malformed RLE"])
+    # inputs swapped: the message says what was expected and what was found
+    fails("eval", pred, judo_dataset, expect=[pred, "not an rvoskit dataset", "this looks like a predictions folder"])
