@@ -469,7 +469,10 @@ def test_mevis_protocol_scores_annotated_frames_only(a2d, tmp_path):
 
 
 def test_info_and_viz_on_the_three_datasets(a2d, jhmdb, refcoco, tmp_path):
+    from rvoskit.format.validate import validate_dataset
+
     for ds in (a2d["ds"], jhmdb["ds"], refcoco["val"]):
+        assert validate_dataset(ds) == []
         r = runner.invoke(app, ["info", str(ds), "--json"])
         assert r.exit_code == 0, r.output
         info = json.loads(r.output)
