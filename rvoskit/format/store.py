@@ -131,6 +131,11 @@ def read_schema(path: str | Path, table: str, *, columns: list[str] | None = Non
     why = _parquet_problem(path)
     if why:
         raise RvosError(why, file=path)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size, table, tuple(columns) if columns is not None else None)
+    schema = _CHECKED.get(key)  # per-video reads of one table parse its footer once
+    if schema is not None:
+        return schema
     try:
         schema = pq.read_schema(path)
     except (pa.ArrowException, OSError) as exc:
@@ -138,7 +143,13 @@ def read_schema(path: str | Path, table: str, *, columns: list[str] | None = Non
     problems = check_schema(table, schema, columns)
     if problems:
         raise RvosError("; ".join(problems), file=path)
+    if len(_CHECKED) > 256:
+        _CHECKED.clear()
+    _CHECKED[key] = schema
     return schema
+
+
+_CHECKED: dict[tuple, pa.Schema] = {}
 
 
 def _one_line(exc: BaseException) -> str:
