@@ -222,8 +222,12 @@ def main() -> None:
             print(f"[{S} px] A. one video, grid prompts (4x4 points, eval frames), {len(res.track_ids)} tracks, {res.info['encoder_calls']} encoder calls")
             print(f"  encoder {s['encoder']:.2f} s | prompting {s['decoder'] + s['prompting']:.2f} s (decoder {s['decoder']:.2f}, AMG post {s['prompting']:.2f})"
                   f" | propagation {s['tracking']:.2f} s | I/O {io:.2f} s (frames {s['frames']:.2f}, masks {s['masks']:.2f}, rows {s['write']:.2f})")  # fmt: skip
-            print(f"  total {wall:.2f} s wall ({cpu:.2f} s CPU) = {wall / T:.3f} s/frame; SAM2 model calls {sam2:.2f} s; overhead ratio wall / SAM2 calls = {wall / sam2:.3f} (goal <= 1.10)")
-            print(f"  overhead ratio excluding the AMG post-processing SAM2's own generator also does = {(wall - s['prompting']) / sam2:.3f}")
+            c = timers.cpu_seconds
+            sam2_cpu = c["encoder"] + c["decoder"] + c["tracking"]
+            print(f"  total {wall:.2f} s wall ({cpu:.2f} s CPU) = {wall / T:.3f} s/frame; SAM2 model calls {sam2:.2f} s wall ({sam2_cpu:.2f} s CPU)")
+            print(f"  overhead ratio total / SAM2 model calls (goal <= 1.10): CPU time {cpu / sam2_cpu:.3f}, wall {wall / sam2:.3f}; "
+                  f"counting the AMG post-processing, which SAM2's own generator does too, as SAM2 work: CPU {cpu / (sam2_cpu + c['prompting']):.3f}, "
+                  f"wall {wall / (sam2 + s['prompting']):.3f}")  # fmt: skip
 
             # B. same prompts: rvoskit vs SOLA's driver on SAM2's public API, alternating
             batches = rect_prompts(T)

@@ -333,16 +333,19 @@ def precision_name(device: str) -> str:
 
 
 class Timers:
-    """Accumulated wall-clock seconds per named stage (synchronising CUDA at each stage's end)."""
+    """Accumulated wall-clock seconds per named stage (synchronising CUDA at each stage's end),
+    and the process CPU seconds of the same stages (``cpu_seconds``; steadier than wall time on a
+    shared machine, used by the benchmark)."""
 
     def __init__(self, device: str = "cpu"):
         self.seconds: dict[str, float] = defaultdict(float)
+        self.cpu_seconds: dict[str, float] = defaultdict(float)
         self.calls: dict[str, int] = defaultdict(int)
         self._cuda = device.startswith("cuda")
 
     @contextlib.contextmanager
     def __call__(self, name: str) -> Iterator[None]:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
@@ -351,6 +354,7 @@ class Timers:
 
                 torch.cuda.synchronize()
             self.seconds[name] += time.perf_counter() - t0
+            self.cpu_seconds[name] += time.process_time() - c0
             self.calls[name] += 1
 
     def as_dict(self) -> dict[str, float]:
