@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -89,27 +91,122 @@ def _worker_frame(task: dict) -> dict:
     return _corrupt_frame(task, ds)
 
 
-def _corrupt_frame(task: dict, ds: RvosDataset) -> dict:
-    """Read, corrupt, encode and atomically write one frame; returns its draws record."""
+def png_bytes(image: np.ndarray) -> bytes:
+    """Encode a ``uint8`` image (``(H, W, 3)`` RGB or ``(H, W)`` gray) as a PNG, losslessly.
+
+    One filter for the whole image, None or Sub, whichever leaves the smaller sum of absolute
+    residuals on every 8th row (libpng's heuristic, per image instead of per row), then zlib at
+    level 1 with Huffman coding only. On 720p corrupted frames this is about 2x faster than
+    ``cv2.imencode(".png")`` at its fastest settings, for files of similar size (noise) or up to
+    ~30 % larger (smooth blur). Any PNG reader gives back exactly ``image``.
+    """
+    a = np.ascontiguousarray(image, np.uint8)
+    if a.ndim == 2:
+        h, w, c, color = a.shape[0], a.shape[1], 1, 0
+    elif a.ndim == 3 and a.shape[2] == 3:
+        h, w, c, color = a.shape[0], a.shape[1], 3, 2
+    else:
+        raise ValueError(f"cannot write a {a.shape} image as PNG")
+    rows = a.reshape(h, w * c)
+    sample = rows[::8].astype(np.int16)
+    sad_none = np.minimum(sample, 256 - sample).sum()  # residuals as signed bytes
+    sub = (sample[:, c:] - sample[:, :-c]) % 256
+    sad_sub = np.minimum(sub, 256 - sub).sum() + np.minimum(sample[:, :c], 256 - sample[:, :c]).sum()
+    raw = np.empty((h, w * c + 1), np.uint8)
+    if sad_sub < sad_none:
+        raw[:, 0] = 1
+        raw[:, 1 : 1 + c] = rows[:, :c]
+        np.subtract(rows[:, c:], rows[:, :-c], out=raw[:, 1 + c :])
+    else:
+        raw[:, 0] = 0
+        raw[:, 1:] = rows
+    z = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_HUFFMAN_ONLY)
+    data = z.compress(raw.data) + z.flush()
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    head = struct.pack(">IIBBBBB", w, h, 8, color, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", head) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+
+
+def _compute(task: dict, image: np.ndarray, ds: RvosDataset) -> tuple[np.ndarray, dict]:
     vid, t = task["video_id"], task["frame_idx"]
-    image = ds.read_frame(vid, t)
     rng = make_rng(task["rng"], task["seed"], task["type"])
     try:
-        out, params = corrupt_image(image, task["type"], task["severity"], rng, angle=task["angle"])
+        return corrupt_image(image, task["type"], task["severity"], rng, angle=task["angle"])
     except RvosError as exc:
         raise RvosError(exc.message, file=ds.frame_paths(vid)[t], item=f"{vid} frame {t}") from None
-    ext, enc = _encode_params(task["format"], task["quality"])
-    ok, buf = cv2.imencode(ext, cv2.cvtColor(out, cv2.COLOR_RGB2BGR), enc)
-    if not ok:
-        raise RvosError(f"could not encode the corrupted frame as {task['format']}", item=f"{vid} frame {t}")
+
+
+def _write(task: dict, out: np.ndarray, params: dict) -> dict:
+    """Encode and atomically write one corrupted frame; returns its draws record."""
+    vid, t = task["video_id"], task["frame_idx"]
+    if task["format"] == "png":
+        data = png_bytes(out)
+    else:
+        ext, enc = _encode_params(task["format"], task["quality"])
+        ok, buf = cv2.imencode(ext, cv2.cvtColor(out, cv2.COLOR_RGB2BGR), enc)
+        if not ok:
+            raise RvosError(f"could not encode the corrupted frame as {task['format']}", item=f"{vid} frame {t}")
+        data = buf.tobytes()
     dest = Path(task["dest"])
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"  # a kill leaves at most this behind
-    tmp.write_bytes(buf.tobytes())
+    tmp.write_bytes(data)
     os.replace(tmp, dest)
     if task["angle"] is not None:  # per_video: the video seed drew the angle (np.random.seed(it) for the reference)
         params = {**params, "angle_from": "video", "video_seed": task["video_seed"]}
     return {"video_id": vid, "frame_idx": t, "seed": task["seed"], "params": params}
+
+
+def _corrupt_frame(task: dict, ds: RvosDataset) -> dict:
+    """Read, corrupt, encode and atomically write one frame; returns its draws record."""
+    image = ds.read_frame(task["video_id"], task["frame_idx"])
+    return _write(task, *_compute(task, image, ds))
+
+
+def _run_local(tasks: list[dict], ds: RvosDataset) -> Iterator[dict]:
+    """In this process, as a pipeline: the next frames are read (decoded) by one thread and the
+    finished ones encoded and written by another while this thread corrupts (OpenCV, zlib and
+    numpy's large operations release the GIL). Records are yielded in order, once written."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    it = iter(tasks)
+    reads: deque = deque()
+    writes: deque = deque()
+    with ThreadPoolExecutor(1, thread_name_prefix="rvoskit-read") as rd, ThreadPoolExecutor(1, thread_name_prefix="rvoskit-write") as wr:
+
+        def fill() -> None:
+            while len(reads) < 2 and (task := next(it, None)) is not None:
+                reads.append((task, rd.submit(ds.read_frame, task["video_id"], task["frame_idx"])))
+
+        try:
+            fill()
+            while reads:
+                task, fut = reads.popleft()
+                try:
+                    image = fut.result()
+                    fill()
+                    out, params = _compute(task, image, ds)
+                except BaseException:
+                    for _, f in reads:
+                        f.cancel()
+                    while writes:  # the frames done before this one are written and recorded (resume)
+                        yield writes.popleft().result()
+                    raise
+                writes.append(wr.submit(_write, task, out, params))
+                while len(writes) > 2 or (writes and writes[0].done()):
+                    yield writes.popleft().result()
+            while writes:
+                yield writes.popleft().result()
+        except BaseException:
+            for _, f in reads:
+                f.cancel()
+            for f in writes:
+                f.cancel()
+            raise
 
 
 def _run(tasks: list[dict], ds: RvosDataset, ex: Executor) -> Iterator[dict]:
@@ -117,7 +214,8 @@ def _run(tasks: list[dict], ds: RvosDataset, ex: Executor) -> Iterator[dict]:
     if ex.kind == "process" and len(tasks) <= 1:
         ex = Executor()
     if ex.kind == "local":
-        _DATASETS[str(ds.path.resolve())] = ds
+        yield from _run_local(tasks, ds)
+        return
     for _task, rec in imap(_worker_frame, tasks, ex, window=4 * ex.workers if ex.kind == "process" else None):
         yield rec
 
