@@ -40,10 +40,10 @@ def expression_moments(ds: RvosDataset) -> dict[str, list[tuple[int, int]]]:
     if not ds.has_moments:
         raise RvosError("the dataset has no moments.parquet (convert it with rvoskit convert mevis-m)", file=ds.path)
     m = ds.moments
-    spans: dict[str, list[tuple[int, int]]] = {e: [] for e in ds.expressions["expression_id"]}
-    for e, a, b in zip(m["expression_id"], m["start_idx"], m["end_idx"]):
+    spans: dict[str, list[tuple[int, int]]] = {e: [] for e in ds.expressions["expression_id"].tolist()}
+    for e, a, b in zip(m["expression_id"].tolist(), m["start_idx"].tolist(), m["end_idx"].tolist()):
         if e in spans:
-            spans[e].append((int(a), int(b)))
+            spans[e].append((a, b))
     return {e: merge_spans(s) if s else [] for e, s in spans.items()}
 
 
@@ -76,7 +76,8 @@ def dataset_queries(ds: RvosDataset | str | Path, fps: float, decimals: int | No
     q = MomentQueries([], [], [], [])
     qids, texts = {}, {}
     skipped = 0
-    for k, (eid, vid, text) in enumerate(zip(ds.expressions["expression_id"], ds.expressions["video_id"], ds.expressions["text"])):
+    e = ds.expressions
+    for k, (eid, vid, text) in enumerate(zip(e["expression_id"].tolist(), e["video_id"].tolist(), e["text"].tolist())):
         qids[k] = eid
         texts[k] = text
         spans = moments[eid]
