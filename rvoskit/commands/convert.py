@@ -132,8 +132,8 @@ def mevis_m(
 ) -> None:
     """Convert a MeViS split and add MeViS-M temporal spans (moments.parquet).
 
-    Spans are object level ({exp_id: {obj_id: [[start, end], ...]}}) or expression level
-    ({exp_id: [[start, end], ...]}, as on the valid split; stored with a null obj_id).
+    Spans are object level ({exp_id: {obj_id: \\[\\[start, end], ...]}}) or expression level
+    ({exp_id: \\[\\[start, end], ...]}, as on the valid split; stored with a null obj_id).
 
     [bold]Examples[/]
       rvoskit convert mevis-m /data/mevis --split valid_u --overlay spans.json --out data/mevism-valid_u

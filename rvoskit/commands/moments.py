@@ -34,7 +34,7 @@ def _decimals(d: int) -> int | None:
 def eval_command(
     gt: Path = typer.Argument(..., help="Ground truth: a converted MeViS-M dataset, or a QVHighlights-style JSONL (seconds).",
                               show_default=False, metavar="GT"),
-    pred: Path = typer.Argument(..., help="Predictions JSONL: qid + pred_relevant_windows [[start, end, score], ...] "
+    pred: Path = typer.Argument(..., help="Predictions JSONL: qid + pred_relevant_windows \\[\\[start, end, score], ...] "
                                 "(or, with --keyframes, qid/expression_id + pred_keyframes).", show_default=False, metavar="PRED"),
     out: Optional[Path] = opt.out_option("Write summary.json and per_query.csv here.", required=False),
     fps: Optional[float] = typer.Option(None, "--fps", callback=_positive, help=FPS_HELP),
@@ -47,7 +47,7 @@ def eval_command(
     """Score moment retrieval predictions with Moment-DETR's metrics (R1@0.5/0.7, mAP, mAP@0.5/0.75,
     short/middle/long buckets; numbers and key names of standalone_eval/eval.py), or keyframes.
 
-    A span start..end (inclusive frames) is the window [start/fps, (end+1)/fps] seconds. Queries whose
+    A span start..end (inclusive frames) is the window \\[start/fps, (end+1)/fps] seconds. Queries whose
     ground truth has no window (expressions without a moment) are left out and counted.
 
     [bold]Examples[/]
@@ -155,7 +155,7 @@ def export_command(
     quiet: bool = opt.quiet_option(),
 ) -> None:
     """Write moment retrieval training data: one query per expression with a moment (qid = the
-    expression's position in the dataset), windows [start/fps, (end+1)/fps] seconds.
+    expression's position in the dataset), windows \\[start/fps, (end+1)/fps] seconds.
 
     [bold]Examples[/]
       rvoskit moments export data/mevism-train --to qvhighlights --fps 6 --out mevism_train.jsonl
