@@ -22,8 +22,9 @@ C. feature sharing: 8 prompts of one frame tracked as one batch in one inference
    its own inference state (goal >= 2x);
 D. frames/s of Hiera-L at 1024 px with bf16 on CUDA, when a GPU is present (else "not measured").
 
-Defaults (``--sizes 256 --frames 8 --pairs 3``) take about 2-3 minutes on one core; ``--sizes 256
-512`` about 10.
+Defaults (``--sizes 256 --frames 8 --pairs 3``): about 95 s of CPU time on one core (4 min 21 s
+wall on the shared 2-core development machine, where the process got a fraction of a core);
+``--sizes 256 512`` about four times that.
 
 With ``--scale T N S`` it runs only E: a T-frame video (the 16 bedroom frames repeated) with N
 ground-truth objects, i.e. N tracks over T frames, through :func:`rvoskit.tracks.generate_tracks` at
