@@ -212,6 +212,15 @@ def test_a2d_eval_identical_to_mttr(a2d, tmp_path):
     assert list(got) == ["P@0.5", "P@0.6", "P@0.7", "P@0.8", "P@0.9", "overall_iou", "mean_iou", "mAP", "AP50", "AP75", "AP_S", "AP_M", "AP_L"]
     assert got == want
     assert 0 < want["mAP"] < 1 and want["AP_L"] != -1
+    # bad predictions: one line, exit 2
+    some = gt["images"][0]["id"]
+    for bad, msg in (([p for p in preds if p["image_id"] != some], "no prediction"),
+                     (preds + [{**preds[0], "image_id": "v_nope_f_1_i_1"}], "not a sample"),
+                     (preds[:5] + [{**preds[5], "score": "high"}], "not a finite number"),
+                     (preds[:5] + [{**preds[5], "segmentation": {**preds[5]["segmentation"], "counts": "0"}}], "covers")):
+        (tmp_path / "bad.json").write_text(json.dumps(bad))
+        r = runner.invoke(app, ["eval", str(a2d["ds"]), str(tmp_path / "bad.json"), "--protocol", "a2d", "--quiet"])
+        assert r.exit_code == 2 and msg in r.output and "bad.json" in r.output, r.output
     # the same candidates as an rvoskit predictions table (several scored rows per frame)
     ds = open_dataset(a2d["ds"])
     s = referring_samples(ds, "a2d").set_index("image_id")
