@@ -333,6 +333,14 @@ def test_validate_collects_every_problem(native, tmp_path):
     assert any("missing column 'text'" in ln for ln in lines)
 
 
+@pytest.mark.parametrize("case", ["zero-byte", "frame_idx-strings", "table-is-dir"])
+def test_corrupt_refuses_a_broken_table_it_would_copy(native, tmp_path, case):
+    how, file, msg = CASES[case]
+    d = _broken(native, tmp_path, how)
+    out = tmp_path / "c"
+    fails("corrupt", d, "-t", "gaussian_noise", "--severity", "1", "--out", out, "-q", expect=[d / file, msg], out=out)
+
+
 def test_info_missing_column_is_one_line(native, tmp_path):
     d = _broken(native, tmp_path, _no_area)
     fails("info", d, expect=[d / "masks.parquet", "missing column 'area'"])

@@ -244,6 +244,24 @@ class RvosDataset:
             if key in self.manifest and not isinstance(self.manifest[key], dict):
                 raise RvosError(f"is {self.manifest[key]!r}, expected an object", file=mpath, item=key)
 
+    def check_tables(self) -> None:
+        """Check every table the manifest lists (file and schema, from the Parquet footers; no rows
+        are read), for stages that pass tables on without reading them (``corrupt``).
+
+        Raises:
+            RvosError: the first table that is missing, unreadable or of another schema.
+        """
+        tables = self.manifest.get("tables") or ["videos.parquet", "objects.parquet", "expressions.parquet", "masks.parquet"]
+        if not isinstance(tables, list) or not all(isinstance(t, str) for t in tables):
+            raise RvosError(f"is {tables!r}, expected a list of file names", file=self.path / MANIFEST, item="tables")
+        for name in tables:
+            table = name[: -len(".parquet")] if name.endswith(".parquet") else name
+            try:
+                arrow_schema(table)
+            except KeyError:
+                continue  # a table this version does not know: passed on as it is
+            read_schema(self.path / name, table)
+
     def __repr__(self) -> str:
         src = self.manifest.get("source", {})
         return f"RvosDataset({str(self.path)!r}, {src.get('dataset')}/{src.get('split')})"
@@ -343,6 +361,14 @@ class RvosDataset:
         except KeyError:
             raise RvosError("unknown video", file=self.path / "videos.parquet", item=video_id) from None
 
+    def annotated_frames(self, video_id: str) -> list[int]:
+        """The frames of a video that have ground truth: ``videos.annotated_frames`` (format 1.1,
+        sparse datasets such as A2D and JHMDB), or every frame index when it is null. A frame not
+        in the list is "not annotated" (its masks read as zeros, but mean nothing)."""
+        v = self.video(video_id)
+        af = v.get("annotated_frames")
+        return list(range(int(v["num_frames"]))) if af is None else [int(t) for t in af]
+
     def frame_paths(self, video_id: str) -> list[Path]:
         """Absolute paths of the frames of a video, in order."""
         return [self.frame_root / f for f in self.video(video_id)["frame_files"]]
@@ -385,7 +411,8 @@ class RvosDataset:
     def expression_masks(self, expression_id: str, objects: dict[int, np.ndarray] | None = None) -> np.ndarray:
         """Ground truth of an expression: the union of its objects, ``uint8 (T, H, W)`` (MeViS rule).
 
-        A no-target expression gives all zeros.
+        A no-target expression gives all zeros. On a sparse dataset the frames outside
+        :meth:`annotated_frames` are zeros too: not annotated, not "object absent".
 
         Raises:
             RvosError: unknown expression, or an expression without ground truth (``obj_ids`` null).
