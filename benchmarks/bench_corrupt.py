@@ -1,127 +1,161 @@
-"""Seconds per 720p frame: rvoskit's gaussian_noise / motion_blur vs the reference, side by side.
+"""``rvoskit corrupt`` against imagecorruptions (imagecorruptions-imaug 1.1.5), side by side.
 
-The reference is ``imagecorruptions`` (PyPI imagecorruptions-imaug 1.1.5), called as users call
-it: ``imagecorruptions.corrupt(frame, severity, name)``. Both run single-threaded
-(``cv2.setNumThreads(1)``; numpy's elementwise ops are single-threaded anyway), timings are
-interleaved (reference, rvoskit, reference, ...) and the median of the repeats is reported, since
-the machine may be shared. Every timed rvoskit output is checked against the reference fed the
-same draws (noise array / angle): "identical" means equal uint8 frames.
+    python benchmarks/bench_corrupt.py [--frames 100 --pairs 3 --severity 5 --parts 1,2]
 
-Usage::
-
-    python benchmarks/bench_corrupt.py [--repeats 9] [--severity 5]
+1. End to end, whole commands, one worker: ``rvoskit corrupt DS -t NAME --severity 5 --rng legacy -j 1``
+   vs the reference loop (benchmarks/reference/corrupt_loop.py: cv2.imread, np.random.seed,
+   imagecorruptions.corrupt, cv2.imwrite PNG) on ``--frames`` 1280x720 frames, for gaussian_noise and
+   motion_blur (goal >= 3x). The PNGs of both are checked pixel-identical.
+2. Per frame, all 19 corruptions, in one process, one thread: reference
+   (``np.random.seed(i); imagecorruptions.corrupt(frame, severity, name)``) and rvoskit
+   (``corrupt_image(frame, name, severity, make_rng("legacy", i))``) alternate frame by frame;
+   every output is checked identical; median ratio with min-max (goal >= 1.5x). The physical limit
+   of a corrupted frame is printed next to it: JPEG decode + rvoskit's arithmetic + PNG encode
+   (png_bytes), and how close the end-to-end run of part 1 comes to it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
 import statistics
+import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
 
 import cv2
-import imagecorruptions as ic
 import numpy as np
 
-from rvoskit.corrupt import (
-    GAUSSIAN_NOISE_SIGMA,
-    MOTION_BLUR_PARAMS,
-    corrupt_image,
-    gaussian_noise_apply,
-    make_rng,
-    motion_blur_apply,
-    standard_normal,
-)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _ab import PY, alternate, report, run, rvoskit_cmd  # noqa: E402
 
-FRAME = Path(__file__).resolve().parent.parent / "tests" / "data" / "sam2_bedroom" / "JPEGImages" / "bedroom" / "00000.jpg"
+from rvoskit.corrupt import CORRUPTIONS, corrupt_image, make_rng  # noqa: E402
+from rvoskit.corrupt.rng import frame_seed  # noqa: E402
+from rvoskit.corrupt.video import png_bytes  # noqa: E402
+from rvoskit.format import DatasetWriter  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SRC = REPO / "tests" / "data" / "sam2_bedroom" / "JPEGImages" / "bedroom"
+REF = Path(__file__).resolve().parent / "reference" / "corrupt_loop.py"
+
+
+def make_dataset(root: Path, n: int) -> Path:
+    """One video of ``n`` 1280x720 JPEG frames (the 16 bedroom frames, resized, shifted to vary)."""
+    src = sorted(SRC.glob("*.jpg"))
+    (root / "frames" / "v0").mkdir(parents=True)
+    names = []
+    for t in range(n):
+        im = cv2.resize(cv2.imread(str(src[t % len(src)])), (1280, 720), interpolation=cv2.INTER_LINEAR)
+        cv2.imwrite(str(root / "frames" / "v0" / f"{t:05d}.jpg"), np.roll(im, 7 * (t // len(src)), axis=1), [cv2.IMWRITE_JPEG_QUALITY, 90])
+        names.append(f"{t:05d}")
+    with DatasetWriter(root / "ds", dataset="mevis", split="valid_u", frame_root=root / "frames") as w:
+        w.add_video({"video_id": "v0", "split": "valid_u", "num_frames": n, "height": 720, "width": 1280, "frames": names,
+                     "frame_files": [f"v0/{f}.jpg" for f in names]})
+        w.add_objects([])
+        w.add_expressions([])
+        w.add_masks("v0", [])
+    return root / "ds"
+
+
+def end_to_end(tmp: Path, n: int, pairs: int, severity: int) -> dict[str, float]:
+    ds = make_dataset(tmp / "data", n)
+    seeds = tmp / "seeds.json"
+    seeds.write_text(json.dumps({"v0": [frame_seed(0, "v0", t, "legacy") for t in range(n)]}))
+    per_frame = {}
+    for name, rng in (("gaussian_noise", "legacy"), ("gaussian_noise", "generator"), ("motion_blur", "legacy")):
+        ref_out, our_out = tmp / f"ref-{name}", tmp / f"ours-{name}"
+
+        def clean():
+            shutil.rmtree(ref_out, ignore_errors=True)
+
+        print(f"[1] {name} s{severity}, --rng {rng}: {n} frames at 1280x720, one worker", flush=True)
+        ref_cmd = [PY, str(REF), str(ds), name, str(severity), str(seeds), str(ref_out)]
+        ref = lambda: (clean(), run(ref_cmd))[1]  # noqa: E731
+        ours = rvoskit_cmd("corrupt", str(ds), "-t", name, "--severity", str(severity), "--rng", rng, "-j", "1",
+                           "-o", str(our_out), "--overwrite", "-q")
+        p = alternate(f"corrupt {name} s{severity} --rng {rng}", ref, ours, pairs)
+        same = rng != "legacy" or all(np.array_equal(cv2.imread(str(ref_out / "v0" / f"{t:05d}.png"), cv2.IMREAD_UNCHANGED),
+                                  cv2.imread(str(our_out / "frames" / "v0" / f"{t:05d}.png"), cv2.IMREAD_UNCHANGED)) for t in range(n))
+        print("    identical PNG pixels: " + (str(same) if rng == "legacy" else "n/a (rvoskit's own draws; the formula is checked by the tests)"))
+        if not same:
+            raise SystemExit("outputs differ")
+        m = p.summary("wall")[0]
+        report("bench_corrupt", f"corrupt {name} s{severity} --rng {rng}, {n} frames 720p, CLI, 1 worker", p,
+               reference="imagecorruptions loop + cv2.imwrite", goal=">= 3x", met=m >= 3)
+        if rng == "legacy":
+            per_frame[name] = statistics.median(r.cpu for r in p.ours) / n
+    return per_frame
+
+
+def per_frame(pairs: int, severity: int, e2e: dict[str, float]) -> None:
+    import imagecorruptions as ic
+
+    warnings.simplefilter("ignore")
+    cv2.setNumThreads(1)
+    src = str(sorted(SRC.glob("*.jpg"))[0])
+    jpg = cv2.imencode(".jpg", cv2.resize(cv2.imread(src), (1280, 720), interpolation=cv2.INTER_LINEAR), [cv2.IMWRITE_JPEG_QUALITY, 90])[1]
+
+    def decode():
+        return cv2.cvtColor(cv2.imdecode(jpg, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+    frame = decode()
+
+    def best(fn, k=5):
+        ts = []
+        for _ in range(k):
+            t0 = time.process_time()
+            fn()
+            ts.append(time.process_time() - t0)
+        return statistics.median(ts)
+
+    t_dec = best(decode)
+    print(f"\n[2] per frame, 1280x720, severity {severity}, one thread, {pairs} alternating pairs per corruption (CPU seconds)")
+    print(f"    JPEG decode {t_dec * 1e3:.1f} ms; PNG encode (png_bytes) measured per corruption")
+    print(f"    {'corruption':18s} {'reference':>10s} {'rvoskit':>9s} {'ratio':>6s} {'min-max':>11s}  identical  limit (dec+arith+enc)  e2e/limit")
+    for name in CORRUPTIONS:
+        ref_t, our_t, same = [], [], True
+        out = None
+        for i in range(pairs + 1):
+            np.random.seed(i)
+            t0 = time.process_time()
+            want = ic.corrupt(frame, severity, name)
+            t1 = time.process_time()
+            out, _ = corrupt_image(frame, name, severity, make_rng("legacy", i))
+            t2 = time.process_time()
+            same &= np.array_equal(out, np.uint8(want))
+            if i:  # the first round warms caches (and numba for glass_blur)
+                ref_t.append(t1 - t0)
+                our_t.append(t2 - t1)
+        ratios = [a / max(b, 1e-9) for a, b in zip(ref_t, our_t)]
+        m = statistics.median(ratios)
+        arith = statistics.median(our_t)
+        t_enc = best(lambda: png_bytes(out), 3)
+        limit = t_dec + arith + t_enc
+        close = f"{e2e[name] / limit:5.2f}" if name in e2e else "   - "
+        print(f"    {name:18s} {statistics.median(ref_t):10.4f} {arith:9.4f} {m:5.2f}x {min(ratios):5.2f}-{max(ratios):<5.2f}  {'yes' if same else 'NO ':>9s}  "
+              f"{limit * 1e3:6.1f} ms ({t_dec * 1e3:.0f}+{arith * 1e3:.0f}+{t_enc * 1e3:.0f})   {close}", flush=True)
+        report("bench_corrupt", f"{name} s{severity} per frame (legacy RNG)", reference="imagecorruptions-imaug 1.1.5",
+               value=f"{m:.2f}x ({min(ratios):.2f}-{max(ratios):.2f}), identical: {same}, limit {limit * 1e3:.0f} ms/frame",
+               goal=">= 1.5x, identical", met=bool(m >= 1.5 and same))
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--repeats", type=int, default=9)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=100)
+    ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--severity", type=int, default=5)
-    args = ap.parse_args()
-    warnings.simplefilter("ignore")
-    cv2.setNumThreads(1)
-    sev = args.severity
-    frame = cv2.cvtColor(cv2.resize(cv2.imread(str(FRAME)), (1280, 720), interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB)
-    sigma = GAUSSIAN_NOISE_SIGMA[sev - 1]
-    radius, blur_sigma = MOTION_BLUR_PARAMS[sev - 1]
-
-    state = {"i": 0}  # the repeat index: the seed of both sides
-
-    def ref_noise():
-        np.random.seed(state["i"])
-        return ic.corrupt(frame, sev, "gaussian_noise")
-
-    def ours_noise_generator():
-        rng = make_rng("generator", state["i"])
-        return corrupt_image(frame, "gaussian_noise", sev, rng)[0]
-
-    def check_noise_generator(out):
-        z = standard_normal(make_rng("generator", state["i"]), frame.shape).astype(np.float64)
-        return np.array_equal(out, np.uint8(np.clip(frame / 255.0 + sigma * z, 0, 1) * 255))
-
-    def ours_noise_legacy():
-        return corrupt_image(frame, "gaussian_noise", sev, make_rng("legacy", state["i"]))[0]
-
-    def check_noise_legacy(out):
-        np.random.seed(state["i"])
-        return np.array_equal(out, ic.corrupt(frame, sev, "gaussian_noise"))
-
-    def ref_blur():
-        np.random.seed(state["i"])
-        return ic.corrupt(frame, sev, "motion_blur")
-
-    def ours_blur():
-        return corrupt_image(frame, "motion_blur", sev, make_rng("legacy", state["i"]))[0]
-
-    def check_blur(out):  # legacy RNG: the same angle as np.random.seed(i); np.random.uniform(-45, 45)
-        np.random.seed(state["i"])
-        return np.array_equal(out, ic.corrupt(frame, sev, "motion_blur"))
-
-    # parts: where the time goes
-    z32 = standard_normal(make_rng("generator", 0), frame.shape)
-    parts = {
-        "reference noise draws: np.random.normal (float64, legacy)": lambda: np.random.normal(size=frame.shape, scale=sigma),
-        "rvoskit noise draws: Box-Muller float32 (Generator)": lambda: standard_normal(make_rng("generator", 1), frame.shape),
-        "numpy Generator.standard_normal float32 (ziggurat), for comparison": lambda: np.random.default_rng(1).standard_normal(frame.shape, dtype=np.float32),
-        "rvoskit noise kernel (given draws)": lambda: gaussian_noise_apply(frame, z32, sigma),
-        "rvoskit motion blur kernel (given angle)": lambda: motion_blur_apply(frame, radius, blur_sigma, 13.7),
-    }
-
-    cases = [
-        ("gaussian_noise", ref_noise, ours_noise_generator, check_noise_generator, "rvoskit draws (generator)"),
-        ("gaussian_noise", ref_noise, ours_noise_legacy, check_noise_legacy, "np.random legacy draws (= reference)"),
-        ("motion_blur", ref_blur, ours_blur, check_blur, "same angle as the reference"),
-    ]
-    print(f"720p frame (1280x720x3, real bedroom frame resized), severity {sev}, {args.repeats} interleaved repeats, median")
-    print(f"{'corruption':16s} {'draws':38s} {'reference s':>12s} {'rvoskit s':>10s} {'speedup':>8s}  identical")
-    for name, ref, ours, check, label in cases:
-        t_ref, t_ours, same = [], [], True
-        for i in range(args.repeats + 1):
-            state["i"] = i
-            t0 = time.perf_counter()
-            ref()
-            t1 = time.perf_counter()
-            out = ours()
-            t2 = time.perf_counter()
-            same &= check(out)
-            if i:  # the first round warms up caches and imports
-                t_ref.append(t1 - t0)
-                t_ours.append(t2 - t1)
-        r, o = statistics.median(t_ref), statistics.median(t_ours)
-        print(f"{name:16s} {label:38s} {r:12.4f} {o:10.4f} {r / o:7.1f}x  {'yes' if same else 'NO'}")
-    print("\nwhere the time goes (median seconds per 720p frame):")
-    for label, fn in parts.items():
-        fn()
-        ts = []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t0)
-        print(f"  {statistics.median(ts):8.4f}  {label}")
+    ap.add_argument("--parts", default="1,2")
+    a = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="rvoskit-bench-corrupt-"))
+    try:
+        e2e = end_to_end(tmp, a.frames, a.pairs, a.severity) if "1" in a.parts else {}
+        if "2" in a.parts:
+            per_frame(a.pairs, a.severity, e2e)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
