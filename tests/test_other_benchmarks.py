@@ -179,7 +179,7 @@ def test_a2d_conversion_quirks(a2d):
     ds = open_dataset(a2d["ds"])
     v = ds.videos
     assert sorted(v.index) == ["-vidC_test", "vidA_test", "vidB_test", "vidD_test"]
-    assert list(v.loc["vidA_test", "annotated_frames"]) == [2, 6, 9] and list(v.loc["vidD_test", "annotated_frames"]) == [0, 11]
+    assert ds.annotated_frames("vidA_test") == [2, 6, 9] and list(v.loc["vidD_test", "annotated_frames"]) == [0, 11]
     e = ds.expressions
     assert "1 (copy)" not in set(e["text"]) and len(e) == 6
     assert e.loc["vidB_test/2", "obj_ids"].tolist() == [1]  # exp_id = row of a2d_annotation.txt; row 3 ('1 (copy)') dropped
@@ -438,6 +438,8 @@ def test_v1_dataset_still_reads_and_validate_checks_annotated_frames(judo_datase
     (old / "dataset.json").write_text(json.dumps(m))
     ds = open_dataset(old)
     assert ds.videos["annotated_frames"].isna().all()
+    v0 = ds.videos.index[0]
+    assert ds.annotated_frames(v0) == list(range(int(ds.video(v0)["num_frames"])))
     assert validate_dataset(old) == []
     m["format_version"] = "1.2"
     (old / "dataset.json").write_text(json.dumps(m))
