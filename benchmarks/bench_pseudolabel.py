@@ -1,21 +1,20 @@
-"""Benchmark: ``rvoskit pseudolabel`` against a naive decode-every-pair loop.
+"""``rvoskit pseudolabel`` against a straightforward pycocotools script, whole commands, alternating.
 
-One synthetic video (default 64 tracks x 5 objects x 100 frames at 480x854, DAVIS 480p), with 5
-single-object expressions and one two-object expression. The naive loop decodes the track and the
-object mask (and, for the union, every object) again for every (expression, track, object, frame),
-resizes each copy when a resolution is set and computes the IoU with numpy: the way a first
-implementation of SOLA's rule would. rvoskit decodes each mask at most once per video and computes
-IoUs on RLE (pycocotools). Both run in this process, single-threaded OpenCV; the values are checked
-to agree. The naive loop is linear in the tracks, so with ``--naive-tracks K`` it runs on the first
-K tracks and its time is scaled by 64 / K (printed as such).
+    python benchmarks/bench_pseudolabel.py [--tracks 32 --frames 50 --size 480x854 --pairs 3] [--naive]
 
-    python benchmarks/bench_pseudolabel.py                 # native and 540x960
-    python benchmarks/bench_pseudolabel.py --naive-tracks 64
+One synthetic video (tracks x 5 objects x frames at 480x854, DAVIS 480p) with 5 single-object
+expressions and one two-object expression. The reference is benchmarks/reference/
+pseudolabel_pycocotools.py (pandas + ``pycocotools.mask.iou`` per frame, each mask resized once when
+a resolution is set: decode, float32 bilinear, > 0.5, encode); rvoskit is ``rvoskit pseudolabel``
+(which also writes labels.json and the histogram). Native resolution and 540x960 (SOLA's). The
+mIoU and labels of both are checked identical. ``--naive`` also times the decode-every-pair loop
+(numpy IoU per pair and frame) in this process, scaled from ``--naive-tracks`` tracks.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,9 +23,14 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from rvoskit import labels as L
-from rvoskit.format import DatasetWriter, rle
-from rvoskit.format.trackstore import TrackStore
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _ab import PY, alternate, report, rvoskit_cmd  # noqa: E402
+
+from rvoskit import labels as L  # noqa: E402
+from rvoskit.format import DatasetWriter, rle  # noqa: E402
+from rvoskit.format.trackstore import TrackStore  # noqa: E402
+
+REF = Path(__file__).resolve().parent / "reference" / "pseudolabel_pycocotools.py"
 
 
 def synth(rng, n_tracks, n_obj, T, H, W):
@@ -142,10 +146,12 @@ def naive(ds_path, store_path, exprs, n_tracks, resolution):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tracks", type=int, default=64)
+    ap.add_argument("--tracks", type=int, default=32)
     ap.add_argument("--objects", type=int, default=5)
-    ap.add_argument("--frames", type=int, default=100)
+    ap.add_argument("--frames", type=int, default=50)
     ap.add_argument("--size", default="480x854", help="video HxW")
+    ap.add_argument("--pairs", type=int, default=3)
+    ap.add_argument("--naive", action="store_true", help="also time the naive decode-every-pair loop (in process, scaled)")
     ap.add_argument("--naive-tracks", type=int, default=8, help="tracks the naive loop runs on (time scaled to all)")
     args = ap.parse_args()
     cv2.setNumThreads(1)
@@ -154,24 +160,28 @@ def main() -> None:
     objects, present, tracks = synth(rng, args.tracks, args.objects, args.frames, H, W)
     print(f"synthetic video: {args.tracks} tracks x {args.objects} objects x {args.frames} frames at {H}x{W}; "
           f"{args.objects + 1} expressions (one with 2 objects)")
-    print(f"{'resolution':>11} {'rvoskit s':>10} {'naive s':>10} {'ratio':>7}  max |diff|")
     with tempfile.TemporaryDirectory() as d:
         exprs, ds_path, store_path = write(Path(d), objects, present, tracks, H, W)
         for res in ("native", "540x960"):
-            out = Path(d) / f"labels_{res}"
-            t0 = time.perf_counter()
-            L.pseudolabel([store_path], ds_path, out, resolution=res, overwrite=True)
-            t_fast = time.perf_counter() - t0
-            k = min(args.naive_tracks, args.tracks)
-            t0 = time.perf_counter()
-            ref = naive(ds_path, store_path, exprs, k, res)
-            t_naive = (time.perf_counter() - t0) * args.tracks / k
-            fast = pd.read_parquet(out / "labels.parquet")
-            fast = fast[fast["track_id"] < k]
-            diff = max(max(abs(r.miou_max - ref[(r.expression_id, r.track_id)][0]),
-                           abs(r.miou_union - ref[(r.expression_id, r.track_id)][1])) for r in fast.itertuples())
-            scaled = "" if k == args.tracks else f" (naive on {k} tracks, x{args.tracks / k:g})"
-            print(f"{res:>11} {t_fast:>10.2f} {t_naive:>10.2f} {t_naive / t_fast:>6.1f}x  {diff:.1e}{scaled}")
+            out, ref_out = Path(d) / f"labels_{res}", Path(d) / f"ref_{res}.parquet"
+            print(f"[{res}] whole commands, alternating", flush=True)
+            ref = [PY, str(REF), str(ds_path), str(store_path), res, str(ref_out)]
+            ours = rvoskit_cmd("pseudolabel", str(ds_path), "--tracks", f"t={store_path}", "--resolution", res, "-o", str(out), "--overwrite", "-q")
+            p = alternate(f"pseudolabel {res}", ref, ours, args.pairs)
+            a = pd.read_parquet(ref_out)
+            b = pd.read_parquet(out / "labels.parquet")
+            m = a.merge(b, on=["expression_id", "track_id"], suffixes=("_ref", ""))
+            same = len(m) == len(a) == len(b) and (m.miou_max_ref == m.miou_max).all() and (m.miou_union_ref == m.miou_union).all() and (m.label_ref == m.label).all()
+            print(f"    identical mIoU and labels to the reference: {same}")
+            if not same:
+                raise SystemExit("values differ")
+            report("bench_pseudolabel", f"pseudolabel {res}, {args.tracks} tracks x {args.frames} frames {H}x{W}", p,
+                   reference="pycocotools script (mask.iou per frame)", goal=">= 2x", met=p.summary("wall")[0] >= 2)
+            if args.naive:
+                k = min(args.naive_tracks, args.tracks)
+                t0 = time.perf_counter()
+                naive(ds_path, store_path, exprs, k, res)
+                print(f"    naive decode-every-pair loop: {(time.perf_counter() - t0) * args.tracks / k:.2f} s (on {k} tracks, scaled)")
 
 
 if __name__ == "__main__":
