@@ -588,3 +588,28 @@ def test_viz_dataset_moment_timeline(mevis_m):
             assert (px == np.array(draw.MOMENT)).all(axis=-1).all() == inside[t]
     _, y, _, h = sheet.legend
     assert (sheet.image[y : y + h] == np.array(draw.MOMENT)).all(axis=-1).sum() >= 50
+
+
+def test_validate_reports_bad_spans(mevis_m, tmp_path):
+    import shutil
+
+    from rvoskit.format import write_table
+
+    _, dss = mevis_m
+    bad = tmp_path / "bad"
+    shutil.copytree(dss["object"], bad)
+    m = open_dataset(bad).table("moments").to_pylist()
+    e = open_dataset(bad).expressions
+    eid = m[0]["expression_id"]
+    vid = m[0]["video_id"]
+    non_target = next(int(o) for o in open_dataset(bad).objects.query("video_id == @vid")["obj_id"]
+                      if int(o) not in set(int(x) for x in e.loc[eid, "obj_ids"]))
+    m += [dict(m[0], obj_id=None, start_idx=0, end_idx=0),  # both granularities in one expression
+          dict(m[0], obj_id=non_target),  # not a target
+          dict(m[0], start_idx=m[0]["end_idx"], end_idx=m[0]["end_idx"])]  # overlaps the first span
+    m.sort(key=lambda r: (r["video_id"], r["expression_id"], -1 if r["obj_id"] is None else r["obj_id"], r["start_idx"]))
+    write_table(bad / "moments.parquet", "moments", m)
+    problems = "\n".join(validate_dataset(bad))
+    assert "both object-level and expression-level" in problems
+    assert "not a target of the expression" in problems
+    assert "overlaps the previous span" in problems
