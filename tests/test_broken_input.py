@@ -341,6 +341,24 @@ def test_corrupt_refuses_a_broken_table_it_would_copy(native, tmp_path, case):
     fails("corrupt", d, "-t", "gaussian_noise", "--severity", "1", "--out", out, "-q", expect=[d / file, msg], out=out)
 
 
+def test_validate_null_values_inside_lists(native, tmp_path):
+    d = _broken(native, tmp_path, lambda d: None)
+    t = pq.read_table(d / "expressions.parquet")
+    i = t.schema.get_field_index("obj_ids")
+    vals = t["obj_ids"].to_pylist()
+    vals[0] = [None]
+    pq.write_table(t.set_column(i, t.schema.field(i), pa.array(vals, type=t.schema.field(i).type)), d / "expressions.parquet")
+    t = pq.read_table(d / "videos.parquet")
+    i = t.schema.get_field_index("frames")
+    frames = t["frames"].to_pylist()
+    frames[0][1] = None
+    pq.write_table(t.set_column(i, t.schema.field(i), pa.array(frames, type=t.schema.field(i).type)), d / "videos.parquet")
+    res = run("validate", d)
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert f"{d / 'expressions.parquet'}: dogs-scale/0: null in obj_ids" in res.output
+    assert f"{d / 'videos.parquet'}: dogs-scale: null or empty frame name" in res.output
+
+
 def test_info_missing_column_is_one_line(native, tmp_path):
     d = _broken(native, tmp_path, _no_area)
     fails("info", d, expect=[d / "masks.parquet", "missing column 'area'"])

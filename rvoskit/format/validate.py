@@ -39,6 +39,19 @@ def validate_dataset(path: str | Path, *, check_frames: bool = True, max_problem
     """
     path = Path(path)
     problems: list[str] = []
+    try:
+        _validate(path, problems, check_frames, max_problems)
+    except RvosError as exc:  # a reader's error the checks did not expect: still one problem line
+        problems.append(str(exc))
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, OSError) as exc:
+        # values no check foresaw (the tables' types are right, their contents are not): reported,
+        # never a traceback; the problems found so far are kept
+        problems.append(str(RvosError(f"cannot check further: {type(exc).__name__}: {' '.join(str(exc).split())}", file=path)))
+    return problems[:max_problems]
+
+
+def _validate(path: Path, problems: list[str], check_frames: bool, max_problems: int) -> None:
+    """The checks of :func:`validate_dataset`, appending to ``problems``."""
 
     def bad(file: str, item: str | None, msg: str) -> None:
         if len(problems) < max_problems:
@@ -53,7 +66,7 @@ def validate_dataset(path: str | Path, *, check_frames: bool = True, max_problem
     except RvosError as exc:
         err(exc)
         if not (path / "dataset.json").exists():
-            return problems  # not a dataset at all: the table checks would only repeat it
+            return  # not a dataset at all: the table checks would only repeat it
         ds = None
     tables: dict[str, pd.DataFrame | None] = {}
     for name in _TABLES:
@@ -95,6 +108,9 @@ def validate_dataset(path: str | Path, *, check_frames: bool = True, max_problem
                 bad("expressions.parquet", eid, "expression_id is not '<video_id>/<exp_id>'")
             if r["obj_ids"] is not None:
                 for o in r["obj_ids"]:
+                    if o is None or o != o:  # pandas reads a null list element as NaN
+                        bad("expressions.parquet", eid, "null in obj_ids")
+                        continue
                     if objset is not None and (r["video_id"], int(o)) not in objset:
                         bad("expressions.parquet", eid, f"target obj_id {o} is not an object of the video")
                 if r["anno_ids"] is not None and len(r["anno_ids"]) != len(r["obj_ids"]):
@@ -138,7 +154,6 @@ def validate_dataset(path: str | Path, *, check_frames: bool = True, max_problem
         for k, v in actual.items():
             if k in counts and counts[k] != v:
                 bad("dataset.json", f"counts.{k}", f"says {counts[k]}, the tables have {v}")
-    return problems
 
 
 def _check_videos(ds: RvosDataset | None, videos: pd.DataFrame, bad, err, check_frames: bool) -> None:
@@ -148,6 +163,9 @@ def _check_videos(ds: RvosDataset | None, videos: pd.DataFrame, bad, err, check_
             bad("videos.parquet", v, f"num_frames {n} but {len(r['frames'])} frames and {len(r['frame_files'])} frame files")
         if n == 0:
             bad("videos.parquet", v, "video has no frames")
+        if any(not isinstance(f, str) or not f for f in r["frames"]) or any(not isinstance(f, str) or not f for f in r["frame_files"]):
+            bad("videos.parquet", v, "null or empty frame name or frame file")
+            continue
         if int(r["height"]) <= 0 or int(r["width"]) <= 0:
             bad("videos.parquet", v, f"size {r['height']}x{r['width']} is not positive")
         af = r.get("annotated_frames")
