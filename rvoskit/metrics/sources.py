@@ -334,7 +334,7 @@ def check_predictions(spec: PredictionSpec, ds: RvosDataset, *, ignore_unknown: 
         if bad_v:
             if not ignore_unknown:
                 raise _unknown("video", bad_v, root)
-            report["unknown_videos"] += [str(root / v) if spec.kind == "png-sets" else v for v in bad_v]
+            report["unknown_videos"] += [f"{root.name}/{v}" if spec.kind == "png-sets" else v for v in bad_v]
         by_video = ds.expressions.groupby("video_id")["exp_id"].agg(set) if spec.kind == "png-expr" else None
         for vid in dirs:
             if vid not in frames_of:
