@@ -491,6 +491,10 @@ def test_pseudolabel_moments_oss(tmp_path):
     r = row(t, "v1/2", 1)
     assert r["moment_rule"] == "no-moment" and r["miou_union"] == pytest.approx(0.25) and np.isnan(r["miou_max"])
     assert meta["moments"]["expressions_per_rule"] == {"object-moment": 2, "expression-moment": 1, "no-moment": 1}
+    from rvoskit.selection.moments import positive_objects
+
+    pos = positive_objects(tmp_path / "oss")
+    assert pos[("v1/0", "grid", 0)] == (1,) and ("v1/0", "grid", 1) not in pos  # track 1: 0.5, not positive
     # without --moments: every frame, no rule
     plain = L.pseudolabel([store], ds, tmp_path / "plain", resolution="native")
     p = pd.read_parquet(tmp_path / "plain" / "labels.parquet")
@@ -545,7 +549,7 @@ def test_train_moment_sampling(tmp_path):
     sampler = MomentSampler({"syn": w["dataset"]}, 4)
     crop = sampler.crop(batch, np.random.default_rng(0))
     assert crop.tokens.shape[0] == 4 and crop.tokens.shape[2] == 4 and bool(crop.frame_mask.all())
-    assert sampler.counts == {"moment": 4, "uniform": 0}
+    assert sampler.counts == {"moment": 4, "uniform": 0, "oss_removed": 0}
     g = batch.group.numpy()
     for b in range(4):
         full = batch.tokens[int(g[b])]
@@ -613,3 +617,25 @@ def test_validate_reports_bad_spans(mevis_m, tmp_path):
     assert "both object-level and expression-level" in problems
     assert "not a target of the expression" in problems
     assert "overlaps the previous span" in problems
+
+
+def test_training_oss_takes_out_positive_tracks_whose_objects_miss_the_crop():
+    import torch
+
+    from rvoskit.selection.data import Sample
+    from rvoskit.selection.moments import MomentSampler
+
+    sampler = MomentSampler.__new__(MomentSampler)
+    T = 10
+    a, b = np.zeros(T, bool), np.zeros(T, bool)
+    a[0:2], b[8:10] = True, True
+    sampler.objects = {"s": {"v/0": {1: a, 2: b}}}
+    sampler.positives = {"s": {("v/0", "gt", 0): (1,), ("v/0", "gt", 1): (2,), ("v/0", "gt", 2): (1, 2)}}
+    sampler.counts = {"oss_removed": 0}
+    s = Sample("v/0", "v", "x", (("gt", 0), ("gt", 1), ("gt", 2), ("gt", 3)), np.array([1, 1, 1, 0], np.float32), dataset="s")
+    mask = torch.ones(4, dtype=torch.bool)
+    sampler._oss(s, np.array([5, 8]), mask)
+    assert mask.tolist() == [False, True, True, True] and sampler.counts["oss_removed"] == 1
+    mask = torch.ones(4, dtype=torch.bool)
+    sampler._oss(s, np.array([0, 9]), mask)  # both objects seen: nothing taken out
+    assert mask.all()

@@ -537,7 +537,8 @@ def train(
     if int(tcfg.get("moment_sampling") or 0) > 0:  # MeViS-M: TGL's moment-aware frame sampling (selection/moments.py)
         from rvoskit.selection.moments import MomentSampler
 
-        sampler = MomentSampler({ds.name: ds.record["dataset"] for ds in train_sets}, int(tcfg["moment_sampling"]))
+        sampler = MomentSampler({ds.name: ds.record["dataset"] for ds in train_sets}, int(tcfg["moment_sampling"]),
+                                labels={ds.name: ds.record["labels"] for ds in train_sets})
     for epoch in range(start + 1, int(tcfg["epochs"]) + 1):
         t0 = time.perf_counter()
         model.train()
