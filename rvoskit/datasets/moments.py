@@ -94,8 +94,8 @@ def dataset_queries(ds: RvosDataset | str | Path, fps: float, decimals: int | No
 
 
 def match_prediction_qids(lines: list[dict], info: Mapping[str, Any], *, file: str | Path) -> tuple[list[dict], int]:
-    """Map prediction lines onto a dataset's qids: an int qid (the export's) or an ``expression_id``
-    string; a line's ``vid``, when given, must be the expression's video.
+    """Map prediction lines onto a dataset's qids: an int qid (the export's; also as a digit string) or an
+    ``expression_id`` string; a line's ``vid``, when given, must be the expression's video.
 
     Returns:
         ``(lines with int qids, number of lines dropped because their expression has no moment)``.
@@ -112,6 +112,8 @@ def match_prediction_qids(lines: list[dict], info: Mapping[str, Any], *, file: s
             k = by_eid[qid]
         elif isinstance(qid, int) and not isinstance(qid, bool) and qid in info["qids"]:
             k = qid
+        elif isinstance(qid, str) and qid.isdigit() and int(qid) in info["qids"]:  # a qid written as text
+            k = int(qid)
         else:
             raise RvosError(f"qid {qid!r} is neither an expression index nor an expression_id of the dataset", file=file, item=f"line {n}")
         eid = info["qids"][k]
