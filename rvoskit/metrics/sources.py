@@ -133,11 +133,13 @@ def _table_spec(path: Path) -> PredictionSpec:
 
 
 def _zip_spec(path: Path) -> PredictionSpec:
-    """Extract a submission zip into a private temporary folder (removed at exit) and open that
-    folder, so that a zip is read exactly as the folder it was made from.
+    """Extract a submission zip (or a zip of a predictions folder) into a private temporary folder
+    (removed at exit) and open that folder, so that a zip is read exactly as the folder it was made
+    from. ``spec.origin`` is the zip; errors raised under ``spec.named()`` name it.
 
     Raises:
-        RvosError: not a zip, a member that would escape the folder (absolute, ``..``), or no PNG.
+        RvosError: not a zip, a member that would escape the folder (absolute, ``..``), no PNG or
+            Parquet file.
     """
     import atexit
     import shutil
@@ -154,8 +156,8 @@ def _zip_spec(path: Path) -> PredictionSpec:
             parts = Path(info.filename).parts
             if info.filename.startswith("/") or ".." in parts or (parts and ":" in parts[0]):
                 raise RvosError("zip member would be written outside its folder", file=path, item=info.filename)
-        if not any(i.filename.lower().endswith(".png") for i in names):
-            raise RvosError(f"the zip holds no PNG file (expected {EXPECTED})", file=path)
+        if not any(i.filename.lower().endswith((".png", ".parquet")) for i in names):
+            raise RvosError(f"the zip holds no PNG or Parquet file (expected {EXPECTED})", file=path)
         tmp = Path(tempfile.mkdtemp(prefix="rvoskit-zip-"))
         atexit.register(shutil.rmtree, tmp, True)
         try:
@@ -165,13 +167,14 @@ def _zip_spec(path: Path) -> PredictionSpec:
             raise RvosError(f"unreadable zip: {exc}", file=path) from None
     root = tmp
     dirs = _subdirs(root)
-    if len(dirs) == 1 and dirs[0] not in ("Annotations",) and not _files(root / dirs[0]) and _subdirs(root / dirs[0]) \
-            and all(_SET_DIR.fullmatch(d) or d == "Annotations" for d in _subdirs(root / dirs[0])):
-        root = root / dirs[0]  # a zip of the folder itself (``zip -r sub.zip results/``)
+    if len(dirs) == 1 and dirs[0] != "Annotations" and not (root / "predictions.parquet").exists():
+        inner = root / dirs[0]  # a zip of the folder itself (``zip -r sub.zip results/``)
+        sub = _subdirs(inner)
+        if (inner / "predictions.parquet").exists() or (
+                sub and not _files(inner) and all(_SET_DIR.fullmatch(d) or d == "Annotations" for d in sub)):
+            root = inner
     with PredictionSpec("png-expr", root, origin=path, zip_root=tmp).named():
         spec = open_predictions(root)
-    if spec.kind == "table":
-        raise RvosError("a zip of a predictions table: unzip it and pass the folder", file=path)
     return PredictionSpec(spec.kind, spec.path, origin=path, zip_root=tmp)
 
 
