@@ -1,21 +1,25 @@
-"""Converter speed and memory, side by side with the plain reference work in one run.
+"""Converter speed, side by side with the plain reference work, alternating (A B A B ...).
 
-    python benchmarks/bench_convert.py [--videos 12 --frames 40 --objects 5 --size 720x1280]
+    python benchmarks/bench_convert.py [--videos 24 --frames 40 --objects 5 --size 720x1280 --pairs 3]
 
-1. Ref-YouTube-VOS palette-PNG conversion vs a plain loop that decodes the same PNGs (Pillow) and
-   RLE-encodes every object (pycocotools): ratio plain / convert (goal >= 0.8: decode-bound).
-2. MeViS conversion vs json.load + decode + re-encode of every RLE of the same mask_dict.json:
-   ratio (goal >= 10x: the converter never decodes a mask).
-3. Peak memory (max RSS of a child process) of a MeViS conversion with N and 4N videos: ratio
-   (goal ~1: memory does not grow with the number of videos).
+1. ``convert mevis`` vs ``json.load`` of the same ``mask_dict.json`` (goal: at most 2x its time, i.e.
+   ratio json.load / convert >= 0.5), with the converter's checks (every RLE's counts cover H x W):
+   in one process (the functions), and as whole commands (``python -c "json.load(...)"`` vs
+   ``rvoskit convert mevis``, which also pays the CLI's start-up).
+2. MeViS conversion vs json.load + decode + re-encode of every RLE (what a converter that decodes
+   would do), in one process.
+3. Ref-YouTube-VOS palette-PNG conversion vs a plain loop that decodes the same PNGs (Pillow) and
+   RLE-encodes every object (pycocotools), in one process (goal >= 0.8: decode-bound).
+
+Peak memory against the input size is measured by bench_scaling.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
-import resource
+import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,9 +28,12 @@ import numpy as np
 import pycocotools.mask as cocomask
 from PIL import Image
 
-from rvoskit.datasets.mevis import convert_mevis
-from rvoskit.datasets.refytvos import convert_refytvos
-from rvoskit.datasets.synthetic import make_mevis, make_refytvos
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _ab import PY, Pairs, Run, alternate, report, rvoskit_cmd  # noqa: E402
+
+from rvoskit.datasets.mevis import convert_mevis  # noqa: E402
+from rvoskit.datasets.refytvos import convert_refytvos  # noqa: E402
+from rvoskit.datasets.synthetic import make_mevis, make_refytvos  # noqa: E402
 
 
 def plain_png_loop(root: Path) -> int:
@@ -53,61 +60,51 @@ def plain_mevis_loop(root: Path) -> int:
     return n
 
 
-def _child_convert(root: str, out: str, q) -> None:
-    convert_mevis(root, "train", out)
-    q.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-
-
-def peak_rss_mb(root: Path, out: Path) -> float:
-    q = mp.get_context("spawn").Queue()
-    p = mp.get_context("spawn").Process(target=_child_convert, args=(str(root), str(out), q))
-    p.start()
-    p.join()
-    return q.get()
-
-
-def timed(fn, *a, **k):
-    t = time.perf_counter()
-    r = fn(*a, **k)
-    return time.perf_counter() - t, r
+def alternate_fn(name: str, ref, ours, pairs: int):
+    """In-process A B A B of two callables; returns an _ab.Pairs (CPU = this process's time)."""
+    res = Pairs(name)
+    for _ in range(pairs):
+        for fn, dest in ((ref, res.ref), (ours, res.ours)):
+            t, c = time.perf_counter(), time.process_time()
+            fn()
+            dest.append(Run(time.perf_counter() - t, time.process_time() - c, 0.0))
+    return res
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--videos", type=int, default=12)
+    ap.add_argument("--videos", type=int, default=24)
     ap.add_argument("--frames", type=int, default=40)
     ap.add_argument("--objects", type=int, default=5)
     ap.add_argument("--size", default="720x1280")
+    ap.add_argument("--pairs", type=int, default=3)
     a = ap.parse_args()
     h, w = (int(x) for x in a.size.split("x"))
     tmp = Path(tempfile.mkdtemp(prefix="rvoskit-bench-"))
-    print(f"synthetic data: {a.videos} videos x {a.frames} frames x {a.objects} objects at {h}x{w} in {tmp}")
+    try:
+        mv = make_mevis(tmp / "mv", split="train", num_videos=a.videos, num_frames=a.frames, height=h, width=w,
+                        num_objects=a.objects, link_frames=True)
+        mask = mv / "train" / "mask_dict.json"
+        print(f"[1] MeViS: {a.videos} videos x {a.frames} frames x {a.objects} objects at {h}x{w}; mask_dict.json {mask.stat().st_size / 2**20:.1f} MiB")
+        out = tmp / "mv-out"
+        p = alternate_fn("json.load vs convert_mevis (in process)", lambda: json.loads(mask.read_bytes()),
+                         lambda: convert_mevis(mv, "train", out, overwrite=True), a.pairs)
+        report("bench_convert", "convert mevis vs json.load, in process", p, reference="json.load(mask_dict.json)",
+               goal="<= 2x json.load (ratio >= 0.5)", met=p.summary("wall")[0] >= 0.5)
+        p = alternate("json.load vs rvoskit convert mevis (commands)", [PY, "-c", f"import json; json.load(open({str(mask)!r}))"],
+                      rvoskit_cmd("convert", "mevis", str(mv), "--split", "train", "-o", str(out), "--overwrite", "-q"), a.pairs, verbose=False)
+        report("bench_convert", "convert mevis vs json.load, whole commands", p, reference="python -c json.load",
+               goal="<= 2x json.load (ratio >= 0.5)", met=p.summary("wall")[0] >= 0.5)
+        p = alternate_fn("decode+re-encode vs convert_mevis", lambda: plain_mevis_loop(mv), lambda: convert_mevis(mv, "train", out, overwrite=True), a.pairs)
+        report("bench_convert", "convert mevis vs json.load + decode + re-encode", p, reference="json.load + pycocotools decode/encode")
 
-    yt = make_refytvos(tmp / "yt", num_videos=a.videos, num_frames=a.frames, height=h, width=w, num_objects=a.objects, link_frames=True)
-    t_plain, n = timed(plain_png_loop, yt)
-    t_conv, _ = timed(convert_refytvos, yt, "train", tmp / "yt-out")
-    print(f"[1] palette PNGs: {n} object masks; plain decode+encode {t_plain:.2f} s, convert refytvos {t_conv:.2f} s"
-          f" -> ratio {t_plain / t_conv:.2f} (goal >= 0.8)")
-    t_conv2, _ = timed(convert_refytvos, yt, "train", tmp / "yt-out2", workers=2)
-    print(f"    convert refytvos --workers 2: {t_conv2:.2f} s -> speed-up {t_conv / t_conv2:.2f}x over 1 worker")
-
-    mv = make_mevis(tmp / "mv", split="train", num_videos=a.videos, num_frames=a.frames, height=h, width=w,
-                    num_objects=a.objects, link_frames=True)
-    t_plain, n = timed(plain_mevis_loop, mv)
-    t_conv, _ = timed(convert_mevis, mv, "train", tmp / "mv-out")
-    print(f"[2] MeViS mask_dict: {n} masks; json.load+decode+encode {t_plain:.2f} s, convert mevis {t_conv:.2f} s"
-          f" -> ratio {t_plain / t_conv:.1f}x (goal >= 10x)")
-
-    small = make_mevis(tmp / "mv-s", split="train", num_videos=a.videos, num_frames=a.frames, height=h, width=w,
-                       num_objects=a.objects, link_frames=True, seed=1)
-    big = make_mevis(tmp / "mv-b", split="train", num_videos=4 * a.videos, num_frames=a.frames, height=h, width=w,
-                     num_objects=a.objects, link_frames=True, seed=2)
-    r1 = peak_rss_mb(small, tmp / "s-out")
-    r4 = peak_rss_mb(big, tmp / "b-out")
-    size1 = (small / "train" / "mask_dict.json").stat().st_size / 2**20
-    size4 = (big / "train" / "mask_dict.json").stat().st_size / 2**20
-    print(f"[3] peak RSS: {a.videos} videos ({size1:.1f} MiB mask_dict) {r1:.0f} MiB; {4 * a.videos} videos ({size4:.1f} MiB) "
-          f"{r4:.0f} MiB -> ratio {r4 / r1:.2f} (goal ~1)")
+        yt = make_refytvos(tmp / "yt", num_videos=max(2, a.videos // 4), num_frames=a.frames, height=h, width=w, num_objects=a.objects, link_frames=True)
+        print(f"[3] Ref-YouTube-VOS: {max(2, a.videos // 4)} videos x {a.frames} palette PNGs")
+        p = alternate_fn("PNG loop vs convert_refytvos", lambda: plain_png_loop(yt), lambda: convert_refytvos(yt, "train", tmp / "yt-out", overwrite=True), a.pairs)
+        report("bench_convert", "convert refytvos vs Pillow decode + pycocotools encode loop", p, reference="plain PNG loop",
+               goal=">= 0.8", met=p.summary("wall")[0] >= 0.8)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
