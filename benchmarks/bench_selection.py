@@ -27,7 +27,7 @@ a *random-weight* RoBERTa-large (24 layers, 1024 wide: the shapes, hence the cos
    videos, expressions, tracks and frames; the two sets use different track source names and the
    same video ids), through the whole ``rvoskit.selection.train`` path (loading, token checks, one
    epoch, checkpoint and metrics files), runs alternated one / two / one / two ... (``--pairs``, 3),
-   median ratio two / one with min-max, for the epoch and for the whole call. Only this part runs
+   median ratio two / one with min-max, for the epoch (wall) and for the whole call (wall and CPU). Only this part runs
    with ``--joint``.
 4. ``--gpu-epoch``: one epoch at MeViS scale (1,662 videos, 23,051 expressions, 67 tracks, 80 frames
    by default) on synthetic in-memory tokens on ``cuda``; SOLA reports ~7 h for 13-15 epochs on one
@@ -277,15 +277,15 @@ def joint(args) -> None:
     print(f"joint: one set of {2 * v} videos vs two sets of {v} videos; {n} expressions, {args.gt}+{args.grid} tracks, {args.frames} frames; "
           f"model overrides {args.joint_set or 'none (SOLA)'}; torch threads {torch.get_num_threads()}")
     train(cfgs["one"], tmp / "warm", log=lambda m: None)  # text features cached, imports warm
-    times: dict[str, list[tuple[float, float]]] = {"one": [], "two": []}
+    times: dict[str, list[tuple[float, float, float]]] = {"one": [], "two": []}
     for k in range(args.pairs):
         for label in ("one", "two"):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             res = train(cfgs[label], tmp / f"run_{label}_{k}", log=lambda m: None)
-            total = time.perf_counter() - t0
-            times[label].append((res["metrics"][0]["train_seconds"], total))
-            print(f"  pair {k + 1} {label}: epoch {times[label][-1][0]:6.2f} s, whole call {total:6.2f} s")
-    for i, what in enumerate(("epoch", "whole call")):
+            total, cpu = time.perf_counter() - t0, time.process_time() - c0
+            times[label].append((res["metrics"][0]["train_seconds"], total, cpu))
+            print(f"  pair {k + 1} {label}: epoch {times[label][-1][0]:6.2f} s wall, whole call {total:6.2f} s wall, {cpu:6.2f} s CPU")
+    for i, what in enumerate(("epoch, wall", "whole call, wall", "whole call, CPU time (steadier on a shared machine)")):
         r = [t2[i] / t1[i] for t1, t2 in zip(times["one"], times["two"])]
         print(f"ratio two sets / one set ({what}): median {statistics.median(r):.3f} (min {min(r):.3f}, max {max(r):.3f}) over {len(r)} pairs")
 
@@ -302,7 +302,7 @@ def main() -> None:
     ap.add_argument("--mem-frames", type=int, default=200)
     ap.add_argument("--gpu-epoch", action="store_true", help="time one MeViS-scale epoch on CUDA")
     ap.add_argument("--joint", action="store_true", help="only part 3: two data sets vs one of the same total size")
-    ap.add_argument("--joint-videos", type=int, default=3, help="videos per set in --joint (the single set has twice as many)")
+    ap.add_argument("--joint-videos", type=int, default=2, help="videos per set in --joint (the single set has twice as many)")
     ap.add_argument("--joint-set", action="append", default=[], metavar="KEY=VALUE", help="config override for --joint (e.g. model.width=128)")
     ap.add_argument("--pairs", type=int, default=3, help="alternated (one, two) pairs in --joint")
     ap.add_argument("--batch-size", type=int, default=8)

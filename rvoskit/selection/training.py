@@ -6,13 +6,15 @@ patience 5) stepped on the mean validation loss each epoch; gradient clipping to
 42; a checkpoint every epoch; validation loss, accuracy, precision, recall and F1 at the threshold
 each epoch. Differences: batches of many expressions (SOLA: one per step; see ``data.batch_indices``),
 text features cached instead of running the text encoder every step, the optimizer, scheduler and
-RNG states in every checkpoint so that ``resume`` continues exactly, a run-independent shuffle
-(seeded by (seed, epoch)), bfloat16 autocast on CUDA.
+RNG states in the last checkpoint so that ``resume`` continues exactly, a run-independent shuffle
+(seeded by (seed, epoch)), bfloat16 autocast on CUDA, several named training / validation sets
+(SOLA's MeViS + Ref-YouTube-VOS training) with a sampling weight per set.
 
 Run directory::
 
     <run>/config.yaml                  effective config
-    <run>/checkpoints/epoch_NNN.pt     one per epoch (see rvoskit.selection.checkpoint)
+    <run>/run.json                     data sets seen, last and best epoch, checkpoints kept
+    <run>/checkpoints/epoch_NNN.pt     the last and the best by default (see rvoskit.selection.checkpoint)
     <run>/metrics.csv, metrics.json    one row per epoch
     <run>/curves.png                   loss and accuracy / precision / recall / F1 curves
 """
