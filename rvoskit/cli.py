@@ -46,24 +46,26 @@ _WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG}
 
 def _oserror_line(exc: OSError) -> str:
     """One line for a file-system error: ``cannot write OUT: <strerror>`` when it concerns the
-    command's output (its folder, its temporaries, a full or read-only disk), else ``FILE: <strerror>``."""
+    command's output (its folder, its temporaries, or a full / read-only disk with no file named),
+    ``cannot write FILE: <strerror>`` for another file that could not be written (a cache),
+    else ``FILE: <strerror>``."""
     from rvoskit.format.outputs import last_output
 
     reason = exc.strerror or str(exc) or type(exc).__name__
     out = last_output()
     name = exc.filename
+    if name is None:
+        if out is not None and (exc.errno in _WRITE_ERRNOS or exc.errno is None):
+            return f"cannot write {out}: {reason}"
+        return reason
+    n = Path(os.path.abspath(os.fsdecode(name)))
     if out is not None:
         o = Path(os.path.abspath(out))
-        concerns_out = exc.errno in _WRITE_ERRNOS or (name is None and exc.errno is None)
-        if name is not None:
-            n = Path(os.path.abspath(os.fsdecode(name)))
-            concerns_out = concerns_out or (n == o or n.is_relative_to(o) or o.is_relative_to(n)
-                                            or (n.parent == o.parent and n.name.startswith(f".{o.name}.")))
-        if concerns_out:
+        if n == o or n.is_relative_to(o) or o.is_relative_to(n) or (n.parent == o.parent and n.name.startswith(f".{o.name}.")):
             return f"cannot write {out}: {reason}"
-    if name is not None:
-        return f"{os.fsdecode(name)}: {reason}"
-    return reason
+    if exc.errno in _WRITE_ERRNOS:
+        return f"cannot write {os.fsdecode(name)}: {reason}"
+    return f"{os.fsdecode(name)}: {reason}"
 
 
 class _Group(TyperGroup):

@@ -628,3 +628,21 @@ def test_every_process_pool_goes_through_the_executor():
 def test_counts_report():
     """Printed with -s: cases tried and handled in this module (the issue asks for the counts)."""
     print(f"\nreliability cases: tried {COUNTS['tried']}, handled {COUNTS['handled']}")
+
+
+def test_file_system_errors_name_the_output_or_the_file(monkeypatch, tmp_path):
+    """``cannot write OUT`` only for the output (its folder, temporaries, lock, a disk error with no
+    file named); another file is named as itself."""
+    from rvoskit import cli
+    from rvoskit.format import outputs
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(outputs, "_last", [out])
+    cases = [
+        (OSError(errno.ENOSPC, "No space left on device"), f"cannot write {out}: No space left on device"),
+        (OSError(errno.EROFS, "Read-only file system", str(tmp_path / ".out.lock")), f"cannot write {out}: Read-only file system"),
+        (OSError(errno.ENOSPC, "No space left on device", "/cache/x"), "cannot write /cache/x: No space left on device"),
+        (OSError(errno.EACCES, "Permission denied", "/data/in.json"), "/data/in.json: Permission denied"),
+    ]
+    for exc, line in cases:
+        assert cli._oserror_line(exc) == line
