@@ -1,9 +1,9 @@
 """``rvoskit eval`` against vos-benchmark (the fastest public J&F evaluator), whole commands, one worker.
 
-    python benchmarks/bench_eval.py [--frames 30 --pairs 3 --sizes 480p,720p --protocols davis,mevis]
+    python benchmarks/bench_eval.py [--frames 1000 --pairs 3 --sizes 480p,720p --protocols davis,mevis]
 
 Data: the three real DAVIS sequences of tests/data (OSVOS result masks used as ground truth: judo,
-blackswan, bike-packing), the first ``--frames`` frames of each, at 854x480 and upsampled (nearest)
+blackswan, bike-packing: 153 frames), the first ``--frames`` frames of each, at 854x480 and upsampled (nearest)
 to 1280x720; predictions = the same objects two frames later.
 
 - davis: ``rvoskit eval DS PNG --protocol davis-semi -j 1`` (ground truth from the common format,
@@ -124,7 +124,7 @@ def check_identical(case: dict, ref_json: Path, out: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--frames", type=int, default=30, help="frames per sequence (3 sequences)")
+    ap.add_argument("--frames", type=int, default=1000, help="frames per sequence, at most (3 sequences of 34, 50 and 69 frames)")
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--sizes", default="480p,720p")
     ap.add_argument("--protocols", default="davis,mevis")
@@ -136,7 +136,7 @@ def main() -> None:
                 d = tmp / f"{protocol}-{size}"
                 d.mkdir()
                 case = make_case(d, protocol, SIZES[size], a.frames)
-                print(f"[{protocol} {size}] 3 sequences x {a.frames} frames at {SIZES[size][1]}x{SIZES[size][0]}", flush=True)
+                print(f"[{protocol} {size}] 3 sequences x <= {a.frames} frames at {SIZES[size][1]}x{SIZES[size][0]}", flush=True)
                 ref = [PY, str(REF), str(case["gt"]), str(case["vos_pred"]), str(d / "ref.json")] + (["--all-frames"] if case["all_frames"] else [])
                 ours = rvoskit_cmd("eval", str(case["ds"]), str(case["rv_pred"]), "--protocol", case["protocol"], "-j", "1",
                                    "--out", str(d / "out"), "--overwrite", "-q")

@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 # name -> (script, default args, --quick args)
 BENCHMARKS = {
     "convert": ("bench_convert.py", [], ["--videos", "12", "--frames", "30"]),
-    "eval": ("bench_eval.py", [], ["--frames", "30"]),
+    "eval": ("bench_eval.py", [], ["--frames", "30"]),  # default: the whole sequences (153 frames)
     "pseudolabel": ("bench_pseudolabel.py", [], ["--tracks", "24", "--frames", "40"]),
     "corrupt": ("bench_corrupt.py", [], ["--frames", "50"]),
     "scaling": ("bench_scaling.py", [], []),
@@ -49,7 +49,7 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         if "ratio" in r:
             val = (f"**{r['ratio']}x** ({r['ratio_min']}-{r['ratio_max']}) wall, {r['cpu_ratio']}x cpu; {r['pairs']} pairs; "
-                   f"{r['ref_s']} s vs {r['ours_s']} s; peak {r['ours_mib']} MiB")
+                   f"{r['ref_s']} s vs {r['ours_s']} s" + (f"; rvoskit peak {r['ours_mib']} MiB" if r.get("ours_mib") else ""))
         else:
             val = r.get("value", "")
         met = {True: "yes", False: "**no**", None: ""}[r.get("met")]
@@ -87,9 +87,10 @@ def main() -> None:
         os.unlink(jpath)
         if got:
             rows += got
-        else:
-            last = next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), "")
-            rows.append({"benchmark": script[:-3], "case": "(own output, see the log)", "value": last[:200], "met": None})
+        else:  # its own output: the lines that state a goal or a ratio (no progress bars)
+            lines = [ln.strip() for ln in text.splitlines() if any(w in ln for w in ("goal", "ratio", "median")) and "it/s]" not in ln]
+            for ln in lines[:6] or [next((x.strip() for x in reversed(text.splitlines()) if x.strip()), "")]:
+                rows.append({"benchmark": script[:-3], "case": "(its own output)", "value": ln[:300], "met": None})
         if p.returncode != 0:
             rows.append({"benchmark": script[:-3], "case": "FAILED", "value": f"exit {p.returncode}", "met": False})
         print(f"== {name}: {secs:.0f} s", flush=True)
@@ -100,6 +101,7 @@ def main() -> None:
     md = f"{head}\n\n{table(rows)}\n"
     Path(a.out).write_text(md, encoding="utf-8")
     Path(a.out + ".log").write_text("\n".join(log_parts), encoding="utf-8")
+    Path(a.out + ".json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
     print(md)
 
 
