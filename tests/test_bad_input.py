@@ -169,7 +169,9 @@ def test_existing_output_is_not_clobbered(mevis, tmp_path):
     out.mkdir()
     (out / "keep.txt").write_text("precious")
     res = runner.invoke(app, ["convert", "mevis", str(root), "--out", str(out), "--quiet"])
-    assert res.exit_code == 2 and "--overwrite" in res.output
+    assert res.exit_code == 2 and "exists and is not an rvoskit dataset" in res.output  # --overwrite would not help
+    res = runner.invoke(app, ["convert", "mevis", str(root), "--out", str(out), "--quiet", "--overwrite"])
+    assert res.exit_code == 2 and "--overwrite only replaces an rvoskit dataset" in res.output
     assert (out / "keep.txt").read_text() == "precious"
 
 
