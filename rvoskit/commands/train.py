@@ -67,7 +67,7 @@ def parse_set_spec(spec: str, option: str) -> tuple[str, dict]:
 
 
 def train_command(
-    dataset: Optional[Path] = typer.Argument(None, help="Training dataset (common format); or give several sets with --train.", show_default=False, metavar="[DATASET]"),
+    dataset: Optional[Path] = typer.Argument(None, help="Training dataset (common format); or give several sets with --train.", show_default=False, metavar="DATASET"),
     out: Path = opt.out_option("Run directory (checkpoints, metrics, curves)."),
     tracks: list[str] = opt.tracks_option("Training track store of DATASET, NAME=DIR or DIR (name = folder name); repeat for several sources."),
     labels: Optional[Path] = opt.labels_option("Pseudo-labels directory (labels.parquet) of DATASET's stores."),
