@@ -379,3 +379,31 @@ def test_full_disk_during_training_is_one_line_and_leaves_no_checkpoint(world, t
     lines = [line for line in res.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "cannot write" in lines[0] and "No space left on device" in lines[0] and "Traceback" not in res.output, res.output
     assert not list(out.rglob("*.pt")) and not list(out.rglob(".*tmp*"))
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("nocolon", "is not NAME:dataset=DIR"),
+        ("a:dataset", "is not key=value"),
+        ("a:dataset=x,colour=red", "unknown key 'colour'"),
+        ("a:dataset=x,dataset=y", "'dataset' given twice"),
+        ("a b:dataset=x,tracks=t,labels=l", "must use only letters"),
+        ("a:dataset=x,tracks=t,labels=l,weight=-1", "weight must be a number >= 0"),
+        ("a:dataset=x", "data set needs tracks, labels"),
+    ],
+)
+def test_bad_set_specs_are_one_line_errors(tmp_path, spec, message):
+    res = CliRunner().invoke(app, ["train", "--train", spec, "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output, res.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_single_and_named_forms_do_not_mix(world, tmp_path):
+    w = world["a"]
+    res = CliRunner().invoke(app, ["train", w["dataset"], "--train", _spec(world["b"], "beta"), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "either" in res.output
+    res = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "give the training data" in res.output
+    with pytest.raises(RvosError, match="mixes the single-set keys"):
+        data_sets(load_config(None, ["data.train.dataset=x", "data.train.other.dataset=y"]), "train", check_paths=False)
