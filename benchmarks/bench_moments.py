@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import io
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -66,6 +67,12 @@ def make_queries(n: int, seed: int = 0) -> tuple[list[dict], list[dict]]:
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+def _cpu() -> float:
+    """User + sys seconds of this process and its finished children (the reference's pool)."""
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
 
 
 def run_reference(gt_path: Path, pred_path: Path, workers: int) -> tuple[float, dict]:
@@ -145,10 +152,20 @@ def main() -> None:
         tmp = Path(d)
         gt, pred = make_queries(args.queries)
         gt_path, pred_path = write_jsonl(tmp / "gt.jsonl", gt), write_jsonl(tmp / "pred.jsonl", pred)
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _ab import Pairs, Run, report
+
+        pairs = Pairs("moments eval")
+        peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # noqa: E731 (process-wide)
         ta, tb = [], []
         for i in range(args.pairs):
+            c0 = _cpu()
             a, ra = run_reference(gt_path, pred_path, args.workers)
+            c1 = _cpu()
             b, rb = run_rvoskit(gt_path, pred_path)
+            c2 = _cpu()
+            pairs.ref.append(Run(a, c1 - c0, peak()))
+            pairs.ours.append(Run(b, c2 - c1, peak()))
             same = mr(ra) == mr(rb)
             print(f"pair {i + 1}: reference {a:.2f} s, rvoskit {b:.2f} s, ratio {a / b:.1f}x, identical {same}")
             if not same:
@@ -159,6 +176,8 @@ def main() -> None:
         print(f"part 1: {args.queries:,} queries x 10 windows, {args.pairs} pairs: reference median {statistics.median(ta):.2f} s, "
               f"rvoskit median {statistics.median(tb):.2f} s; ratio median {statistics.median(ratios):.1f}x "
               f"(min {min(ratios):.1f}, max {max(ratios):.1f}); MR numbers identical on every pair")
+        report("bench_moments", f"moments eval, {args.queries:,} queries x 10 windows (JSONL), in process, MR numbers identical",
+               pairs, reference=f"Moment-DETR standalone_eval eval_submission, Pool({args.workers})")
         ds, dpred = build_dataset(tmp, args.expressions)
         t0 = time.perf_counter()
         r = subprocess.run([sys.executable, "-m", "rvoskit.cli", "moments", "eval", str(ds), str(dpred), "--fps", "6", "-q",
@@ -169,6 +188,8 @@ def main() -> None:
         s = json.loads((tmp / "ev" / "summary.json").read_text())
         print(f"part 2: rvoskit moments eval on a MeViS-M dataset of {args.expressions:,} expressions (CLI, process start "
               f"included): {t:.2f} s (evaluation {s['seconds']:.2f} s); MR-full-mAP {s['brief']['MR-full-mAP']}")
+        report("bench_moments", f"moments eval DATASET, {args.expressions:,} MeViS-M expressions, CLI", goal="seconds",
+               value=f"{t:.2f} s whole command, {s['seconds']:.2f} s evaluation", met=t < 60)
 
 
 if __name__ == "__main__":
