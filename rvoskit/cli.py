@@ -156,6 +156,9 @@ def main() -> None:
     except RvosError as exc:  # raised outside a command (e.g. while parsing)
         print_error(str(exc))
         sys.exit(2)
+    except KeyboardInterrupt:  # outside a command (while starting up)
+        print_error("rerun the same command to resume", prefix="interrupted: ")
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -539,6 +539,11 @@ RANGES = [
     ["viz", "dataset", "{ds}", "--fps", "0"],
     ["corrupt", "{ds}", "--type", "snow", "--severity", "1", "--quality", "0"],
     ["export", "{ds}", "{pred}", "--to", "davis", "--anno-set", "7"],
+    ["score", "{ds}", "--checkpoint", "{ds}", "--tracks", "{ds}", "--tau", "1.5"],
+    ["score", "{ds}", "--checkpoint", "{ds}", "--tracks", "{ds}", "--tau", "nan"],
+    ["score", "{ds}", "--checkpoint", "{ds}", "--tracks", "{ds}", "--batch-size", "0"],
+    ["train", "{ds}", "--epochs", "0"],
+    ["train", "{ds}", "--batch-size", "0"],
 ]
 
 
