@@ -651,3 +651,17 @@ def test_file_system_errors_name_the_output_or_the_file(monkeypatch, tmp_path):
     ]
     for exc, line in cases:
         assert cli._oserror_line(exc) == line
+
+
+def test_atomic_dir_never_replaces_an_output_that_appeared_meanwhile(tmp_path):
+    """Two writers without the CLI's lock (library callers): the second does not silently replace the first."""
+    from rvoskit.format.atomic import atomic_dir
+
+    out = tmp_path / "ds"
+    with pytest.raises(RvosError, match="appeared while"):
+        with atomic_dir(out) as tmp:
+            (tmp / "dataset.json").write_text("{}")
+            with atomic_dir(out) as tmp2:  # the other writer finishes first
+                (tmp2 / "dataset.json").write_text('{"first": true}')
+    assert (out / "dataset.json").read_text() == '{"first": true}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]

@@ -101,6 +101,9 @@ def atomic_dir(out: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     try:
         _usual_mode(tmp, directory=True)
         yield tmp
+        if (out.exists() or out.is_symlink()) and not overwrite:  # another writer finished first
+            raise RvosError("output appeared while this run was writing it (another process?); "
+                            "pass --overwrite to replace it", file=out)
         _check_replaceable(out)
         old = None
         if out.exists() or out.is_symlink():
