@@ -120,10 +120,15 @@ def die_with_parent(parent_pid: int | None = None) -> None:
         os._exit(1)
 
 
-def _worker_init(parent_pid: int | None, initializer: Callable[..., None] | None, initargs: tuple) -> None:
-    """Initializer of ``process`` workers: die with the parent, one OpenCV thread, the stage's own."""
+def _worker_init(parent_pid: int | None, initializer: Callable[..., None] | None, initargs: tuple, forked: bool = False) -> None:
+    """Initializer of ``process`` workers: die with the parent, one OpenCV thread, the stage's own.
+
+    A forked worker leaves OpenCV's thread count alone: ``cv2.setNumThreads`` in a child forked from
+    a parent whose OpenCV pool has run waits for pool threads that do not exist in the child (hangs).
+    """
     die_with_parent(parent_pid)
-    _one_thread()
+    if not forked:
+        _one_thread()
     if initializer is not None:
         initializer(*initargs)
 
@@ -213,7 +218,7 @@ def _imap_process(fn, units, executor, ordered, window, initializer, initargs, o
     window = max(1, window or 2 * workers)
     ctx = multiprocessing.get_context(start_method)
     it = iter(units)
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(), initializer, initargs))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(), initializer, initargs, start_method == "fork"))
     pending: collections.deque | set = collections.deque() if ordered else set()
     try:
         while True:
