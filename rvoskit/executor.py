@@ -184,7 +184,8 @@ def imap(
         on_error: called with ``(unit, exception)`` for a failed unit instead of raising;
             the unit is not yielded. Without it the first failure cancels the rest and is raised.
         start_method: ``spawn`` (default: safe with OpenCV / Arrow threads in the parent) or
-            ``fork`` (workers start at once; a script needs no ``__main__`` guard).
+            ``fork`` (workers start at once; a script needs no ``__main__`` guard); ``fork`` turns
+            into ``spawn`` once Ray has been imported in this process.
 
     Raises:
         RvosError: the executor's options are wrong, Ray is missing or unreachable, or a unit
@@ -216,6 +217,8 @@ def _imap_process(fn, units, executor, ordered, window, initializer, initargs, o
 
     workers = max(1, int(executor.workers))
     window = max(1, window or 2 * workers)
+    if start_method == "fork" and "ray" in sys.modules:
+        start_method = "spawn"  # Ray's threads (they outlive ray.shutdown) can deadlock a forked child
     ctx = multiprocessing.get_context(start_method)
     it = iter(units)
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(), initializer, initargs, start_method == "fork"))
