@@ -54,6 +54,11 @@ _LAZY = {
     "write_predictions": "rvoskit.format.predictions",
     "evaluate": "rvoskit.metrics.evaluation",
     "write_results": "rvoskit.metrics.report",
+    # MeViS-M moments (moment retrieval; docs/moments.md)
+    "dataset_queries": "rvoskit.datasets.moments",
+    "export_moments": "rvoskit.datasets.moments",
+    "eval_moment_retrieval": "rvoskit.metrics.moments",
+    "keyframe_accuracy": "rvoskit.metrics.moments",
     # export
     "export_mevis": "rvoskit.datasets.export",
     "export_ytvis": "rvoskit.datasets.export",
