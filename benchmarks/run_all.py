@@ -35,7 +35,7 @@ BENCHMARKS = {
     "tracks": ("bench_tracks.py", [], []),
     "metrics": ("bench_metrics.py", [], ["--frames", "100", "--videos", "3"]),
     "selection": ("bench_selection.py", [], ["--quick"]),
-    "other_metrics": ("bench_other_metrics.py", [], []),
+    "other_metrics": ("bench_other_metrics.py", [], ["--samples", "1000"]),
     "moments": ("bench_moments.py", [], []),
 }
 
