@@ -193,6 +193,13 @@ def test_a2d_conversion_quirks(a2d):
         px = ds.read_frame("vidD_test", n - 1).reshape(-1, 3).mean(0)
         assert np.abs(px - native.frame_colour(n)).max() < 6
     assert ds.video("vidD_test")["num_frames"] == a2d["T"]
+    # --frame-format jpg: the same tables, JPEG frames of the same content
+    r = runner.invoke(app, ["convert", "a2d", str(a2d["root"]), "--out", str(a2d["base"] / "jpg"), "--frame-format", "jpg", "--quiet"])
+    assert r.exit_code == 0, r.output
+    j = open_dataset(a2d["base"] / "jpg")
+    assert j.video("vidD_test")["frame_files"][6].endswith("00007.jpg")
+    assert np.abs(j.read_frame("vidD_test", 6).reshape(-1, 3).mean(0) - native.frame_colour(7)).max() < 8
+    pd.testing.assert_frame_equal(j.masks(), ds.masks())
 
 
 def test_a2d_eval_identical_to_mttr(a2d, tmp_path):

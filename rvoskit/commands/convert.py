@@ -164,6 +164,7 @@ def a2d(
     split: str = opt.split_option("test", help="train or test (videoset.csv column 9: 0 train, 1 test)."),
     out: Path = OUT,
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes decoding clips and reading h5 files."),
+    frame_format: str = typer.Option("png", "--frame-format", help="Frames written from the clips: png (lossless, the decoded pixels) or jpg (quality 95, ~10x smaller)."),
     executor: str = executor_option(),
     ray_address: str = ray_address_option(),
     overwrite: bool = OVERWRITE,
@@ -184,7 +185,7 @@ def a2d(
 
     claim_output(out, kind="dataset", inputs=[root], overwrite=overwrite)
     t0 = time.perf_counter()
-    convert_a2d(root, split, out, workers=workers, executor=executor, ray_address=ray_address, overwrite=overwrite, show_progress=not quiet)
+    convert_a2d(root, split, out, workers=workers, frame_format=frame_format, executor=executor, ray_address=ray_address, overwrite=overwrite, show_progress=not quiet)
     _done(out, t0, quiet)
 
 

@@ -160,7 +160,7 @@ def _video_job(job: tuple) -> dict:
     """Worker: frames (decode + write, or list) and the h5 masks of one video."""
     import cv2
 
-    vid, clip, png_dir, h5_dir, frames_out = job
+    vid, clip, png_dir, h5_dir, frames_out, fmt = job
     if png_dir is not None:
         png_dir = Path(png_dir)
         require(png_dir.is_dir(), "missing frame folder", file=png_dir, item=vid)
@@ -178,13 +178,14 @@ def _video_job(job: tuple) -> dict:
         d = Path(frames_out) / sub
         d.mkdir(parents=True, exist_ok=True)
         names, files = [], []
+        params = [cv2.IMWRITE_PNG_COMPRESSION, 1] if fmt == "png" else [cv2.IMWRITE_JPEG_QUALITY, 95]
         for n, fr in enumerate(frames, 1):
             require(fr.shape[:2] == (H, W), "frame sizes change within the clip", file=clip, item=f"{vid} frame {n}")
             name = f"{n:05d}"
-            if not cv2.imwrite(str(d / f"{name}.png"), cv2.cvtColor(fr, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1]):
-                raise RvosError("cannot write frame", file=d / f"{name}.png", item=vid)
+            if not cv2.imwrite(str(d / f"{name}.{fmt}"), cv2.cvtColor(fr, cv2.COLOR_RGB2BGR), params):
+                raise RvosError("cannot write frame", file=d / f"{name}.{fmt}", item=vid)
             names.append(name)
-            files.append(f"frames/{sub}/{name}.png")
+            files.append(f"frames/{sub}/{name}.{fmt}")
     T = len(names)
     objs, ts, counts = [], [], []
     annotated = []
@@ -213,6 +214,7 @@ def convert_a2d(
     out: str | Path,
     *,
     workers: int = 1,
+    frame_format: str = "png",
     executor: str | Executor | None = None,
     ray_address: str | None = None,
     overwrite: bool = False,
@@ -231,6 +233,8 @@ def convert_a2d(
         split: ``train`` or ``test``.
         out: output dataset directory (written atomically; frames under ``out/frames``).
         workers: processes decoding clips and reading h5 files.
+        frame_format: ``png`` (lossless: the decoded pixels exactly, as MTTR feeds them) or
+            ``jpg`` (quality 95, about ten times smaller) for the frames written from the clips.
         executor, ray_address: see :mod:`rvoskit.executor`.
         overwrite: replace an existing ``out``.
         show_progress: rich progress bar.
@@ -242,6 +246,7 @@ def convert_a2d(
         RvosError: bad input (one line naming the file and item); nothing is left at ``out``.
     """
     require(split in SPLITS, f"unknown split {split!r}; choose train or test", item="--split")
+    require(frame_format in ("png", "jpg"), f"unknown frame format {frame_format!r}; choose png or jpg", item="--frame-format")
     ex = resolve_executor(executor, workers, ray_address)
     root = Path(root)
     videoset_path = root / "Release" / "videoset.csv"
@@ -273,12 +278,12 @@ def convert_a2d(
             raise RvosError(f"{len(missing)} clip(s) missing: {shown}", file=clip_root)
     frame_root = png_root.resolve() if use_pngs else "."
     with DatasetWriter(out, dataset="a2d", split=split, frame_root=frame_root, source_root=root,
-                       options={"split": split, "frames": "pngs320H" if use_pngs else "decoded clips (PyAV)", "workers": workers},
+                       options={"split": split, "frames": "pngs320H" if use_pngs else f"decoded clips (PyAV), {frame_format}", "workers": workers},
                        overwrite=overwrite) as w:
         for p in (videoset_path, text_path, missed_path):
             w.add_input(p)
         frames_out = w.tmp / "frames"
-        jobs = [(v, str(clip_root / f"{v}.mp4"), str(png_root / v) if use_pngs else None, str(h5_root / v), str(frames_out))
+        jobs = [(v, str(clip_root / f"{v}.mp4"), str(png_root / v) if use_pngs else None, str(h5_root / v), str(frames_out), frame_format)
                 for v in sorted(per_video)]
         results = {}
         with progress_bar(disable=not show_progress) as bar:
