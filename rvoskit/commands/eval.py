@@ -159,9 +159,10 @@ def _eval_referring(dataset: Path, predictions: Path, protocol: str, out: Path |
         return
     console = Console()
     t = Table(title=f"{protocol} — {result.info['n_samples']:,} samples, {result.info['n_candidates']:,} candidates")
-    for k in result.summary:
-        t.add_column(k, justify="right")
-    t.add_row(*[f"{100 * v:.2f}" for v in result.summary.values()])
+    t.add_column("metric")
+    t.add_column("x100", justify="right")
+    for k, v in result.summary.items():
+        t.add_row(k, "—" if v is None or v < 0 else f"{100 * v:.2f}")  # COCOeval's -1: no ground truth in that area range
     console.print(t)
     if result.info["ignored_prediction_rows"]:
         console.print(f"[yellow]{result.info['ignored_prediction_rows']} prediction row(s) on frames that are not evaluated were ignored[/]")
