@@ -289,25 +289,43 @@ def test_coco_map_identical_random_many_images(tmp_path):
     assert coco_segm_map([im["id"] for im in images], gt_rles, areas, sizes, cand2) == {k: want2[k] for k in ap}
 
 
-def test_a2d_bad_input_one_line_nothing_written(a2d, tmp_path):
+def test_a2d_bad_input_one_line_nothing_written_and_resume(a2d, tmp_path):
+    """Bad input is one line, exit 2, no OUT; the clips decoded before the error stay in the work
+    folder beside OUT (each complete, with its marker) and the rerun after the fix resumes there."""
     import shutil
 
     root = tmp_path / "a2d_sentences"
     shutil.copytree(a2d["root"], root)
-    bad = root / "text_annotations" / "a2d_annotation_with_instances" / "vidB_test" / "00006.h5"
-    bad.write_bytes(b"not an h5 file")
+    h5 = root / "text_annotations" / "a2d_annotation_with_instances" / "vidB_test" / "00006.h5"
+    good = h5.read_bytes()
+    h5.write_bytes(b"not an h5 file")
     out = tmp_path / "out"
+    work = tmp_path / ".out.partial"
     r = runner.invoke(app, ["convert", "a2d", str(root), "--split", "test", "--out", str(out), "--quiet"])
     assert r.exit_code == 2
     assert "00006.h5" in r.output and "unreadable h5" in r.output and "Traceback" not in r.output
-    assert not out.exists() and not any(p.name.startswith(".out") for p in tmp_path.iterdir())
-    (root / "Release" / "clips320H" / "vidA_test.mp4").unlink()
-    bad.unlink()
+    assert len(r.output.strip().splitlines()) == 1 and not out.exists()
+    assert not any(".tmp-" in p.name for p in tmp_path.rglob("*"))
+    done = sorted(p.stem for p in (work / "done").glob("*.json"))
+    assert "-vidC_test" in done and sorted(p.name for p in (work / "frames").iterdir()) == done  # decoded before the h5 error (id order: -vidC, vidA, vidB)
+    ino = (work / "frames" / "-vidC_test" / "00001.png").stat().st_ino
+    # other options on the same work folder: refused without --overwrite
+    r = runner.invoke(app, ["convert", "a2d", str(root), "--split", "test", "--frame-format", "jpg", "--out", str(out), "--quiet"])
+    assert r.exit_code == 2 and "partial conversion with other options" in r.output
+    h5.write_bytes(good)
     r = runner.invoke(app, ["convert", "a2d", str(root), "--split", "test", "--out", str(out), "--quiet"])
-    assert r.exit_code == 2 and "vidA_test" in r.output and "clip" in r.output and not out.exists()
+    assert r.exit_code == 0, r.output
+    assert (out / "frames" / "-vidC_test" / "00001.png").stat().st_ino == ino  # not decoded again
+    assert not work.exists()
+    pd.testing.assert_frame_equal(open_dataset(out).masks(), open_dataset(a2d["ds"]).masks())
+
+    out2 = tmp_path / "out2"
+    (root / "Release" / "clips320H" / "vidA_test.mp4").unlink()
+    r = runner.invoke(app, ["convert", "a2d", str(root), "--split", "test", "--out", str(out2), "--quiet"])
+    assert r.exit_code == 2 and "vidA_test" in r.output and "clip" in r.output and not out2.exists()
     (root / "Release" / "clips320H" / "vidA_test.mp4").write_bytes(b"\x00\x00\x00 ftypisom garbage")
-    r = runner.invoke(app, ["convert", "a2d", str(root), "--split", "test", "--out", str(out), "--quiet", "-j", "2"])
-    assert r.exit_code == 2 and "unreadable clip" in r.output and "vidA_test.mp4" in r.output and not out.exists(), r.output
+    r = runner.invoke(app, ["convert", "a2d", str(root), "--split", "test", "--out", str(out2), "--quiet", "-j", "2"])
+    assert r.exit_code == 2 and "unreadable clip" in r.output and "vidA_test.mp4" in r.output and not out2.exists(), r.output
 
 
 # -- JHMDB ---------------------------------------------------------------------------------------

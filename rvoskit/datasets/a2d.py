@@ -24,13 +24,17 @@ What MTTR does, and so rvoskit:
 Frames: each clip is decoded once with PyAV (what ``torchvision.io.read_video`` uses) and every
 decoded frame is written as ``frames/<vid>/<n:05d>.png`` (n = 1-based decoded index, so frame
 ``n`` is MTTR's ``video_frames[n - 1]``; no resampling). With ``Release/pngs320H`` present the
-extracted frames are referenced instead.
+extracted frames are referenced instead. Decoding is resumable: clips are decoded into
+``.<out>.partial/`` beside the output (one folder per clip renamed into place, then a marker) and
+a rerun of the same conversion skips the clips already there.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -156,6 +160,50 @@ def decode_clip(path: Path) -> list[np.ndarray]:
     return frames
 
 
+def _decoded_frames(vid: str, clip: Path, work: Path, fmt: str) -> tuple[list[str], list[str], int, int]:
+    """Decode a clip into ``<work>/frames/<safe vid>/<n:05d>.<fmt>`` once: a video whose marker
+    ``<work>/done/<safe vid>.json`` exists is not decoded again (a killed conversion resumes).
+    The frames are written in a ``.tmp-`` folder renamed into place, then the marker."""
+    import json
+    import os
+    import shutil
+    import tempfile
+
+    import cv2
+
+    sub = safe_name(vid)
+    marker = work / "done" / f"{sub}.json"
+    if marker.is_file():
+        m = json.loads(marker.read_text(encoding="utf-8"))
+        return m["names"], m["files"], m["H"], m["W"]
+    frames = decode_clip(clip)
+    H, W = frames[0].shape[:2]
+    final = work / "frames" / sub
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{sub}.tmp-", dir=final.parent))
+    try:
+        names, files = [], []
+        params = [cv2.IMWRITE_PNG_COMPRESSION, 1] if fmt == "png" else [cv2.IMWRITE_JPEG_QUALITY, 95]
+        for n, fr in enumerate(frames, 1):
+            require(fr.shape[:2] == (H, W), "frame sizes change within the clip", file=clip, item=f"{vid} frame {n}")
+            name = f"{n:05d}"
+            if not cv2.imwrite(str(tmp / f"{name}.{fmt}"), cv2.cvtColor(fr, cv2.COLOR_RGB2BGR), params):
+                raise RvosError("cannot write frame", file=final / f"{name}.{fmt}", item=vid)
+            names.append(name)
+            files.append(f"frames/{sub}/{name}.{fmt}")
+        if final.exists():  # frames of a run killed before its marker
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    mtmp = marker.with_name(f".{marker.name}.tmp-{os.getpid()}")
+    mtmp.write_text(json.dumps({"video_id": vid, "names": names, "files": files, "H": int(H), "W": int(W)}), encoding="utf-8")
+    os.replace(mtmp, marker)
+    return names, files, int(H), int(W)
+
+
 def _video_job(job: tuple) -> dict:
     """Worker: frames (decode + write, or list) and the h5 masks of one video."""
     import cv2
@@ -172,20 +220,7 @@ def _video_job(job: tuple) -> dict:
 
         H, W = image_size(png_dir / ext[names[0]])
     else:
-        frames = decode_clip(Path(clip))
-        H, W = frames[0].shape[:2]
-        sub = safe_name(vid)
-        d = Path(frames_out) / sub
-        d.mkdir(parents=True, exist_ok=True)
-        names, files = [], []
-        params = [cv2.IMWRITE_PNG_COMPRESSION, 1] if fmt == "png" else [cv2.IMWRITE_JPEG_QUALITY, 95]
-        for n, fr in enumerate(frames, 1):
-            require(fr.shape[:2] == (H, W), "frame sizes change within the clip", file=clip, item=f"{vid} frame {n}")
-            name = f"{n:05d}"
-            if not cv2.imwrite(str(d / f"{name}.{fmt}"), cv2.cvtColor(fr, cv2.COLOR_RGB2BGR), params):
-                raise RvosError("cannot write frame", file=d / f"{name}.{fmt}", item=vid)
-            names.append(name)
-            files.append(f"frames/{sub}/{name}.{fmt}")
+        names, files, H, W = _decoded_frames(vid, Path(clip), Path(frames_out), fmt)
     T = len(names)
     objs, ts, counts = [], [], []
     annotated = []
@@ -277,13 +312,17 @@ def convert_a2d(
             shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
             raise RvosError(f"{len(missing)} clip(s) missing: {shown}", file=clip_root)
     frame_root = png_root.resolve() if use_pngs else "."
+    # decoded frames are built in a work folder beside the output, kept when a run is killed, so
+    # that rerunning the same command resumes (videos already decoded are not decoded again)
+    work = Path(out).parent / f".{Path(out).name}.partial"
+    if not use_pngs:
+        _prepare_work(work, {"root": str(root.resolve()), "split": split, "frame_format": frame_format}, overwrite)
     with DatasetWriter(out, dataset="a2d", split=split, frame_root=frame_root, source_root=root,
                        options={"split": split, "frames": "pngs320H" if use_pngs else f"decoded clips (PyAV), {frame_format}", "workers": workers},
                        overwrite=overwrite) as w:
         for p in (videoset_path, text_path, missed_path):
             w.add_input(p)
-        frames_out = w.tmp / "frames"
-        jobs = [(v, str(clip_root / f"{v}.mp4"), str(png_root / v) if use_pngs else None, str(h5_root / v), str(frames_out), frame_format)
+        jobs = [(v, str(clip_root / f"{v}.mp4"), str(png_root / v) if use_pngs else None, str(h5_root / v), str(work), frame_format)
                 for v in sorted(per_video)]
         results = {}
         with progress_bar(disable=not show_progress) as bar:
@@ -306,4 +345,33 @@ def convert_a2d(
             n_samples += sum(present.get(i, 0) for _, i, _ in per_video[vid])
             w.add_masks(vid, r["rows"])
         w.set_extra("samples", n_samples)
+        if not use_pngs:
+            os.replace(work / "frames", w.tmp / "frames")  # same file system: beside the output
+    if not use_pngs:
+        shutil.rmtree(work, ignore_errors=True)
     return Path(out)
+
+
+def _prepare_work(work: Path, options: dict, overwrite: bool) -> None:
+    """Create the resumable work folder, or check that the one there was made with the same options.
+
+    Raises:
+        RvosError: a work folder of a run with other options (without ``overwrite``, which
+            discards it).
+    """
+    import json
+
+    opt = work / "options.json"
+    if work.exists():
+        try:
+            same = json.loads(opt.read_text(encoding="utf-8")) == options
+        except (OSError, ValueError):
+            same = False
+        if not same:
+            if not overwrite:
+                raise RvosError("a partial conversion with other options (or another root) is here; rerun with the same options "
+                                "to resume, or pass --overwrite to start again", file=work)
+            shutil.rmtree(work)
+    if not work.exists():
+        work.mkdir(parents=True)
+        opt.write_text(json.dumps(options), encoding="utf-8")
