@@ -58,3 +58,13 @@ def test_pixel_counts_flag_every_rle_the_exact_parse_rejects():
     want = [_exact(x) for x in batch]
     assert got.tolist() == want
     assert sum(w == -1 for w in want) > 300  # the mutations do reach the error paths
+
+
+def test_pixel_counts_with_runs_of_every_parity_and_empty_rles_between():
+    """Short RLEs (0, 1, 2, 3 runs, negative first runs) next to long ones: each RLE's parity
+    classes start where it starts, whatever the position in the concatenation."""
+    rng = np.random.default_rng(3)
+    good = _encodings(40, seed=4)
+    short = [b"", b"0", b"1", b"3", b"O", b"11", b"1O", b"111", b"3O1", b"3O0", b"5O", b"7", b"02"]
+    batch = [bytes(x) for x in rng.choice(np.array(good + short, dtype=object), 400)]
+    assert rle.pixel_counts(batch).tolist() == [_exact(c) for c in batch]

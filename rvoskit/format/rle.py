@@ -159,75 +159,93 @@ def pixel_counts(counts: Sequence[bytes]) -> np.ndarray:
 
 
 def _pixel_counts_chunk(counts: Sequence[bytes]) -> np.ndarray:
+    """:func:`pixel_counts` of one chunk: O(characters) numpy passes, no per-run index arrays."""
     n = len(counts)
     lens = np.fromiter(map(len, counts), np.int64, n)
     res = np.zeros(n, np.int64)
-    total = int(lens.sum())
-    if total == 0:
+    if n == 0 or int(lens.sum()) == 0:
         return res
+    bounds = np.cumsum(lens)  # end (exclusive) of each string in the concatenation
     c = np.frombuffer(b"".join(counts), dtype=np.uint8) - np.uint8(48)  # wraps: outside the alphabet -> > 63
     bad = np.zeros(n, bool)
-    ok_chars = c.max() <= 63
-    if not ok_chars:
+    if c.max() > 63:
         owner = np.repeat(np.arange(n), lens)
         bad[owner[c > 63]] = True
         c = c & np.uint8(0x3F)
-    last = np.cumsum(lens) - 1
+    term = c < 32  # a run's last character
     nonempty = np.flatnonzero(lens > 0)
-    more = c >= 32
-    trunc = more[last[nonempty]]
-    if trunc.any():
+    last = bounds[nonempty] - 1
+    trunc = ~term[last]
+    if trunc.any():  # a run never continues into the next RLE
         bad[nonempty[trunc]] = True
-        more[last[nonempty[trunc]]] = False  # a run never continues into the next RLE
-    ends = np.flatnonzero(~more)
-    starts = np.empty_like(ends)
-    starts[0] = 0
-    starts[1:] = ends[:-1] + 1
-    length = ends - starts + 1
-    low = c & np.uint8(0x1F)
-    vals = low[starts].astype(np.int64)
-    sel = np.flatnonzero(length > 1)
-    k = 1
-    while sel.size:
-        vals[sel] |= low[starts[sel] + k].astype(np.int64) << (5 * k)
-        k += 1
-        sel = sel[length[sel] > k]
-        if k > 11:
-            break
-    neg = (c[ends] & np.uint8(0x10)) != 0
-    if neg.any():
-        vals[neg] -= np.left_shift(np.int64(1), 5 * np.minimum(length[neg], 12))
-    tok_owner = np.repeat(np.arange(n), np.bincount(np.searchsorted(last, ends), minlength=n)) if n > 1 else np.zeros(ends.size, np.int64)
-    too_long = length > 12
-    if too_long.any():
-        bad[tok_owner[too_long]] = True
-    huge = (vals >= _BIG) | (vals <= -_BIG)
-    if huge.any():
-        vals[huge] = 0
-    ntok = np.bincount(tok_owner, minlength=n)
-    first_tok = np.cumsum(ntok) - ntok
-    m = np.arange(vals.size) - np.repeat(first_tok, ntok)  # index of the run within its RLE
-    cnts = vals.copy()
-    odd = (m & 1).astype(bool)
-    for sel in (odd, ~odd & (m >= 2)):  # pycocotools: x += cnts[m - 2] for m > 2
-        idx = np.flatnonzero(sel)
-        if idx.size == 0:
+        term[last[trunc]] = True
+    ends = np.flatnonzero(term)
+    T = ends.size
+    ntok = np.diff(np.searchsorted(ends, bounds), prepend=0)  # runs per RLE (ends are sorted)
+    f = np.cumsum(ntok) - ntok  # first run of each RLE
+
+    def owner_of(tok):
+        return np.searchsorted(f, tok, side="right") - 1
+
+    # a run's last character holds 5 bits in two's complement (0x10 = sign): [-16, 15]
+    vals = (c[ends] ^ np.uint8(16)).astype(np.int64) - 16
+    # runs of more than one character: their last character follows a continuation character
+    mend = np.flatnonzero(term[1:] & ~term[:-1]) + 1
+    huge = mend[:0]
+    if mend.size:
+        multi = np.searchsorted(ends, mend)
+        st = np.where(multi > 0, ends[np.maximum(multi - 1, 0)] + 1, 0)
+        ln = mend - st + 1
+        too_long = ln > 12
+        if too_long.any():
+            bad[owner_of(multi[too_long])] = True
+            ln = np.minimum(ln, 12)
+        v = vals[multi] << (5 * (ln - 1))
+        for k in range(int(ln.max()) - 1):  # the other characters, low bits first
+            has = np.flatnonzero(ln - 1 > k)
+            v[has] += (c[st[has] + k] & np.uint8(0x1F)).astype(np.int64) << (5 * k)
+        vals[multi] = v
+        big = (v >= _BIG) | (v <= -_BIG)
+        if big.any():
+            huge = multi[big]
+            vals[huge] = 0
+    # run m of an RLE: cnts[m] = vals[m] + cnts[m - 2] for m > 2 (pycocotools rleFrString): prefix
+    # sums within each parity class (m = 1, 3, ... and m = 2, 4, ...). C holds one cumsum per
+    # global parity class; an RLE's runs of a class are C minus the class's value where it starts.
+    C = np.empty(T, np.int64)
+    np.cumsum(vals[0::2], out=C[0::2])
+    np.cumsum(vals[1::2], out=C[1::2])
+    nz = ntok > 0
+    fi = np.minimum(f, T - 1)
+    base_first = C[fi]  # class of m = 0, 2, ...: the prefix starts after m = 0
+    base_other = np.where(f > 0, C[np.maximum(f - 1, 0)], 0)  # class of m = 1, 3, ...: after m = -1
+    first_val = np.where(nz, vals[fi], 0)
+    f_even = (f & 1) == 0
+    be = np.where(f_even, base_first, base_other)  # base of the RLE's global-even runs
+    bo = np.where(f_even, base_other, base_first)
+    s_even = (f + 1) // 2  # the RLE's runs in C[0::2]: [s_even, s_even + n_even)
+    n_even = (f + ntok + 1) // 2 - s_even
+    s_odd = f // 2
+    n_odd = ntok - n_even
+    tot = first_val.copy()
+    neg = first_val < 0
+    for half, s, cnt, base in ((C[0::2], s_even, n_even, be), (C[1::2], s_odd, n_odd, bo)):
+        k = np.flatnonzero(cnt > 0)
+        if k.size == 0:
             continue
-        g = np.cumsum(vals[idx])
-        own = tok_owner[idx]
-        start = np.flatnonzero(np.r_[True, own[1:] != own[:-1]])
-        base = np.zeros(start.size, np.int64)
-        base[1:] = g[start[1:] - 1]
-        cnts[idx] = g - np.repeat(base, np.diff(np.r_[start, idx.size]))
-    negative = cnts < 0
-    if negative.any():
-        bad[tok_owner[negative]] = True
-    nz = np.flatnonzero(ntok > 0)
-    res[nz] = np.add.reduceat(cnts, first_tok[nz])
+        sums = np.add.reduceat(half, s[k])
+        mins = np.minimum.reduceat(half, s[k])
+        # reduceat's last segment runs to the end of the half: that is the last RLE's, exact
+        tot[k] += sums - base[k] * cnt[k]
+        neg[k] |= mins < base[k]
+    # the first run counts as vals, not C - base (= 0): already in tot via first_val
+    bad |= neg
+    res[:] = tot
+    res[~nz] = 0
     res[bad] = -1
-    if huge.any():
+    if huge.size:
         hug = np.zeros(n, bool)
-        hug[tok_owner[huge]] = True
+        hug[owner_of(huge)] = True
         res[hug & ~bad] = -2
     return res
 
