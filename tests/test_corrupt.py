@@ -185,6 +185,23 @@ def test_every_corruption_equals_reference_under_legacy_rng(crop, name, glass_in
         np.testing.assert_array_equal(ours, ref, err_msg=f"{name} severity {severity}")
 
 
+@pytest.mark.parametrize("name", ["brightness", "contrast", "saturate"])
+def test_colour_corruptions_equal_reference_on_ties_and_grays(name):
+    """The rewritten HSV round trip (np.where instead of masked assignments, np.choose per channel)
+    and contrast's per-channel table: identical to imagecorruptions on every RGB case of
+    rgb2hsv (a channel tied for the maximum, grays, black, white) and on noise."""
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    x[:32] = (x[:32] // 85) * 85  # 4 levels per channel: many ties between channels
+    x[32:40] = x[32:40, :, :1]  # grays
+    x[40:44], x[44:48] = 0, 255
+    for severity in range(1, 6):
+        np.random.seed(severity)
+        ref = ic.corrupt(x, severity, name)
+        ours, _ = corrupt_image(x, name, severity, make_rng("legacy", severity, name))
+        np.testing.assert_array_equal(ours, ref, err_msg=f"{name} severity {severity}")
+
+
 # -- the default generator RNG: statistically equivalent ----------------------------------------
 
 
