@@ -91,7 +91,7 @@ def end_to_end(tmp: Path, n: int, pairs: int, severity: int) -> dict[str, float]
     return per_frame
 
 
-def per_frame(pairs: int, severity: int, e2e: dict[str, float]) -> None:
+def per_frame(pairs: int, severity: int, e2e: dict[str, float], only: list[str] | None = None) -> None:
     import imagecorruptions as ic
 
     warnings.simplefilter("ignore")
@@ -116,7 +116,7 @@ def per_frame(pairs: int, severity: int, e2e: dict[str, float]) -> None:
     print(f"\n[2] per frame, 1280x720, severity {severity}, one thread, {pairs} alternating pairs per corruption (CPU seconds)")
     print(f"    JPEG decode {t_dec * 1e3:.1f} ms; PNG encode (png_bytes) measured per corruption")
     print(f"    {'corruption':18s} {'reference':>10s} {'rvoskit':>9s} {'ratio':>6s} {'min-max':>11s}  identical  limit (dec+arith+enc)  e2e/limit")
-    for name in CORRUPTIONS:
+    for name in only or CORRUPTIONS:
         ref_t, our_t, same = [], [], True
         out = None
         for i in range(pairs + 1):
@@ -150,12 +150,13 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--severity", type=int, default=5)
     ap.add_argument("--parts", default="1,2")
+    ap.add_argument("--only", default="", help="part 2: these corruptions only (comma-separated; default all 19)")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="rvoskit-bench-corrupt-"))
     try:
         e2e = end_to_end(tmp, a.frames, a.pairs, a.severity) if "1" in a.parts else {}
         if "2" in a.parts:
-            per_frame(a.pairs, a.severity, e2e)
+            per_frame(a.pairs, a.severity, e2e, [n for n in a.only.split(",") if n] or None)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
