@@ -146,7 +146,12 @@ def _clipped_zoom(img: np.ndarray, zoom_factor: float) -> np.ndarray:
     top1 = (img.shape[1] - ch1) // 2
     from scipy import ndimage
 
-    return ndimage.zoom(img[top0 : top0 + ch0, top1 : top1 + ch1], (zoom_factor, zoom_factor, 1), order=1)
+    # The reference zooms the (h, w, C) crop by (z, z, 1), order 1: the channel coordinates stay
+    # integers, so their second tap has weight 0 and adds nothing. Zooming each channel plane in
+    # 2-D gives identical values with half the taps (~2x faster; zoom_blur is 10 of these).
+    crop = img[top0 : top0 + ch0, top1 : top1 + ch1]
+    planes = [ndimage.zoom(np.ascontiguousarray(crop[..., k]), (zoom_factor, zoom_factor), order=1) for k in range(crop.shape[2])]
+    return np.stack(planes, axis=-1)
 
 
 def _glass_shuffle(x: np.ndarray, delta: int, iterations: int, rng: Rng) -> np.ndarray:
