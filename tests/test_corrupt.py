@@ -216,6 +216,17 @@ def test_rewritten_filters_equal_reference_on_a_large_frame(frames, name):
         np.testing.assert_array_equal(ours, ref, err_msg=f"{name} severity {severity}")
 
 
+def test_jpeg_compression_equals_reference_at_every_quality(frames):
+    """jpeg_compression through OpenCV's libjpeg-turbo: the same pixels as the reference's Pillow
+    save / open, at every severity, on real frames and on noise (odd sizes: partial MCUs)."""
+    noise = np.random.default_rng(5).integers(0, 256, (123, 211, 3), dtype=np.uint8)
+    for x in (frames[0], frames[2], noise):
+        for severity in range(1, 6):
+            ref = ic.corrupt(x, severity, "jpeg_compression")
+            ours, _ = corrupt_image(x, "jpeg_compression", severity, make_rng("legacy", 0, "jpeg_compression"))
+            np.testing.assert_array_equal(ours, ref, err_msg=f"severity {severity} shape {x.shape}")
+
+
 # -- the default generator RNG: statistically equivalent ----------------------------------------
 
 

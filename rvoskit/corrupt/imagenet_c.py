@@ -462,13 +462,21 @@ def jpeg_compression(x, severity, rng):
 
     Source: imagecorruptions 1.1 (imagecorruptions-imaug 1.1.5), same tables and draw order.
     """
-    from PIL import Image
-
     c = [25, 18, 15, 10, 7][severity - 1]
-    buf = BytesIO()
-    Image.fromarray(x).save(buf, "JPEG", quality=c)
-    buf.seek(0)
-    return np.array(Image.open(buf).convert("RGB")), {}
+    # The reference saves with Pillow (libjpeg-turbo: 4:2:0, standard Huffman tables, islow DCT)
+    # and decodes with Pillow; OpenCV's bundled libjpeg-turbo with the same settings writes the same
+    # bytes and decodes them to the same pixels (tests compare with the reference), without
+    # Pillow's image copies.
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(x, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, c])
+    if not ok:  # pragma: no cover - OpenCV built without JPEG: Pillow, as the reference
+        from PIL import Image
+
+        out = BytesIO()
+        Image.fromarray(x).save(out, "JPEG", quality=c)
+        out.seek(0)
+        return np.array(Image.open(out).convert("RGB")), {}
+    y = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    return cv2.cvtColor(y, cv2.COLOR_BGR2RGB, dst=y), {}
 
 
 def spatter(x, severity, rng):
