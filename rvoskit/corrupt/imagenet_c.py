@@ -225,7 +225,8 @@ def shot_noise(x, severity, rng):
     """
     c = [60, 25, 12, 5, 3][severity - 1]
     x = np.array(x) / 255.0
-    return np.clip(rng.poisson(x * c) / float(c), 0, 1) * 255, {}
+    x *= c
+    return _to_255(np.divide(rng.poisson(x), float(c))), {}
 
 
 def impulse_noise(x, severity, rng):
@@ -235,12 +236,14 @@ def impulse_noise(x, severity, rng):
     """
     c = [0.03, 0.06, 0.09, 0.17, 0.27][severity - 1]
     x = np.array(x) / 255.0  # skimage.util.random_noise(x, "s&p", rng, amount=c), verbatim
-    out = x.copy()
+    out = x  # a fresh array: scikit-image's copy is not needed
     flipped = rng.random(x.shape) <= c
     salted = rng.random(x.shape) <= 0.5
-    out[flipped & salted] = 1
-    out[flipped & ~salted] = 0.0
-    return np.clip(np.clip(out, 0.0, 1.0), 0, 1) * 255, {}  # scikit-image's clip, then the reference's
+    salted &= flipped
+    out[salted] = 1
+    flipped ^= salted  # flipped & ~salted
+    out[flipped] = 0.0
+    return _to_255(out), {}  # scikit-image's clip and the reference's: the same clip twice
 
 
 def speckle_noise(x, severity, rng):
@@ -372,8 +375,14 @@ def frost(x, severity, rng):
     texture = cv2.resize(texture, dsize=new_shape, interpolation=cv2.INTER_CUBIC)
     x_start = int(randint(rng, 0, texture.shape[0] - h))
     y_start = int(randint(rng, 0, texture.shape[1] - w))
-    texture = texture[x_start : x_start + h, y_start : y_start + w][..., [2, 1, 0]]
-    return np.clip(c[0] * np.array(x) + c[1] * texture, 0, 255), {"texture": idx, "row": x_start, "col": y_start}
+    texture = texture[x_start : x_start + h, y_start : y_start + w][..., ::-1]
+    # each output value depends only on (image value, texture value): the reference's float64
+    # formula on all 256 x 256 pairs, truncated to uint8 as corrupt_image does, then a look-up
+    v = np.arange(256, dtype=np.float64)
+    lut = np.uint8(np.clip(c[0] * v[:, None] + c[1] * v[None, :], 0, 255)).ravel()
+    pair = np.left_shift(np.asarray(x, np.uint16), 8)
+    pair |= texture
+    return lut[pair], {"texture": idx, "row": x_start, "col": y_start}
 
 
 def fog(x, severity, rng):
