@@ -202,11 +202,12 @@ def test_colour_corruptions_equal_reference_on_ties_and_grays(name):
         np.testing.assert_array_equal(ours, ref, err_msg=f"{name} severity {severity}")
 
 
-@pytest.mark.parametrize("name", ["defocus_blur", "elastic_transform", "zoom_blur", "snow", "frost"])
+@pytest.mark.parametrize("name", ["defocus_blur", "elastic_transform", "zoom_blur", "snow", "frost", "fog", "spatter", "speckle_noise"])
 def test_rewritten_filters_equal_reference_on_a_large_frame(frames, name):
     """defocus_blur (one 3-channel filter2D instead of three planes), elastic_transform (2-D
     map_coordinates per channel instead of 3-D) and zoom_blur / snow (2-D zoom per channel
-    instead of a (z, z, 1) 3-D zoom), frost (a 256 x 256 table of the blend): identical to
+    instead of a (z, z, 1) 3-D zoom), frost (a 256 x 256 table of the blend), fog, spatter and
+    speckle_noise (the same operations in place): identical to
     imagecorruptions on a 360x640 frame
     (filter2D's DFT tiling depends on the size), first and last severity."""
     x = cv2.resize(frames[0], (640, 360), interpolation=cv2.INTER_LINEAR)

@@ -253,7 +253,8 @@ def speckle_noise(x, severity, rng):
     """
     c = [0.15, 0.2, 0.35, 0.45, 0.6][severity - 1]
     x = np.array(x) / 255.0
-    noise = c * standard_normal(rng, x.shape).astype(np.float64)
+    noise = standard_normal(rng, x.shape).astype(np.float64, copy=False)
+    noise *= c  # c * z, in place
     noise *= x
     noise += x  # x + x * noise: the same two roundings, in place
     return _to_255(noise), {}
@@ -347,8 +348,17 @@ def snow(x, severity, rng):
     snow_layer = np.round(snow_layer * 255).astype(np.uint8) / 255.0
     snow_layer = snow_layer[..., np.newaxis][: x.shape[0], : x.shape[1], :]
     gray = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY).reshape(x.shape[0], x.shape[1], 1)
-    x = c[6] * x + (1 - c[6]) * np.maximum(x, gray * 1.5 + 0.5)
-    return np.clip(x + snow_layer + np.rot90(snow_layer, k=2), 0, 1) * 255, {"angle": angle}
+    # c6 * x + (1 - c6) * max(x, gray * 1.5 + 0.5), then x + snow + rot(snow): the same float
+    # operations in the same order, in place
+    gray *= 1.5
+    gray += 0.5
+    bright = np.maximum(x, gray)
+    bright *= 1 - c[6]
+    x *= c[6]
+    x += bright
+    out = x + snow_layer
+    out += np.rot90(snow_layer, k=2)
+    return _to_255(out), {"angle": angle}
 
 
 def frost(x, severity, rng):
@@ -396,7 +406,9 @@ def fog(x, severity, rng):
     x = np.array(x) / 255.0
     max_val = x.max()
     x += c[0] * _plasma_fractal(rng, mapsize=map_size, wibbledecay=c[1])[:h, :w][..., np.newaxis]
-    return np.clip(x * max_val / (max_val + c[0]), 0, 1) * 255, {}
+    x *= max_val
+    x /= max_val + c[0]  # x * max_val / (max_val + c[0]), in place
+    return _to_255(x), {}
 
 
 def brightness(x, severity, rng):
@@ -484,6 +496,9 @@ def jpeg_compression(x, severity, rng):
         Image.fromarray(x).save(out, "JPEG", quality=c)
         out.seek(0)
         return np.array(Image.open(out).convert("RGB")), {}
+    rgb = getattr(cv2, "IMREAD_COLOR_RGB", None)  # OpenCV >= 4.10: libjpeg writes RGB directly
+    if rgb is not None:
+        return cv2.imdecode(buf, rgb), {}
     y = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     return cv2.cvtColor(y, cv2.COLOR_BGR2RGB, dst=y), {}
 
@@ -531,11 +546,11 @@ def spatter(x, severity, rng):
     m = _gaussian(m.astype(np.float32), c[4])
     m[m < 0.8] = 0
     # mud brown
-    ones = np.ones_like(x[..., :1], dtype=np.float64)
-    color = np.concatenate((63 / 255.0 * ones, 42 / 255.0 * ones, 20 / 255.0 * ones), axis=2)
-    color *= m[..., np.newaxis]
+    # the reference's (63, 42, 20) / 255 planes times m, as one broadcast product (same values)
+    color = np.multiply(m[..., np.newaxis], np.array([63 / 255.0, 42 / 255.0, 20 / 255.0]), dtype=np.float64)
     x *= 1 - m[..., np.newaxis]
-    return np.clip(x + color, 0, 1) * 255, {}
+    color += x  # x + color
+    return _to_255(color), {}
 
 
 def saturate(x, severity, rng):
