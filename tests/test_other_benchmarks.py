@@ -228,6 +228,11 @@ def test_a2d_eval_identical_to_mttr(a2d, tmp_path):
         (tmp_path / "bad.json").write_text(json.dumps(bad))
         r = runner.invoke(app, ["eval", str(a2d["ds"]), str(tmp_path / "bad.json"), "--protocol", "a2d", "--quiet"])
         assert r.exit_code == 2 and msg in r.output and "bad.json" in r.output, r.output
+    # options of the J&F protocols are refused, not silently ignored; -j is ignored with a warning
+    r = runner.invoke(app, ["eval", str(a2d["ds"]), str(tmp_path / "preds.json"), "--protocol", "a2d", "--missing-frame-empty", "--quiet"])
+    assert r.exit_code == 2 and "--missing-frame-empty" in r.output and "a2d" in r.output, r.output
+    r = runner.invoke(app, ["eval", str(a2d["ds"]), str(tmp_path / "preds.json"), "--protocol", "a2d", "-j", "2", "--quiet"])
+    assert r.exit_code == 0 and "--workers/--executor are ignored" in r.output, r.output
     # the same candidates as an rvoskit predictions table (several scored rows per frame)
     ds = open_dataset(a2d["ds"])
     s = referring_samples(ds, "a2d").set_index("image_id")

@@ -72,6 +72,15 @@ def eval_command(
 
     if moments and protocol != "mevis":
         raise RvosError(f"--moments needs --protocol mevis, not {protocol}")
+    if protocol in ("a2d", "jhmdb", "refer"):
+        unused = [name for name, given in (("--per-frame", per_frame), ("--missing-frame-empty", missing_frame_empty),
+                                           ("--ignore-unknown", ignore_unknown), ("--anno-set", anno_set is not None))
+                  if given]
+        if unused:
+            raise RvosError(f"{', '.join(unused)} do(es) not apply to --protocol {protocol} (per-sample metrics, see docs/other-benchmarks.md)")
+        if workers > 1 or executor not in (None, "", "local"):
+            Console(stderr=True).print(f"warning: --protocol {protocol} runs in one process; --workers/--executor are ignored",
+                                       markup=False, highlight=False)
     if out is not None:
         claim_output(out, kind="eval", inputs=[dataset, predictions], overwrite=overwrite)
     if protocol in ("a2d", "jhmdb", "refer"):
