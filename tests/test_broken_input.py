@@ -516,3 +516,27 @@ def test_viz_predictions_refuses_the_malformed_rle_eval_refuses(judo_dataset, tm
     fails("viz", "predictions", judo_dataset, pred, "--out", out, "-q", expect=["predictions.parquet", item, "malformed RLE"])
     # inputs swapped: the message says what was expected and what was found
     fails("eval", pred, judo_dataset, expect=[pred, "not an rvoskit dataset", "this looks like a predictions folder"])
+
+
+def test_mevis_frame_name_with_a_path_is_named_as_such(tmp_path):
+    root = make_mevis(tmp_path / "m", split="train", num_videos=1, **SMALL)
+    p = root / "train" / "meta_expressions.json"
+    meta = json.loads(p.read_text())
+    vid = next(iter(meta["videos"]))
+    meta["videos"][vid]["frames"][-1] = "zz/../" + meta["videos"][vid]["frames"][-1]  # still sorted
+    p.write_text(json.dumps(meta))
+    out = tmp_path / "o"
+    fails("convert", "mevis", root, "--split", "train", "--out", out, "-q", expect=["not a plain file name", "zz/../", vid], out=out)
+
+
+def test_mevis_m_object_span_on_the_valid_split_says_why(tmp_path):
+    root = make_mevis(tmp_path / "m", split="valid", num_videos=1, **SMALL)
+    meta = json.loads((root / "valid" / "meta_expressions.json").read_text())
+    vid = next(iter(meta["videos"]))
+    eid = next(iter(meta["videos"][vid]["expressions"]))
+    overlay = tmp_path / "spans.json"
+    overlay.write_text(json.dumps({"format": "rvoskit-mevis-m-overlay", "version": 1, "frame_ref": "index",
+                                   "videos": {vid: {eid: {"0": [[0, 1]]}}}}))
+    out = tmp_path / "o"
+    fails("convert", "mevis-m", root, "--split", "valid", "--overlay", overlay, "--out", out, "-q",
+          expect=["no object ids", "expression-level spans", "spans.json"], out=out)

@@ -84,6 +84,8 @@ def frame_files(folder: Path, names: Sequence[str], *, video_id: str) -> list[Pa
             present[stem] = folder / entry
     out = []
     for n in names:
+        require(isinstance(n, str) and n not in ("", ".", "..") and "/" not in n and "\\" not in n,
+                f"frame name {n!r} is not a plain file name (no path separators, '.' or '..')", file=folder, item=video_id)
         p = present.get(n)
         require(p is not None, f"missing frame {n!r}", file=folder, item=video_id)
         out.append(p)

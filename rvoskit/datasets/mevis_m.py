@@ -108,7 +108,10 @@ def moments_rows(spans: Iterable[Span], videos: dict, *, file: Path) -> list[dic
         e = v["expressions"].get(s.exp_id)
         require(e is not None, f"unknown expression {s.exp_id!r} of video {s.video_id}", file=file, item=s.where)
         if s.obj_id is not None:
-            objs = [int(x) for x in (e.get("obj_id") or [])] if isinstance(e.get("obj_id"), list) else [int(e.get("obj_id", -1))]
+            require(e.get("obj_id") is not None,
+                    f"obj_id {s.obj_id}: this split's expressions have no object ids (MeViS valid/test); "
+                    "give expression-level spans (a list of spans, no object)", file=file, item=s.where)
+            objs = [int(x) for x in e["obj_id"]] if isinstance(e["obj_id"], list) else [int(e["obj_id"])]
             require(s.obj_id in objs, f"obj_id {s.obj_id} is not a target of this expression (targets {objs})", file=file, item=s.where)
         level = granularity.setdefault((s.video_id, s.exp_id), s.obj_id is None)
         require(level == (s.obj_id is None), "an expression has either object-level or expression-level spans, not both",
