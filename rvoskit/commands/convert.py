@@ -11,7 +11,7 @@ import typer
 from rvoskit.commands import _options as opt
 from rvoskit.commands._common import print_dataset_summary
 from rvoskit.format.outputs import claim_output
-from rvoskit.commands._executor import executor_option, ray_address_option
+from rvoskit.commands._options import executor_option, ray_address_option
 
 convert_app = typer.Typer(no_args_is_help=True, help="Convert a native RVOS dataset split to the rvoskit common format.")
 

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from rvoskit.commands._executor import executor_option, ray_address_option
+from rvoskit.commands._options import executor_option, ray_address_option
 
 from rvoskit.commands import _options as opt
 from rvoskit.commands._common import console

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from rvoskit.commands._executor import executor_option, ray_address_option
+from rvoskit.commands._options import executor_option, ray_address_option
 
 
 def eval_command(

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from rvoskit.commands import _options as opt
-from rvoskit.commands._executor import executor_option, ray_address_option
+from rvoskit.commands._options import executor_option, ray_address_option
 
 
 class Target(str, Enum):
