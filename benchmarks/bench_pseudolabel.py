@@ -1,6 +1,7 @@
 """``rvoskit pseudolabel`` against a straightforward pycocotools script, whole commands, alternating.
 
     python benchmarks/bench_pseudolabel.py [--tracks 32 --frames 50 --size 480x854 --pairs 3] [--naive]
+                                           [--resolution native|540x960 ...]
 
 One synthetic video (tracks x 5 objects x frames at 480x854, DAVIS 480p) with 5 single-object
 expressions and one two-object expression. The reference is benchmarks/reference/
@@ -151,6 +152,8 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=50)
     ap.add_argument("--size", default="480x854", help="video HxW")
     ap.add_argument("--pairs", type=int, default=3)
+    ap.add_argument("--resolution", action="append", choices=("native", "540x960"),
+                    help="compare at this size only (repeatable; default: native and 540x960)")
     ap.add_argument("--naive", action="store_true", help="also time the naive decode-every-pair loop (in process, scaled)")
     ap.add_argument("--naive-tracks", type=int, default=8, help="tracks the naive loop runs on (time scaled to all)")
     args = ap.parse_args()
@@ -162,7 +165,7 @@ def main() -> None:
           f"{args.objects + 1} expressions (one with 2 objects)")
     with tempfile.TemporaryDirectory() as d:
         exprs, ds_path, store_path = write(Path(d), objects, present, tracks, H, W)
-        for res in ("native", "540x960"):
+        for res in args.resolution or ("native", "540x960"):
             out, ref_out = Path(d) / f"labels_{res}", Path(d) / f"ref_{res}.parquet"
             print(f"[{res}] whole commands, alternating", flush=True)
             ref = [PY, str(REF), str(ds_path), str(store_path), res, str(ref_out)]
