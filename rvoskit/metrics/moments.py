@@ -132,27 +132,36 @@ class MomentQueries:
     durations: list
 
 
+def _parse(lines: Sequence[Mapping], key: str, width: int, what: str, file) -> MomentQueries:
+    """Lines with ``qid`` and ``key`` (windows of ``width`` numbers) -> :class:`MomentQueries`."""
+    q = MomentQueries([], [], [], [])
+    seen = set()
+    for n, d in enumerate(lines, 1):
+        item = f"line {n}"
+        if "qid" not in d or key not in d:
+            raise RvosError(f"a {what} line needs 'qid' and '{key}'", file=file, item=item)
+        qid = d["qid"]
+        if qid in seen:
+            raise RvosError(f"qid {qid!r} appears twice", file=file, item=item)
+        seen.add(qid)
+        item = f"{item} (qid {qid})"
+        w = _windows(d[key], width, file=file, item=item)
+        if width == 3 and len(w) == 0:
+            raise RvosError("no predicted window (R1 uses the first one)", file=file, item=item)
+        q.qids.append(qid)
+        q.windows.append(w)
+        q.vids.append(d.get("vid"))
+        q.durations.append(d.get("duration") if width == 2 else None)
+    return q
+
+
 def parse_ground_truth(lines: Sequence[Mapping], *, file: str | Path | None = None) -> MomentQueries:
     """QVHighlights ground-truth lines (``qid``, ``relevant_windows`` in seconds[, ``vid``, ``duration``]).
 
     Raises:
         RvosError: a missing ``qid`` / ``relevant_windows``, a repeated qid, malformed windows.
     """
-    q = MomentQueries([], [], [], [])
-    seen = set()
-    for n, d in enumerate(lines, 1):
-        item = f"line {n}"
-        if "qid" not in d or "relevant_windows" not in d:
-            raise RvosError("a ground-truth line needs 'qid' and 'relevant_windows'", file=file, item=item)
-        qid = d["qid"]
-        if qid in seen:
-            raise RvosError(f"qid {qid!r} appears twice", file=file, item=item)
-        seen.add(qid)
-        q.qids.append(qid)
-        q.windows.append(_windows(d["relevant_windows"], 2, file=file, item=f"{item} (qid {qid})"))
-        q.vids.append(d.get("vid"))
-        q.durations.append(d.get("duration"))
-    return q
+    return _parse(lines, "relevant_windows", 2, "ground-truth", file)
 
 
 def parse_predictions(lines: Sequence[Mapping], *, file: str | Path | None = None) -> MomentQueries:
@@ -161,24 +170,7 @@ def parse_predictions(lines: Sequence[Mapping], *, file: str | Path | None = Non
     Raises:
         RvosError: a missing field, a repeated qid, no window (the reference's R1 reads the first), malformed windows.
     """
-    q = MomentQueries([], [], [], [])
-    seen = set()
-    for n, d in enumerate(lines, 1):
-        item = f"line {n}"
-        if "qid" not in d or "pred_relevant_windows" not in d:
-            raise RvosError("a prediction line needs 'qid' and 'pred_relevant_windows'", file=file, item=item)
-        qid = d["qid"]
-        if qid in seen:
-            raise RvosError(f"qid {qid!r} appears twice", file=file, item=item)
-        seen.add(qid)
-        w = _windows(d["pred_relevant_windows"], 3, file=file, item=f"{item} (qid {qid})")
-        if len(w) == 0:
-            raise RvosError("no predicted window (R1 uses the first one)", file=file, item=f"{item} (qid {qid})")
-        q.qids.append(qid)
-        q.windows.append(w)
-        q.vids.append(d.get("vid"))
-        q.durations.append(None)
-    return q
+    return _parse(lines, "pred_relevant_windows", 3, "prediction", file)
 
 
 # -- IoU (the reference's formulas) ----------------------------------------------------------------
