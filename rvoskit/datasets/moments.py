@@ -214,7 +214,7 @@ def export_moments(
         "skipped_no_moment": info["skipped_no_moment"],
         **({"hulled": hulled, "sentences_cleaned": cleaned} if to == "charades-sta" else {}),
     }
-    sidecar = {**meta, "qids": {str(k): e for k, e in info["qids"].items() if k in set(q.qids)}}
+    sidecar = {**meta, "qids": {str(k): e for k, e in info["qids"].items() if k in info["with_moment"]}}
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(out) as tmp:
         Path(tmp).write_text(text, encoding="utf-8")
