@@ -250,15 +250,17 @@ def _check_video_masks(vid: str, rows: pd.DataFrame, size: tuple[int, int, int],
     fi = rows["frame_idx"].to_numpy()
     if ((fi < 0) | (fi >= T)).any():
         bad("masks.parquet", vid, f"frame_idx outside 0..{T - 1}")
+    _check_rles(rows, H, W, bad, "masks.parquet", "mask", lambda r: f"{vid} obj {r.obj_id} frame {r.frame_idx}")
+
+
+def _check_rles(rows: pd.DataFrame, H: int, W: int, bad, table: str, what: str, item_of) -> None:
+    """Every row's size is the video's ``H x W`` (else only the first wrong row is reported), its
+    RLE covers ``H * W`` pixels and its ``area`` is right."""
     wrong = (rows["height"].to_numpy() != H) | (rows["width"].to_numpy() != W)
     if wrong.any():
         r = rows[wrong].iloc[0]
-        bad("masks.parquet", f"{vid} obj {r['obj_id']} frame {r['frame_idx']}", f"mask size {r['height']}x{r['width']} differs from the video {H}x{W}")
+        bad(table, item_of(r), f"{what} size {r['height']}x{r['width']} differs from the video {H}x{W}")
         return
-    _check_rles(rows, vid, H, W, bad, "masks.parquet", lambda r: f"{vid} obj {r.obj_id} frame {r.frame_idx}")
-
-
-def _check_rles(rows: pd.DataFrame, vid: str, H: int, W: int, bad, table: str, item_of) -> None:
     ok = np.zeros(len(rows), bool)
     for i, r in enumerate(rows.itertuples()):
         try:
@@ -295,9 +297,4 @@ def _check_void(path: Path, vset, size, bad, err) -> None:
             bad("void.parquet", vid, f"frame_idx outside 0..{T - 1}")
         if rows.duplicated(subset=["frame_idx"]).any():
             bad("void.parquet", vid, "duplicate frame_idx rows")
-        wrong = (rows["height"].to_numpy() != H) | (rows["width"].to_numpy() != W)
-        if wrong.any():
-            r = rows[wrong].iloc[0]
-            bad("void.parquet", f"{vid} frame {r['frame_idx']}", f"void size {r['height']}x{r['width']} differs from the video {H}x{W}")
-            continue
-        _check_rles(rows, vid, H, W, bad, "void.parquet", lambda r: f"{vid} frame {r.frame_idx}")
+        _check_rles(rows, H, W, bad, "void.parquet", "void", lambda r: f"{vid} frame {r.frame_idx}")
