@@ -149,14 +149,12 @@ def export(
         if out.exists() and not overwrite:
             raise RvosError("output exists; pass --overwrite to replace it", file=out)
         export_coco_gt(source, to.split("-")[0], out)
-    elif to in EXPORT_KINDS:
+    else:  # a submission (``to`` was checked against EXPORT_KINDS above)
         from rvoskit.datasets.submission import export_submission
 
         if out.exists() and not overwrite:
             raise RvosError("output exists; pass --overwrite to replace it", file=out)
         export_submission(source, to, out, dataset, missing=missing, anno_set=anno_set)
-    else:
-        raise RvosError(f"unknown export target {to!r} (one of {', '.join(EXPORT_KINDS)})")
     if not quiet:
         console.print(f"[bold green]wrote[/] {out}")
 
