@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rvoskit.datasets.common import mask_rows, require
+from rvoskit.datasets.common import first_few, mask_rows, require
 from rvoskit.errors import RvosError
 from rvoskit.executor import Executor, imap, resolve_executor
 from rvoskit.format import DatasetWriter
@@ -309,8 +309,7 @@ def convert_a2d(
                 file=clip_root)
         missing = [v for v in sorted(per_video) if not (clip_root / f"{v}.mp4").is_file()]
         if missing:
-            shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
-            raise RvosError(f"{len(missing)} clip(s) missing: {shown}", file=clip_root)
+            raise RvosError(f"{len(missing)} clip(s) missing: {first_few(missing)}", file=clip_root)
     frame_root = png_root.resolve() if use_pngs else "."
     # decoded frames are built in a work folder beside the output, kept when a run is killed, so
     # that rerunning the same command resumes (videos already decoded are not decoded again)

@@ -127,6 +127,11 @@ def read_label_png(path: Path) -> np.ndarray:
         raise RvosError(f"unreadable label PNG: {exc}", file=path) from None
 
 
+def first_few(items: Sequence[str], n: int = 10) -> str:
+    """``items`` for an error message: the first ``n``, comma-separated, then ``and K more``."""
+    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
+
+
 def label_values(label: np.ndarray) -> list[int]:
     """The values present in a ``uint8`` label map, ascending (a histogram: faster than ``np.unique``)."""
     return np.flatnonzero(np.bincount(label.ravel(), minlength=256)).tolist()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 
 from rvoskit.datasets.common import (
+    first_few,
     frame_files,
     image_size,
     label_values,
@@ -125,15 +126,13 @@ def _seq_masks(job: tuple) -> tuple:
     if all(n.isdigit() for n in names):  # DAVIS numbers its frames 00000, 00001, ...: a gap is a missing JPEG
         nums = [int(n) for n in names]
         gaps = sorted(set(range(nums[0], nums[-1] + 1)) - set(nums))
-        require(not gaps, f"missing frame(s) {', '.join(str(g).zfill(len(names[0])) for g in gaps[:10])}"
-                + (f" and {len(gaps) - 10} more" if len(gaps) > 10 else "") + " (DAVIS frames are numbered without gaps)",
+        require(not gaps, f"missing frame(s) {first_few([str(g).zfill(len(names[0])) for g in gaps])} (DAVIS frames are numbered without gaps)",
                 file=jpeg_dir, item=seq)
     files = frame_files(jpeg_dir, names, video_id=seq)
     H, W = image_size(files[0])
     require(ann_dir.is_dir(), "missing annotation folder", file=ann_dir, item=seq)
     orphans = sorted(set(p.stem for p in ann_dir.iterdir() if p.suffix.lower() == ".png") - set(names))
-    require(not orphans, f"annotation PNG(s) without a frame JPEG: {', '.join(o + '.png' for o in orphans[:10])}"
-            + (f" and {len(orphans) - 10} more" if len(orphans) > 10 else ""), file=ann_dir, item=seq)
+    require(not orphans, f"annotation PNG(s) without a frame JPEG: {first_few([o + '.png' for o in orphans])}", file=ann_dir, item=seq)
     objs, ts, counts = [], [], []
     void_rows = []
     for t, name in enumerate(names):

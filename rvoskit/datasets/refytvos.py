@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rvoskit.datasets.common import (
+    first_few,
     frame_files,
     image_size,
     label_values,
@@ -132,7 +133,7 @@ def _valid_videos(root: Path, videos: dict, frames_root: Path) -> tuple[dict, li
         return videos, [], note
     if len(have) == PUBLISHED_VALID_VIDEOS:
         return {k: videos[k] for k in have}, missing, None
-    shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+    shown = first_few(missing)
     raise RvosError(
         f"{len(missing)} of {len(videos)} videos have no frame folder and {len(have)} have one, not the published "
         f"{PUBLISHED_VALID_VIDEOS} valid videos: a partial download? Missing: {shown} "
@@ -196,8 +197,8 @@ def convert_refytvos(
             warnings.append(("valid_may_include_test", note, 1))
     missing = [v for v in sorted(videos) if not (frames_root / v).is_dir()]
     if missing:
-        shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
-        raise RvosError(f"{len(missing)} of {len(videos)} videos have no frame folder (a partial download?): {shown}", file=frames_root)
+        raise RvosError(f"{len(missing)} of {len(videos)} videos have no frame folder (a partial download?): {first_few(missing)}",
+                        file=frames_root)
     inputs = [meta_path]
     cats: dict = {}
     if has_gt:
@@ -261,7 +262,7 @@ def convert_refytvos(
             w.warn("test_videos_left_out", f"{meta_path}: {len(dropped)} videos of the {split} meta are test videos and were left out",
                    len(dropped))
         if no_meta:
-            shown = ", ".join(no_meta[:10]) + (f" and {len(no_meta) - 10} more" if len(no_meta) > 10 else "")
+            shown = first_few(no_meta)
             w.warn("videos_missing_from_meta_json", f"{root / split / 'meta.json'}: {len(no_meta)} videos are not listed "
                    f"(their objects have no category; objects come from the expressions): {shown}", len(no_meta))
         with progress_bar(disable=not show_progress) as bar:
