@@ -423,9 +423,7 @@ def brightness(x, severity, rng):
     c = [0.1, 0.2, 0.3, 0.4, 0.5][severity - 1]
     x = _rgb2hsv(np.array(x) / 255.0)
     x[:, :, 2] = np.clip(x[:, :, 2] + c, 0, 1)
-    x = np.clip(_hsv2rgb(x), 0, 1, out=x)
-    x *= 255
-    return x, {}
+    return _to_255(_hsv2rgb(x)), {}
 
 
 def contrast(x, severity, rng):
@@ -565,9 +563,7 @@ def saturate(x, severity, rng):
     c = [(0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (20, 0.2)][severity - 1]
     x = _rgb2hsv(np.array(x) / 255.0)
     x[:, :, 1] = np.clip(x[:, :, 1] * c[0] + c[1], 0, 1)
-    x = np.clip(_hsv2rgb(x), 0, 1, out=x)
-    x *= 255
-    return x, {}
+    return _to_255(_hsv2rgb(x)), {}
 
 
 # -- registry -----------------------------------------------------------------------------------
