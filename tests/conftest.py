@@ -30,3 +30,16 @@ def judo_dataset(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("judo") / "refdavis-val"
     return convert_refdavis(EXAMPLE, "val", out)
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """torch on one CPU thread with denormals flushed for the module (SAM2 runs comparable across
+    machines); the thread count is restored afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.set_flush_denormal(True)
+    yield
+    torch.set_num_threads(threads)

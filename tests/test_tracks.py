@@ -47,13 +47,7 @@ CLI_ARGS = ["--sam2-config", "sam2.1_hiera_t", "--image-size", "256", "--device"
             "--points-per-side", "2", "--pred-iou-thresh", "0", "--stability-thresh", "0", "--max-tracks", "3"]  # fmt: skip
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _torch_cpu():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.set_flush_denormal(True)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _judo_masks() -> dict[int, tuple[int, np.ndarray]]:

@@ -51,13 +51,7 @@ CONFIGS = ["sam2.1_hiera_t", "sam2_hiera_t"]
 HOLE_WARNING = r"(?s).*Skipping the post-processing step"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _torch_cpu():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.set_flush_denormal(True)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 # -- the CUDA kernel's connected components -----------------------------------------------------
