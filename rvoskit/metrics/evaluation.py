@@ -62,6 +62,13 @@ REF_DAVIS_SETS = {0: (1, "first_frame"), 1: (1, "full_video"), 2: (2, "first_fra
 """``anno_<k>`` -> (annotator, kind), ReferFormer's ``exp_id = 4 * obj + k`` order."""
 
 
+def ref_davis_set_expressions(expressions: pd.DataFrame, video_id: str, k: int) -> pd.DataFrame:
+    """The expressions of one video in Ref-DAVIS17 set ``k`` (:data:`REF_DAVIS_SETS`)."""
+    annotator, kind = REF_DAVIS_SETS[k]
+    e = expressions
+    return e[(e["video_id"] == video_id) & (e["annotator"] == annotator) & (e["kind"] == kind)]
+
+
 @dataclass(frozen=True)
 class EvalOptions:
     """Options of one evaluation (picklable; sent to the workers)."""
@@ -231,9 +238,7 @@ def ref_davis_set(ds: RvosDataset, video: pd.Series, k: int, src: ExpressionMask
     Raises:
         RvosError: an expression of the set without exactly one target object.
     """
-    annotator, kind = REF_DAVIS_SETS[k]
-    e = ds.expressions
-    sel = e[(e["video_id"] == video["video_id"]) & (e["annotator"] == annotator) & (e["kind"] == kind)]
+    sel = ref_davis_set_expressions(ds.expressions, video["video_id"], k)
     by_obj = {}
     for eid, x, o in zip(sel["expression_id"], sel["exp_id"], sel["obj_ids"]):
         if o is None or len(o) != 1:

@@ -536,10 +536,9 @@ def prediction_rows(spec: PredictionSpec, ds: RvosDataset, video_id: str, rows: 
             if not lm.has_video:
                 continue
             if k is not None:
-                from rvoskit.metrics.evaluation import REF_DAVIS_SETS
+                from rvoskit.metrics.evaluation import ref_davis_set_expressions
 
-                annotator, kind = REF_DAVIS_SETS[k]
-                sel = e[(e["video_id"] == video_id) & (e["annotator"] == annotator) & (e["kind"] == kind)]
+                sel = ref_davis_set_expressions(e, video_id, k)
                 targets = {str(x): int(o[0]) for x, o in zip(sel["exp_id"], sel["obj_ids"]) if o is not None and len(o) == 1}
             for t in range(len(frames)):
                 lab = lm.get(t)
@@ -574,12 +573,11 @@ def prediction_keys(spec: PredictionSpec, ds: RvosDataset, index: pd.DataFrame |
         elif spec.kind == "png-labels":
             rows.append((f"{vid}/*", vid, "*"))
         else:
-            from rvoskit.metrics.evaluation import REF_DAVIS_SETS
+            from rvoskit.metrics.evaluation import ref_davis_set_expressions
 
             for k in range(4):
                 if not (spec.set_root(k) / vid).is_dir():
                     continue
-                annotator, kind = REF_DAVIS_SETS[k]
-                sel = e[(e["video_id"] == vid) & (e["annotator"] == annotator) & (e["kind"] == kind)]
+                sel = ref_davis_set_expressions(e, vid, k)
                 rows += [(eid, vid, str(x)) for eid, x in zip(sel["expression_id"], sel["exp_id"])]
     return pd.DataFrame(rows, columns=cols)
