@@ -181,7 +181,7 @@ def export_submission(
                 frames = list(v["frames"])
                 zeros = np.zeros((int(v["height"]), int(v["width"])), np.uint8)
                 if spec.kind in ("png-labels", "png-sets"):  # label maps: copied set by set (re-encoded with the DAVIS palette)
-                    src_sets = [None] if spec.kind == "png-labels" else ([anno_set] if anno_set is not None else list(REF_DAVIS_SETS))
+                    src_sets = [None] if spec.kind == "png-labels" else sets
                     for k in src_sets:
                         lm = LabelMaps(spec.path if k is None else spec.set_root(k), v)
                         for t, f in enumerate(frames):
