@@ -222,7 +222,8 @@ def convert_refcoco(
                 H, W = int(im["height"]), int(im["width"])
                 p = img_dir / fname
                 require(p.is_file(), "missing COCO image", file=p, item=f"image {image_id}")
-                require(image_size(p) == (H, W), f"image is {image_size(p)[0]}x{image_size(p)[1]}, instances.json says {H}x{W}", file=p, item=f"image {image_id}")
+                size = image_size(p)
+                require(size == (H, W), f"image is {size[0]}x{size[1]}, instances.json says {H}x{W}", file=p, item=f"image {image_id}")
                 objs, counts, exprs, seen_sent = [], [], [], set()
                 for r in rs:
                     a = anns.get(r["ann_id"])
