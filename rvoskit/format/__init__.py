@@ -9,15 +9,28 @@ See ``schemas/FORMAT.md`` for the specification. Public API:
 - :func:`read_table` / :func:`write_table`: schema-checked Parquet I/O for any v1 table.
 """
 
-from rvoskit.format.atomic import atomic_dir, atomic_file, safe_name
-from rvoskit.format.schema import FORMAT_VERSION, arrow_schema, load_schema, table_columns
-from rvoskit.format.store import (
-    DatasetWriter,
-    RvosDataset,
-    open_dataset,
-    read_table,
-    write_table,
-)
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: public name -> module that defines it, loaded on first use: light modules of this package
+#: (:mod:`rvoskit.format.outputs`, :mod:`rvoskit.format.atomic`), which every command imports on
+#: start-up, do not pull in pandas and pyarrow through this package's import
+_LAZY = {
+    "atomic_dir": "rvoskit.format.atomic",
+    "atomic_file": "rvoskit.format.atomic",
+    "safe_name": "rvoskit.format.atomic",
+    "FORMAT_VERSION": "rvoskit.format.schema",
+    "arrow_schema": "rvoskit.format.schema",
+    "load_schema": "rvoskit.format.schema",
+    "table_columns": "rvoskit.format.schema",
+    "DatasetWriter": "rvoskit.format.store",
+    "RvosDataset": "rvoskit.format.store",
+    "open_dataset": "rvoskit.format.store",
+    "read_table": "rvoskit.format.store",
+    "write_table": "rvoskit.format.store",
+}
 
 __all__ = [
     "FORMAT_VERSION",
@@ -33,3 +46,16 @@ __all__ = [
     "table_columns",
     "write_table",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rvoskit.format' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
