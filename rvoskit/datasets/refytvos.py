@@ -122,9 +122,9 @@ def _valid_videos(root: Path, videos: dict, frames_root: Path) -> tuple[dict, li
         tm = load_json(test_meta, what="meta_expressions.json")
         require(isinstance(tm, dict) and isinstance(tm.get("videos"), dict), "no 'videos' object", file=test_meta)
         dropped = sorted(v for v in videos if v in tm["videos"])
-        return {k: v for k, v in videos.items() if k not in set(dropped)}, dropped, None
+        return {k: v for k, v in videos.items() if k not in tm["videos"]}, dropped, None
     have = [v for v in sorted(videos) if (frames_root / v).is_dir()]
-    missing = [v for v in sorted(videos) if v not in set(have)]
+    missing = sorted(videos.keys() - set(have))
     if not missing:
         note = None
         if len(videos) > PUBLISHED_VALID_VIDEOS:
