@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rvoskit.datasets.common import load_json, mask_rows, require
+from rvoskit.datasets.common import image_size, load_json, mask_rows, require
 from rvoskit.errors import RvosError
 from rvoskit.executor import Executor, imap, resolve_executor
 from rvoskit.format import DatasetWriter
@@ -93,8 +93,6 @@ def _video_job(job: tuple) -> dict:
         require(1 <= n <= usable, f"evaluated frame {n} has no mask (the video has {usable} frame(s) with masks)", file=mat, item=vid)
         rows_t.append(n - 1)
         counts.append(rlemod.encode(masks[n - 1]))
-    from rvoskit.datasets.common import image_size
-
     fh, fw = image_size(frame_dir / f"{names[0]}.png")
     require((fh, fw) == (H, W), f"masks are {H}x{W}, frames {fh}x{fw}", file=mat, item=vid)
     return {"video_id": vid, "names": names, "H": H, "W": W, "annotated": rows_t, "rows": mask_rows(vid, [1] * len(rows_t), rows_t, counts, H, W)}
