@@ -27,6 +27,7 @@ from rvoskit import __version__
 from rvoskit.errors import RvosError
 from rvoskit.format import rle as rlemod
 from rvoskit.format.atomic import atomic_dir
+from rvoskit.format.jsonfile import read_json_object
 from rvoskit.format.schema import (
     FORMAT_VERSION,
     arrow_schema,
@@ -221,15 +222,7 @@ class RvosDataset:
         if not mpath.is_file():
             what = _what_is(self.path)
             raise RvosError("not an rvoskit dataset (no dataset.json)" + (f"; this looks like {what}" if what else ""), file=self.path)
-        try:
-            self.manifest = json.loads(mpath.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise RvosError(f"invalid JSON: {exc}", file=mpath) from None
-        except OSError as exc:
-            raise RvosError(f"cannot read: {exc.strerror}", file=mpath) from None
-        if not isinstance(self.manifest, dict):
-            raise RvosError(f"holds a JSON {type(self.manifest).__name__ if self.manifest is not None else 'null'}, "
-                            "expected an object (the dataset manifest)", file=mpath)
+        self.manifest = read_json_object(mpath, "the dataset manifest")
         if self.manifest.get("format") != FORMAT_NAME:
             raise RvosError(f"format is {self.manifest.get('format')!r}, expected {FORMAT_NAME!r}", file=mpath)
         if not version_supported(self.manifest.get("format_version")):
