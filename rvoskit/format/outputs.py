@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import zipfile
 from pathlib import Path
 from typing import Iterable
 
 from rvoskit.errors import RvosError
+from rvoskit.format.atomic import _remove
 
 #: Output kinds and what they are called in messages.
 KINDS = {
@@ -344,13 +344,6 @@ def _acquire(out: Path, shard: str | None):
             pass
         return lock, lp
     raise RvosError(f"could not lock {out}: the lock file keeps changing")
-
-
-def _remove(p: Path) -> None:
-    if p.is_dir() and not p.is_symlink():
-        shutil.rmtree(p, ignore_errors=True)
-    else:
-        p.unlink(missing_ok=True)
 
 
 def clean_stale_temporaries(out: str | Path, *, inside: bool = True) -> list[Path]:
