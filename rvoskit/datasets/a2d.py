@@ -33,13 +33,14 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 
-from rvoskit.datasets.common import first_few, mask_rows, require
+from rvoskit.datasets.common import first_few, image_size, mask_rows, require
 from rvoskit.errors import RvosError
 from rvoskit.executor import Executor, imap, resolve_executor
 from rvoskit.format import DatasetWriter
@@ -164,9 +165,6 @@ def _decoded_frames(vid: str, clip: Path, work: Path, fmt: str) -> tuple[list[st
     """Decode a clip into ``<work>/frames/<safe vid>/<n:05d>.<fmt>`` once: a video whose marker
     ``<work>/done/<safe vid>.json`` exists is not decoded again (a killed conversion resumes).
     The frames are written in a ``.tmp-`` folder renamed into place, then the marker."""
-    import json
-    import os
-    import shutil
     import tempfile
 
     import cv2
@@ -212,12 +210,11 @@ def _video_job(job: tuple) -> dict:
     if png_dir is not None:
         png_dir = Path(png_dir)
         require(png_dir.is_dir(), "missing frame folder", file=png_dir, item=vid)
-        names = sorted(p.stem for p in png_dir.iterdir() if p.suffix.lower() in (".png", ".jpg"))
+        entries = list(png_dir.iterdir())
+        names = sorted(p.stem for p in entries if p.suffix.lower() in (".png", ".jpg"))
         require(len(names) > 0, "no frames", file=png_dir, item=vid)
-        ext = {p.stem: p.name for p in png_dir.iterdir()}
+        ext = {p.stem: p.name for p in entries}
         files = [f"{vid}/{ext[n]}" for n in names]
-        from rvoskit.datasets.common import image_size
-
         H, W = image_size(png_dir / ext[names[0]])
     else:
         names, files, H, W = _decoded_frames(vid, Path(clip), Path(frames_out), fmt)
@@ -358,8 +355,6 @@ def _prepare_work(work: Path, options: dict, overwrite: bool) -> None:
         RvosError: a work folder of a run with other options (without ``overwrite``, which
             discards it).
     """
-    import json
-
     opt = work / "options.json"
     if work.exists():
         try:
