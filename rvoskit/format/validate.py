@@ -116,7 +116,8 @@ def _validate(path: Path, problems: list[str], check_frames: bool, max_problems:
                 if r["anno_ids"] is not None and len(r["anno_ids"]) != len(r["obj_ids"]):
                     bad("expressions.parquet", eid, "anno_ids and obj_ids differ in length")
 
-    n_masks = _check_masks(ds, path, vset, size, objs_of if objset is not None else None, bad, err)
+    annotated = dict(zip(videos["video_id"], videos["annotated_frames"])) if videos is not None else {}
+    n_masks = _check_masks(ds, path, vset, size, objs_of if objset is not None else None, annotated, bad, err)
     if (path / "void.parquet").exists():
         _check_void(path, vset, size, bad, err)
     if (path / "moments.parquet").exists():
@@ -201,8 +202,9 @@ def _check_frame_files(ds: RvosDataset, v: str, r: pd.Series, bad, err) -> None:
             return
 
 
-def _check_masks(ds, path: Path, vset, size, objs_of, bad, err) -> int | None:
-    """Stream masks.parquet; returns its row count (None when it cannot be read to the end)."""
+def _check_masks(ds, path: Path, vset, size, objs_of, annotated, bad, err) -> int | None:
+    """Stream masks.parquet; returns its row count (None when it cannot be read to the end).
+    ``annotated``: video -> its ``annotated_frames`` (None: every frame)."""
     if ds is None:
         try:
             read_table(path / "masks.parquet", "masks", columns=["video_id"])
@@ -211,11 +213,6 @@ def _check_masks(ds, path: Path, vset, size, objs_of, bad, err) -> int | None:
         return None
     n_masks = 0
     seen_videos: set[str] = set()
-    try:
-        videos = ds.videos
-        annotated = dict(zip(videos["video_id"], videos["annotated_frames"]))
-    except RvosError:
-        annotated = {}  # reported by the table checks
     try:
         for vid, rows in ds.iter_masks():
             n_masks += len(rows)
