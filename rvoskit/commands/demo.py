@@ -6,7 +6,6 @@ convert -> validate -> info -> tracks generate -> pseudolabel -> corrupt -> trai
 
 from __future__ import annotations
 
-import inspect
 import json
 import shutil
 import time
@@ -67,7 +66,6 @@ def _stages(out: Path, example: Path, checkpoint: Path | None, config: str, devi
         return f"{c['videos']} video, {c['frames']} frames, {c['objects']} objects, {c['expressions']} expressions"
 
     def generate() -> str:
-        from rvoskit.format.trackstore import open_trackstore
         from rvoskit.tracks.generate import TrackOptions, generate_tracks
         from rvoskit.tracks.sam2_model import ModelSpec
 
@@ -82,7 +80,7 @@ def _stages(out: Path, example: Path, checkpoint: Path | None, config: str, devi
         with warnings.catch_warnings():  # the demo has said so once already
             warnings.filterwarnings("ignore", message="no SAM2 checkpoint given")
             s = generate_tracks(ds, tracks, model=model, options=opts, threads=1)
-        n = sum(len(open_trackstore(tracks).tokens(v)[1]) for v in open_trackstore(tracks).done_videos())
+        n = s["tracks"]  # the store is new: the demo refuses an existing OUT and --overwrite empties it
         spf = f"{s['seconds_per_frame']:.2f} s/frame" if s.get("seconds_per_frame") else "no frame processed"
         headline.append(("candidate tracks", f"{n} (SAM2 {config}, {device}{', random weights' if checkpoint is None else ''})"))
         return f"{tracks} ({n} tracks, {s['videos_processed']} video generated, {spf})"
@@ -108,20 +106,13 @@ def _stages(out: Path, example: Path, checkpoint: Path | None, config: str, devi
         if text_encoder:
             sets.append(f"text.encoder={text_encoder}")
         cfg = load_config(None, sets)
-        spec = {"dataset": str(ds), "tracks": {"demo": str(tracks)}, "labels": str(labels)}
-        if "valid_fraction" in cfg["data"]:  # named training sets (rvoskit >= 0.2)
-            cfg["data"]["train"] = {"judo": spec}
-            cfg["data"]["valid"] = {}
-            cfg["data"]["valid_fraction"] = 0.0
-        else:
-            cfg["data"]["train"] = spec
-            cfg["data"]["valid"] = {"dataset": None, "tracks": {}, "labels": None}
+        cfg["data"]["train"] = {"judo": {"dataset": str(ds), "tracks": {"demo": str(tracks)}, "labels": str(labels)}}
+        cfg["data"]["valid"] = {}
+        cfg["data"]["valid_fraction"] = 0.0
         warned: list[str] = []
-        kw = {}
-        if "allow_no_positives" in inspect.signature(train_model).parameters:
-            # random SAM2 weights give no track that matches the ground truth: train anyway and say so
-            kw["allow_no_positives"] = checkpoint is None
-        r = train_model(cfg, run, overwrite=True, log=lambda s: warned.append(s) if s.startswith("warning") else None, **kw)
+        # random SAM2 weights give no track that matches the ground truth: train anyway and say so
+        r = train_model(cfg, run, overwrite=True, allow_no_positives=checkpoint is None,
+                        log=lambda s: warned.append(s) if s.startswith("warning") else None)
         for w in warned:
             headline.append(("training", w.removeprefix("warning: ")))
         return f"{run} ({r['epochs']} epochs, {r['parameters'] / 1e6:.2f} M parameters; no validation split)"
