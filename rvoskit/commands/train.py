@@ -30,8 +30,6 @@ SOLA's 32.98 M model (RoBERTa-large text features): add [cyan]--text-encoder mod
 Continue a run: [cyan]rvoskit train --out runs/sola --resume --epochs 20[/]
 """
 
-_SET_KEYS = ("dataset", "tracks", "labels", "weight")
-
 
 def parse_set_spec(spec: str, option: str) -> tuple[str, dict]:
     """``NAME:dataset=DIR,tracks=SRC=DIR+SRC=DIR,labels=DIR[,weight=W]`` -> ``(NAME, {dataset, tracks, labels, weight})``.
@@ -42,6 +40,7 @@ def parse_set_spec(spec: str, option: str) -> tuple[str, dict]:
     Raises:
         RvosError: no ``NAME:``, an unknown or repeated key, a missing value.
     """
+    from rvoskit.selection.config import SET_KEYS
     from rvoskit.selection.data import parse_track_sources
 
     name, sep, rest = spec.partition(":")
@@ -52,9 +51,9 @@ def parse_set_spec(spec: str, option: str) -> tuple[str, dict]:
         key, eq, value = part.partition("=")
         key = key.strip()
         if not eq or not value:
-            raise RvosError(f"{part!r} in {spec!r} is not key=value (keys: {', '.join(_SET_KEYS)})", item=option)
-        if key not in _SET_KEYS:
-            raise RvosError(f"unknown key {key!r} in {spec!r} (keys: {', '.join(_SET_KEYS)})", item=option)
+            raise RvosError(f"{part!r} in {spec!r} is not key=value (keys: {', '.join(SET_KEYS)})", item=option)
+        if key not in SET_KEYS:
+            raise RvosError(f"unknown key {key!r} in {spec!r} (keys: {', '.join(SET_KEYS)})", item=option)
         if key in out:
             raise RvosError(f"{key!r} given twice in {spec!r}", item=option)
         if key == "tracks":
@@ -94,7 +93,7 @@ def train_command(
     from rich.console import Console
     from rich.progress import TextColumn
 
-    from rvoskit.format.outputs import claim_output, track_paths
+    from rvoskit.format.outputs import claim_output
     from rvoskit.progress import progress_bar
     from rvoskit.selection.config import apply_override, data_sets, load_config, validate_config
     from rvoskit.selection.data import parse_track_sources
@@ -133,13 +132,12 @@ def train_command(
                 "tracks": {k: str(Path(v).resolve()) for k, v in parse_track_sources(tr).items()} if tr else current.get("tracks", {}),
                 "labels": str(lb.resolve()) if lb is not None else current.get("labels"),
             }
-            cfg["data"][role] = {}
             cfg["data"][role] = {next(iter(data_sets({"data": {role: spec}}, role, check_paths=False))): spec}
     validate_config(cfg)
     sets = {role: data_sets(cfg, role, check_paths=False) for role in ("train", "valid")}
     if not sets["train"]:
         raise RvosError("give the training data: DATASET --tracks NAME=DIR --labels DIR, or --train NAME:dataset=DIR,tracks=SRC=DIR,labels=DIR (or a --config with data.train)")
-    inputs = [p for role in sets.values() for s in role.values() for p in (s["dataset"], s["labels"], *track_paths([f"{k}={v}" for k, v in s["tracks"].items()]))]
+    inputs = [p for role in sets.values() for s in role.values() for p in (s["dataset"], s["labels"], *s["tracks"].values())]
     claim_output(out, kind="run", inputs=inputs, overwrite=overwrite)
     dev = opt.resolve_device(device)
 
