@@ -230,13 +230,14 @@ def report_cmd(
 def _viz_tracks_inputs(dataset: Path, tracks: list[str], dataset_old: Optional[Path]) -> tuple[Path, Path]:
     """``(dataset, track store)``: ``DATASET --tracks DIR``, or the 0.1 form ``TRACKS --dataset DS``."""
     from rvoskit.errors import RvosError
+    from rvoskit.format.outputs import track_paths
 
     if tracks:
         if dataset_old is not None:
             raise RvosError("give the dataset once: rvoskit viz tracks DATASET --tracks DIR --out OUT")
         if len(tracks) != 1:
             raise RvosError("viz tracks draws one track store: give --tracks once")
-        return dataset, Path(tracks[0].split("=", 1)[1] if "=" in tracks[0] and not Path(tracks[0]).exists() else tracks[0])
+        return dataset, Path(track_paths(tracks)[0])
     if dataset_old is None:
         raise RvosError("give the track store: rvoskit viz tracks DATASET --tracks DIR --out OUT")
     opt.warn_deprecated("viz tracks TRACKS --dataset DS", "viz tracks DS --tracks TRACKS")
