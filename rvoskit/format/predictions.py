@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from rvoskit import __version__
 from rvoskit.errors import RvosError
 from rvoskit.format.atomic import atomic_dir
+from rvoskit.format.jsonfile import read_json_object
 from rvoskit.format.schema import FORMAT_VERSION, arrow_schema
 from rvoskit.format.store import read_table, to_arrow
 
@@ -179,8 +180,6 @@ def read_manifest(path: str | Path) -> dict:
     mpath = Path(path) / MANIFEST
     if not mpath.is_file():
         return {}
-    from rvoskit.format.jsonfile import read_json_object
-
     manifest = read_json_object(mpath, "the predictions manifest")
     if manifest.get("format") != FORMAT_NAME:
         raise RvosError(f"format is {manifest.get('format')!r}, expected {FORMAT_NAME!r}", file=mpath)

@@ -21,6 +21,7 @@ import pandas as pd
 from rvoskit import __version__
 from rvoskit.errors import RvosError
 from rvoskit.format.atomic import atomic_file, safe_name
+from rvoskit.format.jsonfile import read_json_object
 from rvoskit.format.schema import FORMAT_VERSION, version_supported
 from rvoskit.format.store import read_table, to_arrow
 
@@ -73,8 +74,6 @@ class TrackStore:
             }
             with atomic_file(mpath) as tmp:
                 tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        from rvoskit.format.jsonfile import read_json_object
-
         self.manifest = read_json_object(mpath, "the track store manifest")
         if self.manifest.get("format") != FORMAT_NAME or not version_supported(self.manifest.get("format_version")):
             raise RvosError("not a v1 rvoskit track store", file=mpath)
@@ -106,8 +105,6 @@ class TrackStore:
 
     def done_videos(self) -> list[str]:
         """Ids of the completed videos (from the markers), sorted."""
-        from rvoskit.format.jsonfile import read_json_object
-
         out = []
         for p in sorted((self.path / "done").glob("*.json")):
             vid = read_json_object(p, "a video's completion marker").get("video_id")
@@ -158,8 +155,6 @@ class TrackStore:
         path = self._file("done", video_id, ".json")
         if not path.is_file():
             raise RvosError("video not in the track store (not generated yet)", file=self.path, item=video_id)
-        from rvoskit.format.jsonfile import read_json_object
-
         return read_json_object(path, "a video's completion marker")
 
     def tracks(self, video_id: str, columns: list[str] | None = None) -> pd.DataFrame:
