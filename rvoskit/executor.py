@@ -70,6 +70,11 @@ class Executor:
             raise RvosError("--ray-address needs --executor ray", item="--ray-address")
         return self
 
+    def for_units(self, n: int) -> Executor:
+        """This executor for ``n`` work units: ``local`` instead of a process pool when ``n <= 1``
+        (a pool's start-up buys nothing for a single unit); otherwise self."""
+        return Executor() if self.kind == "process" and n <= 1 else self
+
     def describe(self) -> str:
         """One-word description for run summaries: ``local``, ``process x4``, ``ray (auto)``."""
         if self.kind == "process":

@@ -649,9 +649,7 @@ def pseudolabel(
         if progress:
             progress(n_done, len(work))
 
-    ex = resolve_executor(executor, workers, ray_address)
-    if ex.kind == "process" and len(jobs) <= 1:
-        ex = Executor()
+    ex = resolve_executor(executor, workers, ray_address).for_units(len(jobs))
     for job, rows in imap(_label_job, jobs, ex):  # finished videos stay in the parts folder
         finish(job[2], rows)
 

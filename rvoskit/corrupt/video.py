@@ -221,8 +221,7 @@ def _run_local(tasks: list[dict], ds: RvosDataset) -> Iterator[dict]:
 
 def _run(tasks: list[dict], ds: RvosDataset, ex: Executor) -> Iterator[dict]:
     """Yield the records of ``tasks`` as they finish (in this process, a process pool or Ray)."""
-    if ex.kind == "process" and len(tasks) <= 1:
-        ex = Executor()
+    ex = ex.for_units(len(tasks))
     if ex.kind == "local":
         yield from _run_local(tasks, ds)
         return

@@ -143,9 +143,7 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T], workers: int | Execut
 
     At most ``2 * workers`` results are in flight, so memory does not grow with ``len(items)``.
     """
-    ex = workers if isinstance(workers, Executor) else resolve_executor(None, max(1, int(workers)))
-    if ex.kind == "process" and len(items) <= 1:
-        ex = Executor()
+    ex = (workers if isinstance(workers, Executor) else resolve_executor(None, max(1, int(workers)))).for_units(len(items))
     for _item, value in imap(fn, items, ex, ordered=True, start_method="fork" if sys.platform == "linux" else "spawn"):
         yield value
 

@@ -453,9 +453,7 @@ def _evaluate(ds, spec, protocol, workers, executor, ray_address, missing_frame_
     for vid in vids:
         ds.video(vid)
     jobs = ((str(ds.path), spec, opts, vid, rows) for vid, rows in rows_by_video(spec, index, vids))
-    ex = resolve_executor(executor, workers, ray_address)
-    if ex.kind == "process" and len(vids) <= 1:
-        ex = Executor()
+    ex = resolve_executor(executor, workers, ray_address).for_units(len(vids))
     if ex.kind == "local":
         _DATASETS[str(ds.path)] = ds
     results: dict[str, list[dict]] = {}
