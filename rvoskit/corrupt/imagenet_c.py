@@ -22,6 +22,7 @@ package (they are not redistributed here).
 from __future__ import annotations
 
 import importlib.util
+import threading
 from collections.abc import Callable
 from functools import lru_cache
 from io import BytesIO
@@ -30,8 +31,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from rvoskit.corrupt import kernels
-from rvoskit.corrupt.rng import Rng, randint, standard_normal
+from rvoskit.corrupt import blur, kernels, weather
+from rvoskit.corrupt.rng import Rng, legacy_normals, randint, standard_normal
 from rvoskit.errors import RvosError
 
 Params = dict[str, float | int]
@@ -92,6 +93,18 @@ def _hsv2rgb(arr: np.ndarray) -> np.ndarray:
     for ch in range(3):
         out[..., ch] = np.choose(_HSV_PICK[ch][k], (v, p, q, t))
     return out
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch_f64(n: int) -> np.ndarray:
+    """A float64 ``(n,)`` work array reused by this thread's next noise frame (the noise
+    corruptions use it for their draws and are done with it when they return)."""
+    a = getattr(_SCRATCH, "f64", None)
+    if a is None or a.size != n:
+        a = _SCRATCH.f64 = np.empty(n, np.float64)
+    return a
 
 
 def _to_255(x: np.ndarray) -> np.ndarray:
@@ -158,43 +171,6 @@ def _clipped_zoom(img: np.ndarray, zoom_factor: float) -> np.ndarray:
     return np.stack(planes, axis=-1)
 
 
-def _glass_shuffle(x: np.ndarray, delta: int, iterations: int, rng: Rng) -> np.ndarray:
-    """The reference's ``_shuffle_pixels_njit_glass_blur``, vectorised, same result for the same draws.
-
-    The reference walks ``h`` from ``H - delta`` down to ``delta + 1`` and, inside, ``w`` from
-    ``W - delta`` down to ``delta + 1``, draws ``dx, dy = randint(-delta, delta, size=2)`` and runs
-    ``x[h, w], x[h', w'] = x[h', w'], x[h, w]``. On pixel views that tuple "swap" is a copy
-    (``x[h, w]`` takes ``x[h', w']``'s value, which it keeps), so position ``k`` (in walk order) ends
-    with the value of its source ``j`` as it was when ``k`` was visited: ``j``'s final value if
-    ``j`` was visited earlier, else its value before the pass. Those chains are followed by pointer
-    jumping (a few vectorised passes) instead of a pixel loop.
-    """
-    H, W = x.shape[:2]
-    hs = np.arange(H - delta, delta, -1)
-    ws = np.arange(W - delta, delta, -1)
-    nh, nw = len(hs), len(ws)
-    src = np.arange(H * W)
-    if nh <= 0 or nw <= 0:
-        return x
-    hh = np.repeat(hs, nw)
-    ww = np.tile(ws, nh)
-    pos = hh * W + ww
-    order = np.arange(nh * nw)
-    for _ in range(iterations):
-        d = randint(rng, -delta, delta, size=(nh * nw, 2))
-        hp, wp = hh + d[:, 1], ww + d[:, 0]
-        visited = (hp > delta) & (hp <= H - delta) & (wp > delta) & (wp <= W - delta)
-        kj = (H - delta - hp) * nw + (W - delta - wp)
-        parent = np.where(visited & (kj < order), kj, order)
-        while True:
-            grand = parent[parent]
-            if np.array_equal(grand, parent):
-                break
-            parent = grand
-        src[pos] = src[hp * W + wp][parent]
-    return x.reshape(H * W, -1)[src].reshape(x.shape)
-
-
 @lru_cache(maxsize=6)
 def _frost_texture(idx: int) -> np.ndarray:
     spec = importlib.util.find_spec("imagecorruptions")
@@ -219,6 +195,9 @@ def gaussian_noise(x: np.ndarray, severity: int, rng: Rng) -> tuple[np.ndarray, 
     Source: imagecorruptions 1.1 (imagecorruptions-imaug 1.1.5), same tables and draw order.
     """
     c = kernels.GAUSSIAN_NOISE_SIGMA[severity - 1]
+    if isinstance(rng, np.random.RandomState):  # the reference's draws, vectorised (exact where it matters)
+        nz = legacy_normals(rng, x.size, out=_scratch_f64(x.size))
+        return kernels.gaussian_noise_apply(x, nz.z.reshape(x.shape), c, exact=nz.exact), {}
     return kernels.gaussian_noise_apply(x, standard_normal(rng, x.shape), c), {}
 
 
@@ -270,7 +249,9 @@ def gaussian_blur(x, severity, rng):
     Source: imagecorruptions 1.1 (imagecorruptions-imaug 1.1.5), same tables and draw order.
     """
     c = [1, 2, 3, 4, 6][severity - 1]
-    return _to_255(_gaussian(np.array(x) / 255.0, c, channel_axis=-1)), {}
+    # uint8(clip(gaussian(x / 255.), 0, 1) * 255) directly: exact row pass, float32 column pass,
+    # the reference's float64 value where float32 does not decide the truncation
+    return blur.gaussian_u8(x, c), {}
 
 
 def glass_blur(x, severity, rng):
@@ -279,9 +260,9 @@ def glass_blur(x, severity, rng):
     Source: imagecorruptions 1.1 (imagecorruptions-imaug 1.1.5), same tables and draw order.
     """
     c = [(0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)][severity - 1]
-    x = np.uint8(_gaussian(np.array(x) / 255.0, c[0], channel_axis=-1) * 255)
-    x = _glass_shuffle(x, c[1], c[2], rng)
-    return _to_255(_gaussian(x / 255.0, c[0], channel_axis=-1)), {}
+    x = blur.gaussian_u8(x, c[0])  # np.uint8(gaussian(x / 255.) * 255): the weights are >= 0, no clip needed
+    x = blur.glass_shuffle(x, c[1], c[2], rng)
+    return blur.gaussian_u8(x, c[0]), {}
 
 
 def defocus_blur(x, severity, rng):
@@ -407,12 +388,10 @@ def fog(x, severity, rng):
     c = [(1.5, 2), (2.0, 2), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4)][severity - 1]
     h, w = x.shape[:2]
     map_size = 1 << (int(max(x.shape)) - 1).bit_length()
-    x = np.array(x) / 255.0
-    max_val = x.max()
-    x += c[0] * _plasma_fractal(rng, mapsize=map_size, wibbledecay=c[1])[:h, :w][..., np.newaxis]
-    x *= max_val
-    x /= max_val + c[0]  # x * max_val / (max_val + c[0]), in place
-    return _to_255(x), {}
+    # the reference's plasma crop (same draws, same float32 values) and its float64 blend, exactly:
+    # see rvoskit.corrupt.weather
+    plasma = weather.plasma_fractal_crop(rng, map_size, c[1], h, w)
+    return weather.fog_apply(x, plasma, c[0]), {}
 
 
 def brightness(x, severity, rng):
@@ -509,6 +488,8 @@ def spatter(x, severity, rng):
     """Spatter: liquid (severities 1-3) or mud (4-5) splashes from thresholded, blurred noise.
 
     Source: imagecorruptions 1.1 (imagecorruptions-imaug 1.1.5), same tables and draw order.
+    The blend with the image is computed only where there is spatter (a table of the reference's
+    formula elsewhere): :func:`rvoskit.corrupt.weather.spatter_liquid` / ``spatter_mud``.
     """
     c = [
         (0.65, 0.3, 4, 0.69, 0.6, 0),
@@ -517,11 +498,10 @@ def spatter(x, severity, rng):
         (0.65, 0.3, 1, 0.65, 1.5, 1),
         (0.67, 0.4, 1, 0.65, 1.5, 1),
     ][severity - 1]
-    x = np.array(x, dtype=np.float32) / 255.0
     liquid_layer = rng.normal(size=x.shape[:2], loc=c[0], scale=c[1])
     liquid_layer = _gaussian(liquid_layer, c[2])
-    liquid_layer[liquid_layer < c[3]] = 0
     if c[5] == 0:
+        liquid_layer[liquid_layer < c[3]] = 0
         liquid_layer = (liquid_layer * 255).astype(np.uint8)
         dist = 255 - cv2.Canny(liquid_layer, 50, 150)
         dist = cv2.distanceTransform(dist, cv2.DIST_L2, 5)
@@ -531,28 +511,11 @@ def spatter(x, severity, rng):
         ker = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
         dist = cv2.filter2D(dist, cv2.CV_8U, ker)
         dist = cv2.blur(dist, (3, 3)).astype(np.float32)
-        m = cv2.cvtColor(liquid_layer * dist, cv2.COLOR_GRAY2BGRA)
-        peak = np.max(m, axis=(0, 1))
-        # the reference divides by zero (NaN output) when no liquid survives; here: no spatter
-        m /= np.where(peak > 0, peak, 1)
-        m *= c[4]
-        # water is pale turquoise
-        color = np.concatenate(
-            (175 / 255.0 * np.ones_like(m[..., :1]), 238 / 255.0 * np.ones_like(m[..., :1]), 238 / 255.0 * np.ones_like(m[..., :1])),
-            axis=2,
-        )
-        color = cv2.cvtColor(color, cv2.COLOR_BGR2BGRA)
-        x = cv2.cvtColor(x, cv2.COLOR_BGR2BGRA)
-        return cv2.cvtColor(np.clip(x + m * color, 0, 1), cv2.COLOR_BGRA2BGR) * 255, {}
-    m = np.where(liquid_layer > c[3], 1, 0)
-    m = _gaussian(m.astype(np.float32), c[4])
+        return weather.spatter_liquid(x, liquid_layer * dist, c[4]), {}
+    # np.where(liquid_layer > c3, 1, 0) (after zeroing values below c3, which keeps the same set)
+    m = _gaussian((liquid_layer > c[3]).astype(np.float32), c[4])
     m[m < 0.8] = 0
-    # mud brown
-    # the reference's (63, 42, 20) / 255 planes times m, as one broadcast product (same values)
-    color = np.multiply(m[..., np.newaxis], np.array([63 / 255.0, 42 / 255.0, 20 / 255.0]), dtype=np.float64)
-    x *= 1 - m[..., np.newaxis]
-    color += x  # x + color
-    return _to_255(color), {}
+    return weather.spatter_mud(x, m), {}
 
 
 def saturate(x, severity, rng):

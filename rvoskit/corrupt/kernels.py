@@ -44,7 +44,7 @@ def _floor_band(t: np.ndarray, out: np.ndarray) -> np.ndarray:
     return np.flatnonzero(lo != out)
 
 
-def gaussian_noise_apply(image: np.ndarray, z: np.ndarray, sigma: float) -> np.ndarray:
+def gaussian_noise_apply(image: np.ndarray, z: np.ndarray, sigma: float, exact=None) -> np.ndarray:
     """``uint8(clip(image / 255 + sigma * z, 0, 1) * 255)``, the reference's float64 result.
 
     The reference (``gaussian_noise``) computes ``x = image / 255.`` (float64), adds
@@ -63,6 +63,12 @@ def gaussian_noise_apply(image: np.ndarray, z: np.ndarray, sigma: float) -> np.n
         z: standard normal draws of the image's shape, float32 or float64 (float64 ``z`` from
             ``RandomState.standard_normal`` makes ``sigma * z`` the reference's noise bit for bit).
         sigma: the noise standard deviation, e.g. ``GAUSSIAN_NOISE_SIGMA[severity - 1]``.
+        exact: optional ``exact(flat_idx) -> float64`` giving the reference's ``z`` bit for bit where
+            ``z`` itself may be a few ulps off (:meth:`rvoskit.corrupt.rng.LegacyNormals.exact`).
+            The float64 recomputation first uses ``z``; only pixels whose unclipped float64 value
+            ``255 (x + sigma z)`` lands within 1e-9 of an integer (0 and 255 included), where a
+            few-ulp change of ``z`` (below 1e-12 after scaling) could move the clip or the
+            truncation, are computed again with ``exact`` (about one pixel in 100 frames).
 
     Returns:
         ``uint8`` array of the image's shape.
@@ -89,7 +95,13 @@ def gaussian_noise_apply(image: np.ndarray, z: np.ndarray, sigma: float) -> np.n
     if amb.size:
         x = _X_OVER_255[img3.reshape(-1)[amb]]
         noise = sigma * z3.reshape(-1)[amb].astype(np.float64)
-        out.reshape(-1)[amb] = (np.clip(x + noise, 0, 1) * 255).astype(np.uint8)
+        v = x + noise
+        if exact is not None:
+            w = v * 255
+            near = np.flatnonzero(np.abs(w - np.rint(w)) < 1e-9)
+            if near.size:
+                v[near] = x[near] + sigma * exact(amb[near])
+        out.reshape(-1)[amb] = (np.clip(v, 0, 1) * 255).astype(np.uint8)
     return out.reshape(image.shape)
 
 

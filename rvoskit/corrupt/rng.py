@@ -22,6 +22,8 @@ Two kinds of generator:
 from __future__ import annotations
 
 import hashlib
+import math
+import threading
 
 import numpy as np
 
@@ -126,3 +128,126 @@ def standard_normal(rng: Rng, shape: tuple[int, ...]) -> np.ndarray:
         theta *= r
         np.multiply(r, c, out=r)
     return u.reshape(-1)[:n].reshape(shape)
+
+
+
+_POLAR_ACCEPT = math.pi / 4  # P(x1**2 + x2**2 < 1) for a pair of the polar method
+_POLAR_SD = math.sqrt(_POLAR_ACCEPT * (1 - _POLAR_ACCEPT))
+_CHUNK = 1 << 15  # polar attempts per chunk: the chunk's arrays (~1.5 MB) stay in cache
+_scratch = threading.local()
+
+
+def _buffers(chunk: int) -> dict[str, np.ndarray]:
+    """Per-thread work arrays for :func:`legacy_normals` (reused: no page faults per frame)."""
+    b = getattr(_scratch, "bufs", None)
+    if b is None or b["r2"].size != chunk:
+        b = _scratch.bufs = {
+            "u": np.empty(2 * chunk), "sq": np.empty(2 * chunk), "r2": np.empty(chunk),
+            "ok": np.empty(chunk, bool), "ok2": np.empty(chunk, bool),
+            "x1": np.empty(chunk), "x2": np.empty(chunk), "r2c": np.empty(chunk), "f": np.empty(chunk),
+        }
+    return b
+
+
+def _pair_attempts(pairs: int) -> int:
+    """Polar attempts that accept fewer than ``pairs`` pairs, 8 standard deviations out."""
+    return int((pairs - 8 * _POLAR_SD * math.sqrt(pairs / _POLAR_ACCEPT) - 64) / _POLAR_ACCEPT)
+
+
+class LegacyNormals:
+    """Draws of ``RandomState.standard_normal(n)``, from :func:`legacy_normals`.
+
+    Attributes:
+        z: ``(n,)`` array of ``scale * z`` in the requested dtype. With float64 and ``scale=1`` it
+            is the reference's array except where numpy's vectorised ``np.log`` differs from the C
+            library's ``log`` by one ulp (about 0.3 % of pairs; ``z`` then moves by ~1 ulp).
+    """
+
+    def __init__(self, z: np.ndarray, state, n: int):
+        self.z = z
+        self._state, self._n = state, n
+
+    def exact(self, idx: np.ndarray) -> np.ndarray:
+        """The reference's ``RandomState.standard_normal(n)[idx]``, bit for bit (unscaled, float64).
+
+        Replays the draws: ``standard_normal(n)`` on a generator restored to the state before them
+        (one reference-speed draw, ~45 ms at 720p; callers use it only for the rare values where a
+        one-ulp difference could matter).
+        """
+        rs = np.random.RandomState()
+        rs.set_state(self._state)
+        return rs.standard_normal(self._n)[np.asarray(idx, np.int64)]
+
+
+def legacy_normals(rs: np.random.RandomState, n: int, *, scale: float = 1.0, dtype=np.float64, out: np.ndarray | None = None) -> LegacyNormals:
+    """``scale * rs.standard_normal(n)`` (numpy's legacy polar method), vectorised; ``rs`` ends in the same state.
+
+    numpy's ``legacy_gauss`` (numpy/random/src/legacy/legacy-distributions.c) takes pairs
+    ``x1 = 2 u1 - 1``, ``x2 = 2 u2 - 1`` of consecutive ``random_sample`` doubles, rejects
+    ``r2 = x1*x1 + x2*x2 >= 1`` or ``== 0``, and with ``f = sqrt(-2 log(r2) / r2)`` returns ``f * x2``
+    and keeps ``f * x1`` for the next call. Here the doubles are drawn in chunks by
+    ``Generator(rs's bit generator).random`` (the same doubles from the same state), and the
+    rejection and ``f`` are whole-array float64 operations in the same order, on cache-sized
+    chunks. The number of attempts is chosen so that, 8 standard deviations out, fewer pairs are
+    accepted than needed: every double drawn is one the reference draws too. The last few hundred
+    values come from ``rs.standard_normal`` itself, so the generator's state afterwards (position
+    and cached normal) is exactly the reference's; a cached normal from an earlier odd-sized draw
+    comes first, as in the reference. Should a chunk ever accept too many pairs, the state is
+    restored and ``rs.standard_normal(n)`` is used.
+
+    Exactness: the only difference is numpy's SIMD ``log`` (one ulp on ~0.3 % of pairs);
+    :meth:`LegacyNormals.exact` replays the reference for the values where that could matter.
+
+    Args:
+        rs: the legacy generator.
+        n: number of draws.
+        scale: the values are ``scale * z`` (``(scale * f) * x`` when ``scale != 1``: within
+            2 ulp of the float64 ``scale * z``).
+        dtype: float64 or float32 (float32: the float64 values rounded).
+        out: optional contiguous ``(n,)`` array of ``dtype`` to write the values to (reusing one
+            buffer frame after frame saves the page faults of a fresh 22 MB array).
+
+    Returns:
+        :class:`LegacyNormals`; ``.z`` has shape ``(n,)``.
+    """
+    state = rs.get_state()
+    z = np.empty(n, dtype) if out is None else out.reshape(n)
+    pos = 0
+    if n and state[3]:  # the cached normal of an odd-sized earlier draw
+        z[0] = scale * rs.standard_normal()
+        pos = 1
+    b = _buffers(_CHUNK)
+    g = np.random.Generator(rs._bit_generator)  # shares rs's MT19937 state: random() = rs.random_sample()
+    while (att := min(_CHUNK, _pair_attempts((n - pos) // 2))) >= 1024:
+        u, sq, r2, ok = b["u"][: 2 * att], b["sq"][: 2 * att], b["r2"][:att], b["ok"][:att]
+        g.random(out=u)
+        u *= 2.0
+        u -= 1.0  # x = 2 u - 1, exact
+        np.multiply(u, u, out=sq)
+        np.add(sq[0::2], sq[1::2], out=r2)  # x1*x1 + x2*x2
+        np.less(r2, 1.0, out=ok)
+        ok &= np.not_equal(r2, 0.0, out=b["ok2"][:att])
+        keep = np.flatnonzero(ok)
+        k = keep.size
+        if 2 * k > n - pos:  # never at 8 standard deviations; exact anyway
+            rs.set_state(state)
+            z[:] = scale * rs.standard_normal(n)
+            return LegacyNormals(z, state, n)
+        x1, x2, r2c, f = b["x1"][:k], b["x2"][:k], b["r2c"][:k], b["f"][:k]
+        np.take(u[0::2], keep, out=x1, mode="clip")  # the accepted pairs, contiguous
+        np.take(u[1::2], keep, out=x2, mode="clip")
+        np.take(r2, keep, out=r2c, mode="clip")
+        np.log(r2c, out=f)
+        f *= -2.0
+        f /= r2c
+        np.sqrt(f, out=f)
+        if scale != 1.0:
+            f *= scale
+        x2 *= f  # returned first
+        x1 *= f  # the cached one, returned next
+        zz = z[pos : pos + 2 * k].reshape(k, 2)
+        zz[:, 0] = x2
+        zz[:, 1] = x1
+        pos += 2 * k
+    z[pos:] = scale * rs.standard_normal(n - pos)
+    return LegacyNormals(z, state, n)
