@@ -95,6 +95,8 @@ def _hsv2rgb(arr: np.ndarray) -> np.ndarray:
     return out
 
 
+_IMPULSE_STEP = 1 << 16  # impulse_noise: uniforms per piece (512 KB)
+_ROUND_TRIP_255 = np.uint8(np.clip(np.arange(256) / 255.0, 0, 1) * 255)  # the reference's value of an untouched pixel
 _SCRATCH = threading.local()
 
 
@@ -215,18 +217,41 @@ def shot_noise(x, severity, rng):
 def impulse_noise(x, severity, rng):
     """Impulse (salt-and-pepper) noise, amount c = [.03, .06, .09, .17, .27] (scikit-image ``random_noise('s&p')``).
 
+    scikit-image draws ``flipped = rng.random(shape) <= c``, then ``salted = rng.random(shape) <= 0.5``,
+    and sets flipped pixels to 1 (salted) or 0; the reference then clips and scales by 255 and
+    truncates. Here the uint8 result is built directly: ``uint8((k / 255.) * 255.)`` from a
+    256-entry table for untouched values (the float64 round trip gives ``k`` back or ``k - 1``),
+    255 and 0 for the flipped ones. The uniforms are drawn in cache-sized pieces into one reused
+    buffer (a ``Generator``'s ``random`` continues the same stream across calls); the same
+    comparisons on the same doubles, so the same pixels.
+
     Source: imagecorruptions 1.1 (imagecorruptions-imaug 1.1.5), same tables and draw order.
     """
     c = [0.03, 0.06, 0.09, 0.17, 0.27][severity - 1]
-    x = np.array(x) / 255.0  # skimage.util.random_noise(x, "s&p", rng, amount=c), verbatim
-    out = x  # a fresh array: scikit-image's copy is not needed
-    flipped = rng.random(x.shape) <= c
-    salted = rng.random(x.shape) <= 0.5
-    salted &= flipped
-    out[salted] = 1
-    flipped ^= salted  # flipped & ~salted
-    out[flipped] = 0.0
-    return _to_255(out), {}  # scikit-image's clip and the reference's: the same clip twice
+    if not isinstance(rng, np.random.Generator):  # a RandomState passed by hand: the plain way
+        x = np.array(x) / 255.0
+        flipped = rng.random(x.shape) <= c
+        salted = rng.random(x.shape) <= 0.5
+        salted &= flipped
+        x[salted] = 1
+        flipped ^= salted
+        x[flipped] = 0.0
+        return _to_255(x), {}
+    n, step = x.size, _IMPULSE_STEP
+    u = _scratch_f64(min(n, step))
+    flipped = np.empty(n, bool)
+    for a in range(0, n, step):  # all of flipped's draws first, as scikit-image does
+        b = min(n, a + step)
+        rng.random(out=u[: b - a])
+        np.less_equal(u[: b - a], c, out=flipped[a:b])
+    out = cv2.LUT(x, _ROUND_TRIP_255).reshape(-1)  # x not flipped: uint8(clip(k / 255.) * 255)
+    salted = np.empty(min(n, step), bool)
+    for a in range(0, n, step):
+        b = min(n, a + step)
+        rng.random(out=u[: b - a])
+        s = np.less_equal(u[: b - a], 0.5, out=salted[: b - a])
+        np.copyto(out[a:b], np.negative(s.view(np.uint8)), where=flipped[a:b])  # 255 salted, 0 peppered
+    return out.reshape(x.shape), {}
 
 
 def speckle_noise(x, severity, rng):
@@ -235,6 +260,9 @@ def speckle_noise(x, severity, rng):
     Source: imagecorruptions 1.1 (imagecorruptions-imaug 1.1.5), same tables and draw order.
     """
     c = [0.15, 0.2, 0.35, 0.45, 0.6][severity - 1]
+    if isinstance(rng, np.random.RandomState):  # the reference's draws, vectorised; exact float32 kernel
+        nz = legacy_normals(rng, x.size, out=_scratch_f64(x.size))
+        return kernels.speckle_noise_apply(x, nz.z.reshape(x.shape), c, exact=nz.exact), {}
     x = np.array(x) / 255.0
     noise = standard_normal(rng, x.shape).astype(np.float64, copy=False)
     noise *= c  # c * z, in place
