@@ -129,35 +129,6 @@ def _disk(radius: float, alias_blur: float = 0.1, dtype=np.float32) -> np.ndarra
     return cv2.GaussianBlur(aliased_disk, ksize=ksize, sigmaX=alias_blur)
 
 
-def _plasma_fractal(rng: Rng, mapsize: int = 256, wibbledecay: float = 3) -> np.ndarray:
-    """Diamond-square height map in [0, 1], ``(mapsize, mapsize)`` float32 (mapsize a power of two)."""
-    maparray = np.empty((mapsize, mapsize), dtype=np.float32)
-    maparray[0, 0] = 0
-    stepsize = mapsize
-    wibble = 100
-
-    def wibbledmean(array):
-        return array / 4 + wibble * rng.uniform(-wibble, wibble, array.shape)
-
-    while stepsize >= 2:
-        # fillsquares
-        cornerref = maparray[0:mapsize:stepsize, 0:mapsize:stepsize]
-        squareaccum = cornerref + np.roll(cornerref, shift=-1, axis=0)
-        squareaccum += np.roll(squareaccum, shift=-1, axis=1)
-        maparray[stepsize // 2 : mapsize : stepsize, stepsize // 2 : mapsize : stepsize] = wibbledmean(squareaccum)
-        # filldiamonds
-        drgrid = maparray[stepsize // 2 : mapsize : stepsize, stepsize // 2 : mapsize : stepsize]
-        ulgrid = maparray[0:mapsize:stepsize, 0:mapsize:stepsize]
-        ltsum = drgrid + np.roll(drgrid, 1, axis=0) + (ulgrid + np.roll(ulgrid, -1, axis=1))
-        maparray[0:mapsize:stepsize, stepsize // 2 : mapsize : stepsize] = wibbledmean(ltsum)
-        ttsum = drgrid + np.roll(drgrid, 1, axis=1) + (ulgrid + np.roll(ulgrid, -1, axis=0))
-        maparray[stepsize // 2 : mapsize : stepsize, 0:mapsize:stepsize] = wibbledmean(ttsum)
-        stepsize //= 2
-        wibble /= wibbledecay
-    maparray -= maparray.min()
-    return maparray / maparray.max()
-
-
 def _clipped_zoom(img: np.ndarray, zoom_factor: float) -> np.ndarray:
     ch0 = int(np.ceil(img.shape[0] / float(zoom_factor)))
     top0 = (img.shape[0] - ch0) // 2
@@ -351,27 +322,14 @@ def snow(x, severity, rng):
         (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65),
         (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55),
     ][severity - 1]
-    x = np.array(x, dtype=np.float32) / 255.0
     snow_layer = rng.normal(size=x.shape[:2], loc=c[0], scale=c[1])
     snow_layer = _clipped_zoom(snow_layer[..., np.newaxis], c[2])
     snow_layer[snow_layer < c[3]] = 0
     snow_layer = np.clip(snow_layer.squeeze(), 0, 1)
     angle = float(rng.uniform(-135, -45))
-    snow_layer = kernels.motion_blur_float(snow_layer, radius=c[4], sigma=c[5], angle=angle)
-    snow_layer = np.round(snow_layer * 255).astype(np.uint8) / 255.0
-    snow_layer = snow_layer[..., np.newaxis][: x.shape[0], : x.shape[1], :]
-    gray = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY).reshape(x.shape[0], x.shape[1], 1)
-    # c6 * x + (1 - c6) * max(x, gray * 1.5 + 0.5), then x + snow + rot(snow): the same float
-    # operations in the same order, in place
-    gray *= 1.5
-    gray += 0.5
-    bright = np.maximum(x, gray)
-    bright *= 1 - c[6]
-    x *= c[6]
-    x += bright
-    out = x + snow_layer
-    out += np.rot90(snow_layer, k=2)
-    return _to_255(out), {"angle": angle}
+    # np.round(_motion_blur(layer) * 255).astype(np.uint8), then the blend, exactly: rvoskit.corrupt.weather
+    snow_layer = weather.motion_blur_round(snow_layer, radius=c[4], sigma=c[5], angle=angle)
+    return weather.snow_blend(x, snow_layer[: x.shape[0], : x.shape[1]], c[6]), {"angle": angle}
 
 
 def frost(x, severity, rng):
