@@ -34,9 +34,9 @@ import pandas as pd
 from rvoskit import __version__
 from rvoskit.errors import RvosError
 from rvoskit.executor import Executor, imap, resolve_executor
-from rvoskit.format import rle as rlemod
 from rvoskit.format.store import RvosDataset, open_dataset
-from rvoskit.metrics.jf import BOUND_TH, frame_jf
+from rvoskit.metrics import rlebox
+from rvoskit.metrics.jf import BOUND_TH, _bbox, _u8, bound_pix, crop_jf, union_box
 from rvoskit.metrics.protocols import (
     DAVIS_COLUMNS,
     davis_semi_frames,
@@ -114,41 +114,64 @@ def _dataset(path: str) -> RvosDataset:
 
 
 class _GtFrames:
-    """Ground-truth object masks of one video, decoded one frame at a time (bounded memory)."""
+    """Ground-truth object masks of one video, decoded one frame at a time (bounded memory), and
+    only inside the box that is scored (:func:`rvoskit.metrics.jf.crop_jf`)."""
 
     def __init__(self, ds: RvosDataset, video_id: str, shape: tuple[int, int]):
         rows = ds.masks(video_id, columns=["obj_id", "frame_idx", "rle", "area"])
         self.shape = shape
         self.zeros = np.zeros(shape, np.uint8)
+        self.where = ds.path / "masks.parquet"
+        self.video_id = video_id
         self._rows = {(int(o), int(t)): (r, int(a)) for o, t, r, a in zip(rows["obj_id"], rows["frame_idx"], rows["rle"], rows["area"])}
         self._t = -1
-        self._cache: dict[int | tuple[int, ...], np.ndarray] = {}  # frame _t: objects and unions
+        self._cache: dict[int, tuple | None] = {}  # frame _t: obj_id -> (start, end, bbox) or None
 
-    def _frame(self, t: int) -> dict:
+    def _runs(self, obj_id: int, t: int) -> tuple | None:
         if t != self._t:
             self._t, self._cache = t, {}
-        return self._cache
-
-    def obj(self, obj_id: int, t: int) -> np.ndarray:
-        cache = self._frame(t)
-        m = cache.get(obj_id)
-        if m is None:
+        if obj_id not in self._cache:
             hit = self._rows.get((obj_id, t))
-            m = cache[obj_id] = self.zeros if hit is None or hit[1] == 0 else rlemod.decode(hit[0], *self.shape)
-        return m
+            if hit is None or hit[1] == 0:
+                self._cache[obj_id] = None
+            else:
+                H, W = self.shape
+                try:
+                    start, end = rlebox.runs(hit[0], H, W)
+                except ValueError as exc:
+                    raise RvosError(f"malformed ground-truth RLE: {exc}", file=self.where,
+                                    item=f"{self.video_id} object {obj_id} frame {t}") from None
+                self._cache[obj_id] = (start, end, rlebox.runs_bbox(start, end, H))
+        return self._cache[obj_id]
 
-    def union(self, obj_ids: list[int], t: int) -> np.ndarray:
-        """Union of the objects on frame ``t`` (MeViS rule; no target gives zeros), made once per
-        frame for each set of objects."""
-        cache, key = self._frame(t), tuple(int(o) for o in obj_ids)
-        out = cache.get(key)
-        if out is None:
-            ms = [self.obj(o, t) for o in key]
-            out = ms[0] if ms else self.zeros
-            for m in ms[1:]:
-                out = np.bitwise_or(out, m)
-            cache[key] = out
-        return out
+    def box(self, obj_id: int, t: int) -> tuple[int, int, int, int]:
+        """``(x, y, w, h)`` of the object on frame ``t`` (``w == 0`` when absent)."""
+        r = self._runs(obj_id, t)
+        return (0, 0, 0, 0) if r is None else r[2]
+
+    def crop(self, obj_id: int, t: int, rows: slice, cols: slice) -> np.ndarray:
+        """The object's mask on frame ``t`` inside ``[rows, cols]`` (uint8 0/1)."""
+        r = self._runs(obj_id, t)
+        if r is None or not _overlaps(r[2], rows, cols):
+            return self.zeros[rows, cols]
+        return rlebox.decode_in(r[0], r[1], self.shape[0], rows, cols)
+
+    def union_in(self, obj_ids: list[int], t: int, rows: slice, cols: slice) -> np.ndarray:
+        """Union of the objects on frame ``t`` inside ``[rows, cols]`` (MeViS rule; no target
+        gives zeros)."""
+        out = None
+        for o in obj_ids:
+            r = self._runs(int(o), t)
+            if r is None or not _overlaps(r[2], rows, cols):
+                continue
+            m = rlebox.decode_in(r[0], r[1], self.shape[0], rows, cols)
+            out = m if out is None else np.bitwise_or(out, m)
+        return self.zeros[rows, cols] if out is None else out
+
+
+def _overlaps(box: tuple[int, int, int, int], rows: slice, cols: slice) -> bool:
+    x, y, w, h = box
+    return w > 0 and x < cols.stop and x + w > cols.start and y < rows.stop and y + h > rows.start
 
 
 def _missing(opts: EvalOptions, what: str, file, item: str) -> None:
@@ -183,13 +206,22 @@ def _mevis_video(ds: RvosDataset, spec: PredictionSpec, opts: EvalOptions, video
     frames = list(range(T)) if af is None else [int(t) for t in af]
     J = np.empty((len(out), len(frames)))
     F = np.empty((len(out), len(frames)))
+    radius = bound_pix(*shape, opts.bound_th)
+    targets = [[int(o) for o in r["obj_ids"]] for r in out]
     for k, t in enumerate(frames):
         for i, r in enumerate(out):
             pred = src.get(r["exp_id"], t)
             if pred is None:
                 _missing(opts, "missing prediction frame", spec.path, f"{r['expression_id']} frame {v['frames'][t]}")
                 pred = gt.zeros
-            J[i, k], F[i, k] = frame_jf(pred, gt.union(r["obj_ids"], t), None, opts.bound_th)
+            if pred.shape != shape:
+                raise ValueError(f"mask shapes differ: prediction {pred.shape}, ground truth {shape}")
+            # every count is taken inside the box of prediction and ground truth (crop_jf)
+            box = union_box([_bbox(_u8(pred))] + [gt.box(o, t) for o in targets[i]], *shape)
+            if box is None:  # both empty
+                J[i, k], F[i, k] = 1.0, 1.0
+            else:
+                J[i, k], F[i, k] = crop_jf(pred[box], gt.union_in(targets[i], t, *box), None, radius)
     for i, r in enumerate(out):
         r["J_t"], r["F_t"], r["frames"] = J[i], F[i], frames
     return out
@@ -274,8 +306,9 @@ class _Frames:
         return self._get(i)
 
 
-def _void_frames(ds: RvosDataset, video_id: str, shape: tuple[int, int]) -> Callable[[int], np.ndarray | None] | None:
-    """Void pixels of one video frame by frame (None when the video has none)."""
+def _void_frames(ds: RvosDataset, video_id: str, shape: tuple[int, int]) -> Callable[[int, slice, slice], np.ndarray] | None:
+    """Void pixels of one video frame by frame, inside a box: ``void_at(t, rows, cols)`` (None
+    when the video has none)."""
     if not (ds.path / "void.parquet").is_file():
         return None
     rows = ds.table("void", filters=[("video_id", "=", video_id)]).to_pandas()
@@ -283,7 +316,17 @@ def _void_frames(ds: RvosDataset, video_id: str, shape: tuple[int, int]) -> Call
     if not rles:
         return None  # no void pixel: the same numbers, without the extra work
     zeros = np.zeros(shape, np.uint8)
-    return lambda t: rlemod.decode(rles[t], *shape) if t in rles else zeros
+
+    def void_at(t: int, rows: slice, cols: slice) -> np.ndarray:
+        if t not in rles:
+            return zeros[rows, cols]
+        try:
+            start, end = rlebox.runs(rles[t], *shape)
+        except ValueError as exc:
+            raise RvosError(f"malformed void RLE: {exc}", file=ds.path / "void.parquet", item=f"{video_id} frame {t}") from None
+        return rlebox.decode_in(start, end, shape[0], rows, cols)
+
+    return void_at
 
 
 def _davis_video(ds: RvosDataset, spec: PredictionSpec, opts: EvalOptions, video_id: str, rows) -> list[dict]:
@@ -297,9 +340,8 @@ def _davis_video(ds: RvosDataset, spec: PredictionSpec, opts: EvalOptions, video
     n = max((o for (o, t), (_, a) in gt._rows.items() if t == 0 and a > 0), default=0) if T else 0
     frames = list(range(1, T - 1)) if task == "semi-supervised" else list(range(T))
     void_at = _void_frames(ds, video_id, shape) if task == "unsupervised" else None
-    gt_objects = [_Frames(lambda i, o=o: gt.obj(o, frames[i]), len(frames)) for o in range(1, n + 1)]
-    void = None if void_at is None else _Frames(lambda i: void_at(frames[i]), len(frames))
     zeros = np.zeros(shape, np.uint8)
+    radius = bound_pix(*shape, opts.bound_th)
     out = []
     for k in _sets(ds, spec, opts):
         has_video, get, expr_of, where = _label_source(ds, spec, v, k, rows, opts)
@@ -315,13 +357,28 @@ def _davis_video(ds: RvosDataset, spec: PredictionSpec, opts: EvalOptions, video
                 return zeros
             return lab if lab.dtype == np.uint8 else _as_u8_labels(lab, where, video_id)
 
-        labels = _Frames(label, len(frames))
+        # Frame i is scored inside one box: the label map's nonzero pixels and every object's
+        # ground truth, grown by one pixel (crop_jf). The protocols get crops of the label map,
+        # the objects and the void pixels, and the whole frame's radius as a pixel tolerance.
+        cur: dict = {"i": -1}
+
+        def box_at(i: int, label=label, cur=cur) -> dict:
+            if cur["i"] != i:
+                lab = label(i)
+                t = frames[i]
+                box = union_box([_bbox(lab)] + [gt.box(o, t) for o in range(1, n + 1)], *shape) or (slice(0, 1), slice(0, 1))
+                cur.update(i=i, box=box, lab=lab[box])
+            return cur
+
+        labels = _Frames(lambda i, box_at=box_at: box_at(i)["lab"], len(frames))
+        gt_objects = [_Frames(lambda i, o=o, box_at=box_at: gt.crop(o, frames[i], *box_at(i)["box"]), len(frames)) for o in range(1, n + 1)]
+        void = None if void_at is None else _Frames(lambda i, box_at=box_at: void_at(frames[i], *box_at(i)["box"]), len(frames))
         try:
             if task == "semi-supervised":
-                J, F = davis_semi_frames(gt_objects, labels, opts.bound_th)
+                J, F = davis_semi_frames(gt_objects, labels, radius)
                 props, objs = np.arange(1, n + 1), np.arange(n)
             else:
-                J, F, props, objs = davis_unsup_frames(gt_objects, labels, void, opts.bound_th)
+                J, F, props, objs = davis_unsup_frames(gt_objects, labels, void, radius)
         except ValueError as exc:
             raise RvosError(str(exc), file=where, item=video_id) from None
         for i in range(len(J)):

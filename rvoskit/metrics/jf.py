@@ -256,6 +256,55 @@ def frame_jf(
             f"mask shapes differ: prediction {p.shape}, ground truth {g.shape}"
             + ("" if void is None else f", void {void.shape}")
         )
+    return crop_jf(p, g, void, bound_pix(*pred.shape, bound_th), want_f=want_f)
+
+
+def union_box(boxes, height: int, width: int) -> tuple[slice, slice] | None:
+    """Rows/columns of the union of ``(x, y, w, h)`` boxes grown by one pixel, clipped to the image.
+
+    Boxes with ``w == 0`` or ``h == 0`` (empty masks) are skipped; None when all are empty. A
+    crop of the frames to this box can be scored with :func:`crop_jf` instead of the whole frames
+    when the boxes cover every foreground pixel of the prediction and the ground truth.
+    """
+    x0 = y0 = None
+    for x, y, w, h in boxes:
+        if w <= 0 or h <= 0:
+            continue
+        if x0 is None:
+            x0, y0, x1, y1 = x, y, x + w, y + h
+        else:
+            x0, y0, x1, y1 = min(x0, x), min(y0, y), max(x1, x + w), max(y1, y + h)
+    if x0 is None:
+        return None
+    return slice(max(y0 - 1, 0), min(y1 + 1, height)), slice(max(x0 - 1, 0), min(x1 + 1, width))
+
+
+def crop_jf(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    void: np.ndarray | None,
+    radius: int,
+    *,
+    want_f: bool = True,
+) -> tuple[float, float]:
+    """:func:`frame_jf` of two whole frames, computed on crops of them.
+
+    The crops must hold every foreground pixel of both masks plus a one-pixel margin inside the
+    image (any crop that contains :func:`union_box` of the masks' bounding boxes): outside it
+    both boundary maps are zero and the margin rows/columns decide the boundary at the crop's
+    edges exactly as the neighbours in the frame do (an edge of the crop that is an edge of the
+    image is replicated, as ``_seg2bmap`` treats the image border).
+
+    Args:
+        pred, gt: the crops ``(h, w)``, uint8 or bool (nonzero = foreground), any strides.
+        void: the crop of the void pixels, or None.
+        radius: the disk radius of the *whole* frame, :func:`bound_pix` ``(H, W, bound_th)``.
+        want_f: compute F (``False`` returns ``nan`` for F).
+
+    Returns:
+        ``(J, F)`` as Python floats, bit-identical to :func:`frame_jf` on the whole frames.
+    """
+    p, g = _u8(pred), _u8(gt)
     box = _box(p, g)
     if box is None:  # both empty: J = 1 (empty union) and F = 1 (both boundaries empty)
         return 1.0, (1.0 if want_f else math.nan)
@@ -277,7 +326,7 @@ def frame_jf(
     n_fg, n_gt = cv2.countNonZero(bp), cv2.countNonZero(bg)
     if n_fg == 0 or n_gt == 0:
         return j, _f_from_counts(0, 0, n_fg, n_gt)
-    fg_match, gt_match = _match_counts(bp, bg, bound_pix(*pred.shape, bound_th))
+    fg_match, gt_match = _match_counts(bp, bg, radius)
     return j, _f_from_counts(fg_match, gt_match, n_fg, n_gt)
 
 
