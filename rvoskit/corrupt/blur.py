@@ -250,3 +250,32 @@ def glass_shuffle(x: np.ndarray, delta: int, iterations: int, rng) -> np.ndarray
         src[rect] = vals.reshape(nh, nw)
     flat = x.reshape(H * W, -1)
     return flat[src.reshape(-1)].reshape(x.shape)
+
+
+def filter2d_u8(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """``np.uint8(np.clip(cv2.filter2D(plane / 255., -1, kernel), 0, 1) * 255)`` per channel plane.
+
+    The reference's ``defocus_blur`` filters each channel of ``x / 255.`` (float64) with
+    ``cv2.filter2D`` (a DFT per tile for its 17x17 and 21x21 disks) and ends in
+    ``np.uint8(np.clip(., 0, 1) * 255)``. Here the same ``filter2D`` call runs on the same float64
+    plane values (``x / 255.`` through a 256-entry table, from OpenCV's channel split instead of the
+    binding's copy of a strided view), so the filtered values are identical; the clip, scale and
+    truncation run in place per plane, and the planes are merged once.
+
+    Args:
+        image: ``uint8 (H, W, C)``, C in 1..4, or ``(H, W)``.
+        kernel: the filter (``float32`` or ``float64``, as the reference passes it).
+
+    Returns:
+        ``uint8`` array of the image's shape.
+    """
+    img3 = image if image.ndim == 3 else image[:, :, None]
+    planes = []
+    for p in cv2.split(img3) if img3.shape[2] > 1 else [np.ascontiguousarray(img3[:, :, 0])]:
+        y = cv2.filter2D(cv2.LUT(p, _X_OVER_255), -1, kernel)
+        np.clip(y, 0, 1, out=y)
+        y *= 255
+        planes.append(y.astype(np.uint8))
+    if len(planes) == 1:
+        return planes[0].reshape(image.shape)
+    return cv2.merge(planes).reshape(image.shape)
