@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from rvoskit.corrupt import corrupt_image, make_rng
-from rvoskit.corrupt.weather import fog_apply, motion_blur_round, plasma_fractal_crop
+from rvoskit.corrupt.weather import fog_apply, gaussian_above, motion_blur_round, plasma_fractal_crop
 
 ic = pytest.importorskip("imagecorruptions")
 R = pytest.importorskip("imagecorruptions.corruptions")
@@ -127,6 +127,23 @@ def test_snow_layer_rounding_equals_reference(angle):
         radius, sigma = (12, 8) if layer is not tiny else (12, 12)
         want = np.round(R._motion_blur(layer, radius=radius, sigma=sigma, angle=angle) * 255).astype(np.uint8)
         np.testing.assert_array_equal(motion_blur_round(layer, radius, sigma, angle), want)
+
+
+@pytest.mark.parametrize("sigma", [1, 2, 4])
+def test_spatter_mask_comparison_equals_scipy(sigma):
+    """spatter's gaussian(noise) > threshold: float32 passes + scipy-order float64 where undecided.
+    scipy itself on normal noise (odd and tiny sizes), on a constant layer equal to the threshold
+    (every pixel undecided: its value is the threshold up to scipy's rounding) and on a layer within
+    1e-9 of it."""
+    from scipy import ndimage
+
+    r = np.random.RandomState(sigma)
+    thr = 0.65
+    layers = [r.normal(0.67, 0.4, (97, 131)), r.normal(0.67, 0.4, (6, 9)), np.full((40, 50), thr),
+              thr + 1e-9 * r.standard_normal((64, 48)), np.where(r.rand(50, 60) < 0.5, thr, thr + 2.0**-40)]
+    for layer in layers:
+        want = ndimage.gaussian_filter(layer, sigma, mode="nearest", truncate=4.0) > thr
+        np.testing.assert_array_equal(gaussian_above(layer, sigma, thr), want)
 
 
 def test_spatter_with_no_surviving_liquid_is_the_image():

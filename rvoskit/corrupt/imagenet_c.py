@@ -482,8 +482,8 @@ def spatter(x, severity, rng):
         (0.67, 0.4, 1, 0.65, 1.5, 1),
     ][severity - 1]
     liquid_layer = rng.normal(size=x.shape[:2], loc=c[0], scale=c[1])
-    liquid_layer = _gaussian(liquid_layer, c[2])
     if c[5] == 0:
+        liquid_layer = _gaussian(liquid_layer, c[2])
         liquid_layer[liquid_layer < c[3]] = 0
         liquid_layer = (liquid_layer * 255).astype(np.uint8)
         dist = 255 - cv2.Canny(liquid_layer, 50, 150)
@@ -495,8 +495,9 @@ def spatter(x, severity, rng):
         dist = cv2.filter2D(dist, cv2.CV_8U, ker)
         dist = cv2.blur(dist, (3, 3)).astype(np.float32)
         return weather.spatter_liquid(x, liquid_layer * dist, c[4]), {}
-    # np.where(liquid_layer > c3, 1, 0) (after zeroing values below c3, which keeps the same set)
-    m = _gaussian((liquid_layer > c[3]).astype(np.float32), c[4])
+    # np.where(gaussian(liquid_layer) > c3, 1, 0) (after zeroing values below c3, which keeps the
+    # same set): only the comparison matters, decided exactly by weather.gaussian_above
+    m = _gaussian(weather.gaussian_above(liquid_layer, c[2], c[3]).astype(np.float32), c[4])
     m[m < 0.8] = 0
     return weather.spatter_mud(x, m), {}
 

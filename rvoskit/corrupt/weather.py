@@ -251,6 +251,65 @@ def snow_blend(image: np.ndarray, layer: np.ndarray, c6: float) -> np.ndarray:
     return out
 
 
+def _scipy_weights(sigma: float) -> np.ndarray:
+    """scipy's ``gaussian_filter1d`` weights for ``truncate=4.0`` (``_gaussian_kernel1d(sigma, 0, R)[::-1]``)."""
+    radius = int(4.0 * float(sigma) + 0.5)
+    x = np.arange(-radius, radius + 1)
+    phi = np.exp(-0.5 / (float(sigma) * float(sigma)) * x**2)
+    phi = phi / phi.sum()
+    return phi[::-1].copy()
+
+
+def _scipy_line_sum(g: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """scipy's symmetric ``correlate1d`` value for windows ``g`` (``(2R + 1, ...)``, float64):
+    ``g[R] * w[R]``, then ``+= (g[R - j] + g[R + j]) * w[R + j]`` for ``j = R .. 1`` (ni_filters.c)."""
+    R = (len(w) - 1) // 2
+    acc = g[R] * w[R]
+    for j in range(R, 0, -1):
+        acc += (g[R - j] + g[R + j]) * w[R + j]
+    return acc
+
+
+def gaussian_above(layer: np.ndarray, sigma: float, threshold: float) -> np.ndarray:
+    """``gaussian_filter(layer, sigma, mode="nearest", truncate=4.0) > threshold`` for a float64
+    ``(H, W)`` layer, exactly (spatter's mud mask: ``skimage.filters.gaussian`` of its noise).
+
+    scipy filters axis 0, then axis 1, in float64, each output as :func:`_scipy_line_sum`. Here
+    both passes run in float32 (OpenCV ``sepFilter2D``, edge replication = ``"nearest"``). Error
+    bound, with ``M = max |layer|``, ``n`` taps and ``u = 2**-24``: the weights are >= 0 and sum to
+    1, the input and weight roundings and the ``n`` products and sums of a pass cost at most
+    ``(n + 3) u`` times the sum of the absolute terms (<= M), so ``|g32 - g| <= 2 (n + 3) u M``
+    (+ 1e-12 for scipy's own float64 rounding). Pixels within 4x that bound of ``threshold`` get
+    scipy's float64 value: the ``(2R + 1)^2`` window gathered with clamped indices, both passes
+    summed in scipy's order.
+
+    Args:
+        layer: float64 ``(H, W)``.
+        sigma: the gaussian's standard deviation (radius ``int(4 sigma + 0.5)``).
+        threshold: the comparison value.
+
+    Returns:
+        bool ``(H, W)``.
+    """
+    H, W = layer.shape
+    w = _scipy_weights(sigma)
+    R = (len(w) - 1) // 2
+    k32 = w.astype(_F32)
+    g = cv2.sepFilter2D(layer.astype(_F32), cv2.CV_32F, k32, k32, borderType=cv2.BORDER_REPLICATE)
+    band = 4 * 2 * (len(w) + 3) * 2.0**-24 * float(np.abs(layer).max()) + 1e-12
+    out = g > _F32(threshold)
+    amb = np.flatnonzero(np.abs(g - _F32(threshold)) <= _F32(band) + _F32(threshold) * _F32(2.0**-23))
+    if amb.size:
+        r, c = np.divmod(amb, W)
+        off = np.arange(-R, R + 1)
+        rows = np.clip(r[None, :] + off[:, None], 0, H - 1)  # (2R + 1, n)
+        cols = np.clip(c[None, :] + off[:, None], 0, W - 1)
+        win = layer[rows[:, None, :], cols[None, :, :]]  # (row tap, col tap, n)
+        p1 = _scipy_line_sum(win, w)  # the axis-0 pass at each column of the window
+        out.reshape(-1)[amb] = _scipy_line_sum(p1, w) > threshold
+    return out
+
+
 def _take_pixels(image: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """``image.reshape(-1, C)[idx]`` (``np.take``: several times faster than fancy indexing)."""
     return np.take(image.reshape(-1, image.shape[-1]), idx, axis=0)
