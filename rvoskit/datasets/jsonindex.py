@@ -7,9 +7,13 @@ only each key's byte range, then parses one value at a time on demand.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
+
+import numpy as np
 
 from rvoskit.errors import RvosError
 
@@ -19,21 +23,98 @@ _WS = " \t\n\r"
 class JsonObjectIndex:
     """Byte-range index of the top-level keys of a JSON object file.
 
+    A file in the shape of MeViS ``mask_dict.json`` (lists of ``{"size", "counts"}`` / ``null``
+    values, plain ASCII strings) is scanned by a compiled kernel
+    (:mod:`rvoskit.datasets.maskdict_scan`), which also hashes the bytes it reads
+    (:attr:`sha256`); any other file, and any file the kernel does not take whole (escapes, other
+    values, invalid JSON), by the exact Python scan, which gives the same ranges or the same errors.
+
     Args:
         path: the JSON file; its top level must be an object.
         chunk: read size in bytes.
+        fast: try the compiled scan first (``False``: the Python scan only).
+
+    Attributes:
+        ranges: ``{key: (start, end)}`` byte range of each value.
+        fast: True when the compiled scan read the file (every value is then in the subset that
+            :func:`rvoskit.datasets.maskdict_scan.parse_values` parses).
+        sha256: hex digest of the whole file when the compiled scan read it, else None.
 
     Raises:
         RvosError: non-UTF-8 bytes, truncated or invalid JSON, a top level that is not an object,
             or a duplicate top-level key (each names the file and the position or key).
     """
 
-    def __init__(self, path: str | Path, chunk: int = 1 << 22):
+    def __init__(self, path: str | Path, chunk: int = 1 << 22, *, fast: bool = True):
         self.path = Path(path)
         if not self.path.is_file():
             raise RvosError("missing file", file=self.path)
         self.ranges: dict[str, tuple[int, int]] = {}
+        self.fast = False
+        self.sha256: str | None = None
+        if fast and self._scan_fast(4 * chunk):
+            self.fast = True
+            return
+        self.ranges = {}
         self._scan(chunk)
+
+    def _scan_fast(self, chunk: int) -> bool:
+        """The compiled scan; False (ranges incomplete) when it does not take the file whole."""
+        try:
+            from rvoskit.datasets import maskdict_scan as ms
+        except ImportError:  # numba missing: the Python scan
+            return False
+        digest = hashlib.sha256()
+        buf = np.empty(chunk, np.uint8)
+        cap = 1 << 14
+        ks, ke, vs, ve = (np.empty(cap, np.int64) for _ in range(4))
+        with open(self.path, "rb", buffering=0) as f:
+
+            def fill(at: int) -> int:
+                got = f.readinto(memoryview(buf)[at:])
+                if got:
+                    digest.update(memoryview(buf)[at : at + got])
+                return got
+
+            n = fill(0)
+            i = 0
+            while i < n and buf[i] in (32, 9, 10, 13):
+                i += 1
+            if i >= n or buf[i] != 123:  # '{' (a file that does not start so: the Python scan's error)
+                return False
+            i += 1
+            base, first, eof = 0, True, False
+            while True:
+                code, i, nk, _ = ms.scan_top(buf, i, n, first, ks, ke, vs, ve, 0)
+                for k in range(nk):
+                    key = buf[ks[k] : ke[k]].tobytes().decode("ascii")
+                    if key in self.ranges:  # the Python scan names it
+                        return False
+                    self.ranges[key] = (base + int(vs[k]), base + int(ve[k]))
+                first = first and nk == 0
+                if code == ms.DONE:
+                    break
+                if code == ms.BAIL:
+                    return False
+                if code == ms.NEED_MORE:
+                    if eof:
+                        return False
+                    rem = n - i
+                    if rem > buf.size // 2:  # one entry larger than half the buffer
+                        new = np.empty(buf.size * 2, np.uint8)
+                        new[:rem] = buf[i:n]
+                        buf = new
+                    else:
+                        buf[:rem] = buf[i:n].copy()
+                    base += i
+                    i, n = 0, rem
+                    got = fill(n)
+                    n += got
+                    eof = got == 0
+            while fill(0):  # the bytes after the closing brace: only hashed, as the Python scan ignores them
+                pass
+        self.sha256 = digest.hexdigest()
+        return True
 
     def _scan(self, chunk: int) -> None:
         dec = json.JSONDecoder()
@@ -140,3 +221,29 @@ class JsonObjectIndex:
         with open(self.path, "rb") as f:
             f.seek(start)
             return json.loads(f.read(end - start))
+
+    def read_raw(self, keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The bytes of several values, concatenated: ``(uint8 (N,), starts int64 (K,), ends int64 (K,))``
+        with value ``k`` at ``[starts[k], ends[k])`` (no parsing).
+
+        Raises:
+            KeyError: unknown key.
+        """
+        spans = [self.ranges[k] for k in keys]
+        lens = np.fromiter((e - s for s, e in spans), np.int64, len(spans))
+        ends = np.cumsum(lens)
+        buf = np.empty(int(ends[-1]) if len(spans) else 0, np.uint8)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            mv = memoryview(buf)
+            for (s, e), at in zip(spans, ends - lens):
+                at = int(at)
+                while s < e:  # pread may return less than asked
+                    got = os.preadv(fd, [mv[at : at + e - s]], s)
+                    if got <= 0:
+                        raise RvosError("file changed while reading (truncated)", file=self.path)
+                    s += got
+                    at += got
+        finally:
+            os.close(fd)
+        return buf, ends - lens, ends

@@ -1,0 +1,464 @@
+"""Compiled (numba) scan of MeViS-style ``mask_dict.json`` bytes: the fast path of ``convert mevis``.
+
+``mask_dict.json`` is ``{anno_id: [{"size": [H, W], "counts": "<COCO RLE>"} | null, ...], ...}``.
+Two kernels read its bytes directly, without building a Python object per mask:
+
+* :func:`scan_top` finds the byte range of every top-level key and value (what
+  :class:`rvoskit.datasets.jsonindex.JsonObjectIndex` keeps), validating the JSON as it goes;
+* :func:`parse_values` parses values (lists of RLE dicts / ``null``) and, for every RLE, checks its
+  counts as :func:`rvoskit.format.rle.pixel_count` does (alphabet, truncation, runs of at most 12
+  characters, no negative run, total = H x W), computes its area and box exactly as
+  ``pycocotools.mask.area`` / ``toBbox`` (``maskApi.c`` ``rleArea`` / ``rleToBbox``, unsigned 32-bit
+  arithmetic) do, and copies its counts into one contiguous buffer (an Arrow binary column).
+
+Both accept only a strict subset of JSON: ASCII strings without escapes other than the escaped
+backslash (two backslashes: the RLE alphabet has the backslash), ``null`` entries, RLE
+objects with exactly the keys ``size`` (two plain non-negative integers) and ``counts`` (a string)
+in either order, any JSON whitespace. Anything else -- escapes, other keys or values, floats,
+invalid or truncated JSON -- makes them answer :data:`BAIL`, and the caller falls back to the
+exact Python path (``json``), which gives the same values or the same errors. An RLE whose
+counts fail a check gets a non-zero status; the caller then runs the exact one-at-a-time check
+for its error message. So the fast path never decides an error message itself.
+
+The kernels are compiled on first use and cached on disk (``cache=True``: ``__pycache__`` next to
+this file, or numba's user cache directory when that is read-only); ``scripts/install.sh``
+compiles them once at install time (:func:`warm`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# kernel answers
+DONE, NEED_MORE, BAIL, FULL = 0, 1, 2, 3
+# RLE status
+RLE_OK, RLE_BAD, RLE_EXACT = 0, 1, 2
+_BIG = 1 << 40  # a run value this large goes to the exact parser (as rle.pixel_counts does)
+_U32 = 0xFFFFFFFF
+
+
+@njit(cache=True, nogil=True)
+def _ws(b, i, n):
+    while i < n:
+        c = b[i]
+        if c == 32 or c == 10 or c == 13 or c == 9:
+            i += 1
+        else:
+            break
+    return i
+
+
+@njit(cache=True, nogil=True)
+def _string(b, i, n):
+    """b[i] is '"': the index after the closing quote, -1 (need more bytes) or -2 (bail: an escape
+    other than the escaped backslash -- a character of the RLE alphabet --, a control or a
+    non-ASCII character)."""
+    i += 1
+    while i < n:
+        c = b[i]
+        if c == 34:
+            return i + 1
+        if c == 92:
+            if i + 1 >= n:
+                return -1
+            if b[i + 1] != 92:
+                return -2
+            i += 2
+            continue
+        if c < 32 or c > 126:
+            return -2
+        i += 1
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def _uint(b, i, n):
+    """A plain non-negative JSON integer of at most 9 digits at b[i]: (value, next index);
+    next index -1: need more bytes, -2: bail (sign, fraction, exponent, leading zero, too long)."""
+    if i >= n:
+        return 0, -1
+    c = b[i]
+    if c < 48 or c > 57:
+        return 0, -2
+    v = 0
+    j = i
+    while j < n and 48 <= b[j] <= 57:
+        v = v * 10 + (b[j] - 48)
+        j += 1
+    if j >= n:
+        return 0, -1
+    if j - i > 9 or (b[i] == 48 and j - i > 1):
+        return 0, -2
+    c = b[j]
+    if c == 46 or c == 101 or c == 69:  # '.', 'e', 'E': a float
+        return 0, -2
+    return v, j
+
+
+@njit(cache=True, nogil=True)
+def rle_stats(b, s, e, h, w, bb, k):
+    """Check the compressed counts ``b[s:e]`` (JSON string text: two backslashes are one) of an
+    ``h x w`` RLE; returns ``(status, area, escapes)`` and
+    writes its ``[x, y, w, h]`` box to ``bb[k]``. Status :data:`RLE_OK` only when
+    :func:`rvoskit.format.rle.pixel_count` accepts it and its total is ``h * w``; then area and box
+    are pycocotools' (``rleFrString``, ``rleArea``, ``rleToBbox``)."""
+    hw = h * w
+    if h <= 0 or w <= 0 or hw > _U32:
+        return RLE_EXACT, 0, 0
+    x = 0
+    k5 = 0
+    m = 0
+    c1 = 0  # cnts[m - 1]
+    c2 = 0  # cnts[m - 2]
+    cc = 0  # pixels so far = col * h + row, 0 <= row < h (no division per run)
+    col = 0
+    row = 0
+    area = 0
+    xs = w
+    ys = h
+    xe = 0
+    ye = 0
+    esc = 0
+    p = s
+    while p < e:
+        ch = b[p]
+        p += 1
+        if ch == 92:  # two backslashes in the JSON text: one backslash (the escape was checked by the scan)
+            p += 1
+            esc += 1
+        c = np.int64(ch) - 48
+        if c < 0 or c > 63:
+            return RLE_BAD, 0, 0
+        if k5 == 0 and c < 32:  # a run of one character (the common case)
+            x = (c & 0xF) - (c & 0x10)
+        else:
+            x |= (c & 0x1F) << k5
+            k5 += 5
+            if c & 0x20:
+                if k5 >= 60:  # a 13th character: too long (or truncated)
+                    return RLE_BAD, 0, 0
+                continue
+            if c & 0x10:
+                x -= np.int64(1) << k5
+            if x >= _BIG or x <= -_BIG:
+                return RLE_EXACT, 0, 0
+        if m > 2:
+            x += c2
+        if x < 0:
+            return RLE_BAD, 0, 0
+        cc += x
+        if cc > hw:
+            return RLE_BAD, 0, 0
+        x0 = col
+        y0 = row
+        row += x
+        if row >= h:
+            if row < 2 * h:
+                col += 1
+                row -= h
+            else:
+                q = row // h
+                col += q
+                row -= q * h
+        if m & 1 and x > 0:  # a foreground run: pycocotools rleToBbox
+            area += x
+            if row > 0:
+                x1 = col
+                y1 = row - 1
+            else:
+                x1 = col - 1
+                y1 = h - 1
+            xs = min(xs, x0)
+            xe = max(xe, x1)
+            if x0 < x1:
+                ys = 0
+                ye = h - 1
+            else:
+                ys = min(ys, y0)
+                ye = max(ye, y1)
+        c2 = c1
+        c1 = x
+        m += 1
+        x = 0
+        k5 = 0
+    if k5 != 0 or cc != hw:  # truncated last run, or a wrong total
+        return RLE_BAD, 0, 0
+    if m < 2:
+        bb[k, 0] = 0.0
+        bb[k, 1] = 0.0
+        bb[k, 2] = 0.0
+        bb[k, 3] = 0.0
+    else:
+        bb[k, 0] = xs
+        bb[k, 1] = ys
+        bb[k, 2] = (xe - xs + 1) & _U32
+        bb[k, 3] = (ye - ys + 1) & _U32
+    return RLE_OK, area, esc
+
+
+@njit(cache=True, nogil=True)
+def _rle_list(b, i, n, record, el_h, el_w, el_cs, el_ce, ne, cap):
+    """Parse one value at b[i] (must be '['): a list of RLE dicts / null. Records each element
+    (h, w, counts start/end; h = -1 for null) when ``record``. Returns (code, next index, ne)."""
+    if i >= n:
+        return NEED_MORE, i, ne
+    if b[i] != 91:
+        return BAIL, i, ne
+    i = _ws(b, i + 1, n)
+    if i >= n:
+        return NEED_MORE, i, ne
+    if b[i] == 93:
+        return DONE, i + 1, ne
+    while True:
+        if i >= n:
+            return NEED_MORE, i, ne
+        c = b[i]
+        if c == 110:  # null
+            if i + 4 > n:
+                return NEED_MORE, i, ne
+            if b[i + 1] != 117 or b[i + 2] != 108 or b[i + 3] != 108:
+                return BAIL, i, ne
+            i += 4
+            if record:
+                if ne >= cap:
+                    return FULL, i, ne
+                el_h[ne] = -1
+                el_w[ne] = -1
+                el_cs[ne] = 0
+                el_ce[ne] = 0
+                ne += 1
+        elif c == 123:  # {"size": [H, W], "counts": "..."} in either order
+            hh = -1
+            ww = -1
+            cs = -1
+            ce = -1
+            i = _ws(b, i + 1, n)
+            while True:
+                if i >= n:
+                    return NEED_MORE, i, ne
+                if b[i] != 34:
+                    return BAIL, i, ne
+                j = _string(b, i, n)
+                if j == -1:
+                    return NEED_MORE, i, ne
+                if j < 0:
+                    return BAIL, i, ne
+                ln = j - i - 2
+                is_size = ln == 4 and b[i + 1] == 115 and b[i + 2] == 105 and b[i + 3] == 122 and b[i + 4] == 101
+                is_counts = (ln == 6 and b[i + 1] == 99 and b[i + 2] == 111 and b[i + 3] == 117 and b[i + 4] == 110
+                             and b[i + 5] == 116 and b[i + 6] == 115)
+                if not (is_size or is_counts):
+                    return BAIL, i, ne
+                i = _ws(b, j, n)
+                if i >= n:
+                    return NEED_MORE, i, ne
+                if b[i] != 58:
+                    return BAIL, i, ne
+                i = _ws(b, i + 1, n)
+                if i >= n:
+                    return NEED_MORE, i, ne
+                if is_size:
+                    if hh >= 0 or b[i] != 91:
+                        return BAIL, i, ne
+                    i = _ws(b, i + 1, n)
+                    v0, i = _uint(b, i, n)
+                    if i < 0:
+                        return NEED_MORE if i == -1 else BAIL, 0, ne
+                    i = _ws(b, i, n)
+                    if i >= n:
+                        return NEED_MORE, i, ne
+                    if b[i] != 44:
+                        return BAIL, i, ne
+                    i = _ws(b, i + 1, n)
+                    v1, i = _uint(b, i, n)
+                    if i < 0:
+                        return NEED_MORE if i == -1 else BAIL, 0, ne
+                    i = _ws(b, i, n)
+                    if i >= n:
+                        return NEED_MORE, i, ne
+                    if b[i] != 93:
+                        return BAIL, i, ne
+                    i += 1
+                    hh = v0
+                    ww = v1
+                else:
+                    if cs >= 0 or b[i] != 34:
+                        return BAIL, i, ne
+                    j = _string(b, i, n)
+                    if j == -1:
+                        return NEED_MORE, i, ne
+                    if j < 0:
+                        return BAIL, i, ne
+                    cs = i + 1
+                    ce = j - 1
+                    i = j
+                i = _ws(b, i, n)
+                if i >= n:
+                    return NEED_MORE, i, ne
+                if b[i] == 44:
+                    i = _ws(b, i + 1, n)
+                    continue
+                if b[i] == 125:
+                    i += 1
+                    break
+                return BAIL, i, ne
+            if hh < 0 or cs < 0:
+                return BAIL, i, ne
+            if record:
+                if ne >= cap:
+                    return FULL, i, ne
+                el_h[ne] = hh
+                el_w[ne] = ww
+                el_cs[ne] = cs
+                el_ce[ne] = ce
+                ne += 1
+        else:
+            return BAIL, i, ne
+        i = _ws(b, i, n)
+        if i >= n:
+            return NEED_MORE, i, ne
+        if b[i] == 93:
+            return DONE, i + 1, ne
+        if b[i] != 44:
+            return BAIL, i, ne
+        i = _ws(b, i + 1, n)
+
+
+@njit(cache=True, nogil=True)
+def scan_top(b, i, n, first, key_s, key_e, val_s, val_e, nk):
+    """Scan top-level entries of ``{key: value, ...}`` from b[i] (after ``{`` when ``first``, else
+    after a ``,``). Records complete entries into the arrays from index ``nk``.
+
+    Returns ``(code, i, nk, closed)``: code :data:`NEED_MORE` with ``i`` at the start of the first
+    incomplete entry (read more bytes and call again with ``first=False`` unless no entry was
+    taken yet), :data:`FULL` (arrays full, same), :data:`DONE` at the closing ``}`` (``closed``),
+    or :data:`BAIL`.
+    """
+    cap = key_s.shape[0]
+    dummy_i = np.empty(0, np.int64)
+    while True:
+        start = i
+        i = _ws(b, i, n)
+        if i >= n:
+            return NEED_MORE, start, nk, False
+        if first and b[i] == 125:
+            return DONE, i + 1, nk, True
+        if b[i] != 34:
+            return BAIL, i, nk, False
+        j = _string(b, i, n)
+        if j == -1:
+            return NEED_MORE, start, nk, False
+        if j < 0:
+            return BAIL, i, nk, False
+        ks = i + 1
+        ke = j - 1
+        for q in range(ks, ke):
+            if b[q] == 92:  # an escaped key: the Python scan decodes it
+                return BAIL, i, nk, False
+        i = _ws(b, j, n)
+        if i >= n:
+            return NEED_MORE, start, nk, False
+        if b[i] != 58:
+            return BAIL, i, nk, False
+        i = _ws(b, i + 1, n)
+        vs = i
+        code, i, _ = _rle_list(b, i, n, False, dummy_i, dummy_i, dummy_i, dummy_i, 0, 0)
+        if code == NEED_MORE:
+            return NEED_MORE, start, nk, False
+        if code != DONE:
+            return BAIL, i, nk, False
+        ve = i
+        i = _ws(b, i, n)
+        if i >= n:
+            return NEED_MORE, start, nk, False
+        c = b[i]
+        if c != 44 and c != 125:
+            return BAIL, i, nk, False
+        if nk >= cap:
+            return FULL, start, nk, False
+        key_s[nk] = ks
+        key_e[nk] = ke
+        val_s[nk] = vs
+        val_e[nk] = ve
+        nk += 1
+        first = False
+        if c == 125:
+            return DONE, i + 1, nk, True
+        i += 1
+
+
+@njit(cache=True, nogil=True)
+def parse_values(b, vs, ve):
+    """Parse the values ``b[vs[k]:ve[k]]`` (each one complete value) and check every RLE.
+
+    Returns ``(ok, n_el, el_h, el_w, status, area, bbox, data, offsets)``: ``ok`` False when a
+    value is outside the fast subset (then nothing else is meaningful); ``n_el[k]`` elements per
+    value; per element ``el_h``/``el_w`` (-1 for null), RLE ``status`` (:data:`RLE_OK` ...),
+    ``area`` int64 and ``bbox`` float64 (N, 4); ``data``/``offsets`` the counts of the RLE
+    elements (null ones contribute nothing), concatenated, as an Arrow binary column's buffers
+    (int32 offsets, one more than the number of RLE elements).
+    """
+    nv = vs.shape[0]
+    cap = 8
+    for k in range(nv):
+        cap += (ve[k] - vs[k]) // 5 + 1
+    el_h = np.empty(cap, np.int64)
+    el_w = np.empty(cap, np.int64)
+    el_cs = np.empty(cap, np.int64)
+    el_ce = np.empty(cap, np.int64)
+    n_el = np.zeros(nv, np.int64)
+    ne = 0
+    ok = True
+    for k in range(nv):
+        before = ne
+        code, i, ne = _rle_list(b, vs[k], ve[k], True, el_h, el_w, el_cs, el_ce, ne, cap)
+        if code != DONE or i != ve[k]:
+            ok = False
+            break
+        n_el[k] = ne - before
+    status = np.zeros(ne, np.int8)
+    area = np.zeros(ne, np.int64)
+    bbox = np.zeros((ne, 4), np.float64)
+    nbytes = 0
+    nr = 0
+    if ok:
+        for t in range(ne):
+            if el_h[t] >= 0:
+                nbytes += el_ce[t] - el_cs[t]
+                nr += 1
+    data = np.empty(nbytes, np.uint8)
+    offsets = np.zeros(nr + 1, np.int32)
+    if not ok or nbytes > 0x7FFFFFFF:
+        return False, n_el, el_h[:ne], el_w[:ne], status, area, bbox, data, offsets
+    p = 0
+    r = 0
+    for t in range(ne):
+        if el_h[t] < 0:
+            continue
+        s = el_cs[t]
+        e = el_ce[t]
+        st, a, esc = rle_stats(b, s, e, el_h[t], el_w[t], bbox, t)
+        status[t] = st
+        area[t] = a
+        if st == RLE_OK and esc == 0:  # no escape: one slice copy
+            data[p : p + e - s] = b[s:e]
+            p += e - s
+        else:
+            q = s
+            while q < e:  # the JSON string's characters, escaped backslashes unescaped
+                data[p] = b[q]
+                p += 1
+                q += 2 if b[q] == 92 else 1
+        r += 1
+        offsets[r] = p
+    return True, n_el, el_h[:ne], el_w[:ne], status, area, bbox, data[:p], offsets
+
+
+def warm() -> None:
+    """Compile (or load from the on-disk cache) every kernel with the argument types the converter
+    uses, on a tiny input."""
+    b = np.frombuffer(b'{"1": [null, {"size": [1, 2], "counts": "02"}]}', np.uint8).copy()
+    ks = np.empty(4, np.int64)
+    scan_top(b, 1, b.size, True, ks, ks.copy(), ks.copy(), ks.copy(), 0)
+    parse_values(b, np.array([7], np.int64), np.array([b.size - 1], np.int64))

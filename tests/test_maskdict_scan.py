@@ -1,0 +1,184 @@
+"""The compiled mask_dict.json path of ``convert mevis`` (rvoskit.datasets.maskdict_scan) against
+the references: pycocotools (area, toBbox of the same RLE), the exact one-at-a-time check
+(rle.pixel_count) and Python's json (values and errors of the exact JsonObjectIndex scan)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pycocotools.mask as cocomask
+import pytest
+
+pytest.importorskip("numba")
+
+from rvoskit.datasets import maskdict_scan as ms  # noqa: E402
+from rvoskit.datasets.jsonindex import JsonObjectIndex  # noqa: E402
+from rvoskit.errors import RvosError  # noqa: E402
+from rvoskit.format import rle as rlemod  # noqa: E402
+
+
+def _parse(text: str):
+    """parse_values over one JSON list value."""
+    b = np.frombuffer(text.encode(), np.uint8).copy()
+    return ms.parse_values(b, np.array([0], np.int64), np.array([b.size], np.int64))
+
+
+def _random_counts(rng, h, w) -> bytes:
+    kind = rng.integers(5)
+    if kind == 0:  # a real-looking mask
+        m = np.zeros((h, w), np.uint8)
+        for _ in range(int(rng.integers(0, 4))):
+            y, x = rng.integers(0, h), rng.integers(0, w)
+            m[max(0, y - rng.integers(0, h)): y + 1, max(0, x - rng.integers(0, w)): x + 1] = 1
+        return cocomask.encode(np.asfortranarray(m))["counts"]
+    if kind == 1:  # empty or full
+        return cocomask.encode(np.asfortranarray(np.full((h, w), rng.integers(2), np.uint8)))["counts"]
+    # random run lengths covering h * w, zero-length runs included (pycocotools' uncompressed input)
+    cuts = np.sort(rng.integers(0, h * w + 1, int(rng.integers(0, 12))))
+    runs = np.diff(np.concatenate(([0], cuts, [h * w]))).tolist()
+    return cocomask.frPyObjects({"size": [h, w], "counts": runs}, h, w)["counts"]
+
+
+def _mutate(rng, c: bytes) -> bytes:
+    c = bytearray(c)
+    for _ in range(int(rng.integers(1, 3))):
+        op = rng.integers(4)
+        if op == 0 and c:
+            c[rng.integers(len(c))] = int(rng.integers(40, 120))  # inside and outside the alphabet
+        elif op == 1 and c:
+            del c[rng.integers(len(c)):]
+        elif op == 2:
+            c.insert(int(rng.integers(len(c) + 1)), int(rng.integers(48, 112)))
+        elif c:
+            del c[rng.integers(len(c))]
+    return bytes(c)
+
+
+def _exact_total(c: bytes):
+    try:
+        return rlemod.pixel_count(c)
+    except ValueError:
+        return None
+
+
+def test_rle_stats_match_pycocotools_and_the_exact_check():
+    rng = np.random.default_rng(0)
+    n_ok = n_bad = 0
+    for _ in range(3000):
+        h, w = int(rng.integers(1, 40)), int(rng.integers(1, 40))
+        c = _random_counts(rng, h, w)
+        if rng.random() < 0.5:
+            c = _mutate(rng, c)
+        if rng.random() < 0.1:  # a run of 12 or 13 characters, or a huge one
+            c = c + bytes([int(rng.integers(80, 112))] * int(rng.integers(10, 13))) + b"0"
+        text = json.dumps([None, {"counts": c.decode("latin-1"), "size": [h, w]}])
+        if any(ch < 32 or ch > 126 for ch in c) or b'"' in c:
+            continue  # outside the fast subset (the JSON text has other escapes): covered below
+        ok, n_el, el_h, el_w, status, area, bbox, data, offsets = _parse(text)
+        assert ok and list(n_el) == [2] and list(el_h) == [-1, h] and list(el_w) == [-1, w]
+        assert bytes(data) == c and list(offsets) == [0, len(c)]
+        expect_ok = _exact_total(c) == h * w
+        assert (status[1] == ms.RLE_OK) == expect_ok or status[1] == ms.RLE_EXACT, (c, h, w)
+        if status[1] == ms.RLE_OK:
+            n_ok += 1
+            obj = {"size": [h, w], "counts": c}
+            assert area[1] == int(cocomask.area(obj)), c
+            assert bbox[1].tolist() == cocomask.toBbox(obj).tolist(), (c, h, w)
+        else:
+            n_bad += 1
+    assert n_ok > 500 and n_bad > 500
+
+
+def test_rle_stats_on_a_huge_run_defer_to_the_exact_check():
+    # a run of 2**45 pixels cancelled by the next one: the vectorised totals defer these to pixel_count
+    h = w = 4
+    for c in (b"0" + b"o" * 9 + b"?" + b"0", b"P" * 11 + b"1" + b"0"):
+        ok, *_rest = _parse(json.dumps([{"size": [h, w], "counts": c.decode()}]))
+        status = _rest[3]
+        assert ok and status[0] in (ms.RLE_BAD, ms.RLE_EXACT)
+        if _exact_total(c) == h * w:
+            assert status[0] == ms.RLE_EXACT
+
+
+def test_parse_values_json_subset_and_bail():
+    c = cocomask.encode(np.asfortranarray(np.eye(5, dtype=np.uint8)))["counts"].decode()
+    same = [
+        f'[null,{{"size":[5,5],"counts":"{c}"}}]',
+        f'[ null ,\n\t{{ "counts" : "{c}" ,\r "size" : [ 5 , 5 ] }} ]',
+        f'[null, {{"size": [5, 5], "counts": "{c}"}}]',
+    ]
+    for text in same:
+        ok, n_el, el_h, el_w, status, area, bbox, data, offsets = _parse(text)
+        assert ok and list(el_h) == [-1, 5] and bytes(data) == c.encode() and status[1] == ms.RLE_OK
+    assert bytes(_parse('[{"size": [1, 1], "counts": "0\\\\"}]')[7]) == b"0\\"  # an escaped backslash
+    bail = [
+        f'[{{"size": [5, 5], "counts": "{c}", "extra": 1}}]',  # another key
+        f'[{{"size": [5.0, 5], "counts": "{c}"}}]',  # a float
+        f'[{{"size": [05, 5], "counts": "{c}"}}]',  # invalid JSON
+        f'[{{"size": [-5, 5], "counts": "{c}"}}]',
+        f'[{{"size": [5, 5], "counts": "\\u0030"}}]',  # an escape other than a backslash
+        f'[{{"size": [5, 5], "size": [5, 5], "counts": "{c}"}}]',  # duplicate key
+        f'[{{"counts": "{c}"}}]',
+        '[false]', '[0]', '[[]]', '{}', '[null,]', '[nul]', '[null', f'[{{"size": [5, 5], "counts": "{c}"}}, ]',
+    ]
+    for text in bail:
+        assert not _parse(text)[0], text
+
+
+def _index_result(path, fast):
+    try:
+        ix = JsonObjectIndex(path, fast=fast)
+        return ("ok", dict(ix.ranges), ix.fast)
+    except RvosError as exc:
+        return ("error", str(exc), None)
+
+
+def test_index_fast_scan_equals_the_python_scan(tmp_path):
+    """Every text the compiled scan takes gives the Python scan's ranges; everything else falls back
+    to it (same errors). Mutations of a small mask_dict (whitespace, escapes, truncation, junk)."""
+    rng = np.random.default_rng(1)
+    c = cocomask.encode(np.asfortranarray(np.eye(6, dtype=np.uint8)))["counts"].decode()
+    base = json.dumps({"3": [None, {"size": [6, 6], "counts": c}], "10": [], "xy": [None]}, indent=int(rng.integers(0, 3)))
+    alphabet = list(' \t\n\r{}[],:"\\0123456789nulsizecountsfae.-E') + ["\\u0030", "\\\\", "\\n"]
+    taken = 0
+    for k in range(400):
+        t = list(base)
+        for _ in range(int(rng.integers(0, 3))):
+            op = rng.integers(3)
+            pos = int(rng.integers(len(t) + 1))
+            if op == 0:
+                t.insert(pos, alphabet[int(rng.integers(len(alphabet)))])
+            elif op == 1 and pos < len(t):
+                del t[pos]
+            elif pos < len(t):
+                t[pos] = alphabet[int(rng.integers(len(alphabet)))]
+        text = "".join(t)
+        p = tmp_path / f"m{k}.json"
+        p.write_text(text)
+        slow = _index_result(p, False)
+        fast = _index_result(p, True)
+        if fast[0] == "ok" and fast[2]:
+            taken += 1
+            assert slow[0] == "ok" and slow[1] == fast[1], text
+            for key, (s, e) in fast[1].items():  # and each value is what json gives
+                assert json.loads(text.encode()[s:e]) == JsonObjectIndex(p, fast=False).get(key)
+        else:
+            assert fast[:2] == slow[:2], text
+    assert taken > 20
+
+
+def test_index_fast_scan_hashes_the_file_and_handles_chunk_edges(tmp_path):
+    import hashlib
+
+    rng = np.random.default_rng(2)
+    d = {str(a): [None if rng.random() < 0.3 else {"size": [7, 9], "counts": _random_counts(rng, 7, 9).decode()}
+                  for _ in range(int(rng.integers(0, 30)))] for a in range(300)}
+    p = tmp_path / "mask_dict.json"
+    p.write_text(json.dumps(d) + "\n  trailing bytes are ignored, as by the Python scan")
+    fast = JsonObjectIndex(p, chunk=1 << 10)  # the buffer grows and refills many times
+    slow = JsonObjectIndex(p, fast=False)
+    assert fast.fast and fast.ranges == slow.ranges
+    assert fast.sha256 == hashlib.sha256(p.read_bytes()).hexdigest()
+    raw, s, e = fast.read_raw(["5", "299", "0"])
+    assert [json.loads(raw[a:b].tobytes()) for a, b in zip(s, e)] == [d["5"], d["299"], d["0"]]
