@@ -126,13 +126,16 @@ def png_bytes(image: np.ndarray) -> bytes:
     probe = raw[::8]
     level = 1 if _huffman_size(probe) < 0.8 * probe.size else 0
     z = zlib.compressobj(level, zlib.DEFLATED, 15, 9, zlib.Z_HUFFMAN_ONLY if level else zlib.Z_DEFAULT_STRATEGY)
-    data = z.compress(raw.data) + z.flush()
+    data = (z.compress(raw.data), z.flush())  # the IDAT body in two parts: no concatenated copies
 
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    def chunk(kind: bytes, *body: bytes) -> list[bytes]:
+        crc = zlib.crc32(kind)
+        for part in body:
+            crc = zlib.crc32(part, crc)
+        return [struct.pack(">I", sum(len(part) for part in body)), kind, *body, struct.pack(">I", crc)]
 
     head = struct.pack(">IIBBBBB", w, h, 8, color, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", head) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+    return b"".join([b"\x89PNG\r\n\x1a\n", *chunk(b"IHDR", head), *chunk(b"IDAT", *data), *chunk(b"IEND")])
 
 
 def _huffman_size(rows: np.ndarray) -> int:
@@ -176,32 +179,51 @@ def _corrupt_frame(task: dict, ds: RvosDataset) -> dict:
     return _write(task, *_compute(task, image, ds))
 
 
-def _run_local(tasks: list[dict], ds: RvosDataset) -> Iterator[dict]:
-    """In this process, as a pipeline: the next frames are read (decoded) by one thread and the
-    finished ones encoded and written by another while this thread corrupts (OpenCV, zlib and
-    numpy's large operations release the GIL). Records are yielded in order, once written."""
+#: frames corrupted at the same time by one worker (threads: numpy's large operations, its random
+#: draws, OpenCV and zlib release the GIL, and every frame's draws are its own)
+COMPUTE_THREADS = 2
+
+
+def _run_local(tasks: list[dict], ds: RvosDataset, threads: int = COMPUTE_THREADS) -> Iterator[dict]:
+    """In this process, as a pipeline of threads: one reads (decodes) the next frames, ``threads``
+    corrupt frames side by side, one encodes and writes the finished ones. Each frame's draws come
+    from its own seed, so the output does not depend on which thread ran it. Records are yielded
+    in order, once written."""
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
     it = iter(tasks)
-    reads: deque = deque()
+    computes: deque = deque()  # (task, future of (out, params)), in task order
     writes: deque = deque()
-    with ThreadPoolExecutor(1, thread_name_prefix="rvoskit-read") as rd, ThreadPoolExecutor(1, thread_name_prefix="rvoskit-write") as wr:
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="rvoskit-read") as rd,
+        ThreadPoolExecutor(threads, thread_name_prefix="rvoskit-corrupt") as cp,
+        ThreadPoolExecutor(1, thread_name_prefix="rvoskit-write") as wr,
+    ):
+
+        def compute(task: dict, image_future) -> tuple[np.ndarray, dict]:
+            return _compute(task, image_future.result(), ds)
 
         def fill() -> None:
-            while len(reads) < 2 and (task := next(it, None)) is not None:
-                reads.append((task, rd.submit(ds.read_frame, task["video_id"], task["frame_idx"])))
+            while len(computes) < threads + 1 and (task := next(it, None)) is not None:
+                image = rd.submit(ds.read_frame, task["video_id"], task["frame_idx"])
+                computes.append((task, cp.submit(compute, task, image)))
+
+        def cancel() -> None:
+            for _, f in computes:
+                f.cancel()
+            for f in writes:
+                f.cancel()
 
         try:
             fill()
-            while reads:
-                task, fut = reads.popleft()
+            while computes:
+                task, fut = computes.popleft()
                 try:
-                    image = fut.result()
+                    out, params = fut.result()
                     fill()
-                    out, params = _compute(task, image, ds)
                 except BaseException:
-                    for _, f in reads:
+                    for _, f in computes:
                         f.cancel()
                     while writes:  # the frames done before this one are written and recorded (resume)
                         yield writes.popleft().result()
@@ -212,10 +234,7 @@ def _run_local(tasks: list[dict], ds: RvosDataset) -> Iterator[dict]:
             while writes:
                 yield writes.popleft().result()
         except BaseException:
-            for _, f in reads:
-                f.cancel()
-            for f in writes:
-                f.cancel()
+            cancel()
             raise
 
 
