@@ -107,6 +107,10 @@ def test_glass_shuffle_equals_reference_shuffle(shape):
         want = R._shuffle_pixels_njit_glass_blur.py_func(shape[0], shape[1], x.copy(), (0, delta, iters), seed)
         got = glass_shuffle(x.copy(), delta, iters, np.random.RandomState(seed))
         np.testing.assert_array_equal(got, want, err_msg=f"{shape} delta {delta} iterations {iters}")
+    # other pixel layouts (moved as source indices instead of packed RGB): one and four channels, float
+    for x in (np.random.default_rng(9).integers(0, 256, shape + (1,), dtype=np.uint8), np.random.default_rng(8).random(shape + (4,))):
+        want = R._shuffle_pixels_njit_glass_blur.py_func(shape[0], shape[1], x.copy(), (0, 2, 2), 7)
+        np.testing.assert_array_equal(glass_shuffle(x.copy(), 2, 2, np.random.RandomState(7)), want)
 
 
 @pytest.mark.parametrize("name", BLURS)

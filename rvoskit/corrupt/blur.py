@@ -34,24 +34,32 @@ from rvoskit.corrupt.kernels import _X_OVER_255
 
 #: float32 unit roundoff
 _U32 = 2.0**-24
-#: the band around integers in which the float32 value does not decide the truncation is this many
-#: times the float32 error bound (see :func:`gaussian_u8`)
+#: the relative band around integers in which the float32 value does not decide the truncation is
+#: this many times the relative float32 error bound (see :func:`gaussian_u8`)
 _SAFETY = 2.5
-#: above this many gathered window values, flat neighbourhoods are found first (erode == dilate)
-#: and looked up in a table instead of summed one by one
-_FLAT_CHECK = 300_000
+#: absolute part of the band: covers the float32 roundings inside ``convertScaleAbs`` (< 3.1e-5)
+_ABS_BAND = 1e-4
 
 
-def _floor_band(t: np.ndarray, out: np.ndarray, eps: float) -> np.ndarray:
-    """``out = clip(floor(t), 0, 255)`` for a float32 array with ``t >= eps``; returns the flat indices
-    where ``t`` lies within ``eps`` of an integer (the floor is not certain there).
+def _floor_band(t: np.ndarray, out: np.ndarray, rel: float) -> np.ndarray:
+    """``out = clip(floor(t), 0, 255)`` for a float32 array with ``t >= 0.25``; returns the flat indices
+    where the floor of a value within ``rel * t`` of ``t`` is not certain.
 
-    ``round(t - 0.5 -+ eps)`` with OpenCV's saturating conversion equals ``floor(t -+ eps)`` (ties,
-    rounded half to even, only occur where the two results differ or agree with ``floor(t)``).
+    ``lo = round(t (1 - rel) - 0.5 - d)`` and ``hi = round(t (1 + rel) - 0.5 + d)`` (``d =
+    _ABS_BAND``; OpenCV's saturating, round-half-even conversion) agree exactly when every value in
+    ``[t (1 - rel) - d, t (1 + rel) + d]`` has the same floor, so a true value ``T`` with
+    ``|t - T| <= (rel / 2.5) T`` has floor ``hi`` wherever they agree.
     """
-    lo = cv2.convertScaleAbs(t, alpha=1.0, beta=-0.5 - eps)
-    cv2.convertScaleAbs(t, out, alpha=1.0, beta=-0.5 + eps)
+    lo = cv2.convertScaleAbs(t, alpha=1.0 - rel, beta=-0.5 - _ABS_BAND)
+    cv2.convertScaleAbs(t, out, alpha=1.0 + rel, beta=-0.5 + _ABS_BAND)
     return np.flatnonzero(lo != out)
+
+
+def _flat_check_pays(n_flat: int, taps: int, plane_px: int) -> bool:
+    """Whether finding flat windows (erode and dilate over the (2R+1)^2 square, ~(1.2 + 0.05 R) ns a
+    pixel of the plane) costs less than the window gathers of ``n_flat`` pixels (~6 ns a value)."""
+    R = (taps - 1) // 2
+    return n_flat * taps * 6.0 > plane_px * (1.2 + 0.05 * R)
 
 
 @lru_cache(maxsize=16)
@@ -81,22 +89,29 @@ def _flat_table(sigma: float) -> np.ndarray:
     return np.uint8(np.clip(y.reshape(256), 0, 1) * 255)
 
 
+@lru_cache(maxsize=16)
+def _flat_rows(sigma: float) -> np.ndarray:
+    """The reference's row-pass value for a constant column of each value 0..255 (256 float64 entries)."""
+    const = (np.arange(256, dtype=np.uint8) / 255.0)[:, None] * np.ones((1, 3))
+    return _row_pass(const, sigma)[:, 1].copy()
+
+
 def _exact_column_pass(v: np.ndarray, w: np.ndarray, c: np.ndarray, r: np.ndarray) -> np.ndarray:
     """scipy's float64 column-pass value at ``(c, r)`` of one transposed plane ``v`` (``(W, H)``, the
     exact row pass): ``v[c] * w[0]``, then ``+ (v[c - j] + v[c + j]) * w[j]`` for ``j = R .. 1``,
     with ``c +- j`` clamped to the image (``mode="nearest"``). The windows are gathered as
-    ``(2R + 1, n)``: from a sliding-window view for pixels at least R from both ends, with clamped
-    indices for the others."""
+    ``(2R + 1, n)`` from a sliding-window view, with clamped indices for pixels within R of an end."""
     n2 = len(w)
     R = (n2 - 1) // 2
     W = v.shape[0]
-    g = np.empty((n2, len(r)), np.float64)
-    inner = (c >= R) & (c < W - R)
-    if W > 2 * R:
+    if W >= n2:
         win = np.moveaxis(np.lib.stride_tricks.sliding_window_view(v, n2, axis=0), -1, 0)
-        g[:, inner] = win[:, c[inner] - R, r[inner]]
-    edge = ~inner
-    if edge.any():
+        g = win[:, np.clip(c - R, 0, W - n2), r]  # windows inside the plane; edges fixed below
+        edge = np.flatnonzero((c < R) | (c >= W - R))
+    else:
+        g = np.empty((n2, len(r)), np.float64)
+        edge = np.arange(len(r))
+    if edge.size:
         g[:, edge] = v[np.clip(c[edge] + np.arange(-R, R + 1)[:, None], 0, W - 1), r[edge]]
     acc = g[R] * w[R]
     for j in range(R, 0, -1):
@@ -111,15 +126,15 @@ def gaussian_u8(image: np.ndarray, sigma: float) -> np.ndarray:
     for a non-negative kernel, ``glass_blur``'s first blur), pixel for pixel.
 
     Error bound of step 2 (module docstring): the column pass sums ``n = 2R + 1 <= 49`` float32
-    terms ``(255 w_k) v_k``, where ``v_k`` (the exact row-pass value in [0, 1], rounded to float32)
-    and ``255 w_k`` (rounded) each carry a relative error of at most ``u = 2**-24``, and the
-    products and the sum (any order, with or without FMA) add at most ``(n + 1) u`` times the sum of
-    the terms, which is at most ``255 * sum(w) <= 255 (1 + 1e-15)``. In all
-    ``|t32 - 255 y| <= (n + 3) * u * 255 < 8e-4`` for ``n <= 49``, and the reference's own
-    ``255 y`` differs from ``255 times its float64 y`` by under 1e-12: a float32 value at least
-    ``_EPS = 2e-3`` from an integer has the reference's floor. Values are >= 0 (non-negative
-    weights and pixels), so ``t32 < 1 - _EPS`` truncates to 0 for certain; ``t32`` is raised to
-    0.25 there, and the clip to 255 is the saturation of the conversion.
+    terms ``(255 w_k) v_k >= 0``, where ``v_k`` (the exact row-pass value in [0, 1], rounded to
+    float32) and ``255 w_k`` (rounded) each carry a relative error of at most ``u = 2**-24``; the
+    products and the sum (any order, with or without FMA; every partial sum of non-negative terms is
+    at most the total) add at most ``(n + 1) u`` times the total. So ``|t32 - T| <= (n + 3) u T``
+    for the true ``T = 255 y`` (the reference's float64 ``255 y`` is within 1e-12 of it), a
+    relative bound; :func:`_floor_band` takes the floor where the band ``2.5 (n + 3) u t32 + 1e-4``
+    around ``t32`` holds no integer. Values are >= 0 (non-negative weights and pixels), so
+    ``t32 < 0.25`` truncates to 0 for certain; ``t32`` is raised to 0.25 there, and the clip to
+    255 is the saturation of the conversion.
 
     Args:
         image: ``uint8 (H, W, C)``, C in 1..4 (the reference's RGB frame), or ``(H, W)``.
@@ -145,18 +160,22 @@ def gaussian_u8(image: np.ndarray, sigma: float) -> np.ndarray:
     # 2. column pass (axis 1) in float32 on the same transposed planes (a vertical kernel), 255
     #    folded into the weights; truncate where certain
     k32 = (w * 255.0).astype(np.float32).reshape(-1, 1)
-    eps = _SAFETY * (len(w) + 3) * _U32 * 255.0
+    rel = _SAFETY * (len(w) + 3) * _U32
     square = np.ones((2 * R + 1, 2 * R + 1), np.uint8)
     planes = []
     for ch in range(C):
         t = cv2.filter2D(v_t[ch].astype(np.float32), cv2.CV_32F, k32, borderType=cv2.BORDER_REPLICATE)
         np.maximum(t, np.float32(0.25), out=t)
         o = np.empty((W, H), np.uint8)
-        amb = _floor_band(t, o, eps)
+        amb = _floor_band(t, o, rel)
         if amb.size:
             # 3. undecided pixels: the reference's float64 value
             dst = o.reshape(-1)
-            if amb.size * len(w) > _FLAT_CHECK:  # flat neighbourhoods: a table
+            # flat windows have a centre whose row-pass value is that of a constant column: the
+            # erode == dilate check (rigorous) runs when enough pixels pass that cheap filter
+            centre = planes_t[ch].reshape(-1)[amb]
+            maybe_flat = np.count_nonzero(v_t[ch].reshape(-1)[amb] == _flat_rows(float(sigma))[centre])
+            if _flat_check_pays(maybe_flat, len(w), W * H):  # flat neighbourhoods: a table
                 lo = cv2.erode(planes_t[ch], square, borderType=cv2.BORDER_REPLICATE).reshape(-1)[amb]
                 hi = cv2.dilate(planes_t[ch], square, borderType=cv2.BORDER_REPLICATE).reshape(-1)[amb]
                 flat = lo == hi
@@ -196,10 +215,12 @@ def glass_shuffle(x: np.ndarray, delta: int, iterations: int, rng) -> np.ndarray
     further right), else ``j``'s value before the pass. Each pass is computed as a source index
     per pixel: a gather for every position, then, for the ~40 % whose source was visited earlier,
     the chain of earlier sources followed to its first node with an unvisited source (chains are
-    short: each link continues with probability < 1/2), in int32 on the walked rectangle only.
+    short: each link continues with probability < 1/2), in int32 on the walked rectangle only. RGB
+    uint8 pixels are moved packed as one uint32 each; other images as source indices.
 
     Args:
-        x: the image, ``(H, W)`` or ``(H, W, C)``, any dtype.
+        x: the image, ``(H, W, C)``, any dtype (for 2-D arrays the reference's tuple assignment is a
+            true swap of scalars, which this does not model).
         delta: the largest shift (``dx, dy`` in ``[-delta, delta)``).
         iterations: number of passes.
         rng: ``RandomState`` (the reference's stream) or ``Generator``.
@@ -212,10 +233,17 @@ def glass_shuffle(x: np.ndarray, delta: int, iterations: int, rng) -> np.ndarray
     if nh <= 0 or nw <= 0:
         return x
     n = nh * nw
-    src = np.arange(H * W, dtype=np.int32).reshape(H, W)
+    rgb8 = x.ndim == 3 and x.shape[2] == 3 and x.dtype == np.uint8
+    if rgb8:  # shuffle the pixels themselves, packed as one uint32 each (RGBA, A = 0)
+        cur = cv2.cvtColor(x, cv2.COLOR_RGB2RGBA).view(np.uint32).reshape(H, W)
+    else:  # shuffle source indices, gather the pixels at the end
+        cur = np.arange(H * W, dtype=np.int32).reshape(H, W)
+    flat = cur.reshape(-1)
     # walk position k = i * nw + j is pixel (H - delta - i, W - delta - j)
     rect = (slice(H - delta, delta, -1), slice(W - delta, delta, -1))
-    pos = src[rect].reshape(-1).copy()  # pixel index of each walk position
+    pos = np.arange(H * W, dtype=np.int32).reshape(H, W)[rect].reshape(-1).copy()  # pixel index of each walk position
+    i = np.arange(nh, dtype=np.int32)[:, None]
+    j = np.arange(nw, dtype=np.int32)[None, :]
     for _ in range(iterations):
         d = _draw_offsets(rng, delta, n)
         dx, dy = d[:, 0], d[:, 1]
@@ -224,11 +252,9 @@ def glass_shuffle(x: np.ndarray, delta: int, iterations: int, rng) -> np.ndarray
         jpix = dy * np.int32(W)
         jpix += dx
         jpix += pos
-        vals = src.reshape(-1)[jpix]  # sources' values before the pass
+        vals = flat[jpix]  # sources' values before the pass
         dep = off > 0  # source visited earlier, if inside the rectangle: fix the border strips
         d2y, d2x, dep2 = dy.reshape(nh, nw), dx.reshape(nh, nw), dep.reshape(nh, nw)
-        i = np.arange(nh, dtype=np.int32)[:, None]
-        j = np.arange(nw, dtype=np.int32)[None, :]
         top = slice(0, min(delta, nh))  # h' = h + dy may pass H - delta: i - dy < 0
         dep2[top] &= (i[top] - d2y[top]) >= 0
         bottom = slice(max(0, nh - delta), nh)  # h' may fall to delta or below
@@ -241,15 +267,16 @@ def glass_shuffle(x: np.ndarray, delta: int, iterations: int, rng) -> np.ndarray
         if act.size:
             par = act - off[act]
             todo = np.flatnonzero(dep[par])
-            while todo.size:
+            while todo.size:  # follow each chain to its first node with an unvisited source
                 p = par[todo]
                 p -= off[p]
                 par[todo] = p
                 todo = todo[dep[p]]
             vals[act] = vals[par]
-        src[rect] = vals.reshape(nh, nw)
-    flat = x.reshape(H * W, -1)
-    return flat[src.reshape(-1)].reshape(x.shape)
+        cur[rect] = vals.reshape(nh, nw)
+    if rgb8:
+        return cv2.cvtColor(cur.view(np.uint8).reshape(H, W, 4), cv2.COLOR_RGBA2RGB)
+    return x.reshape(H * W, -1)[flat].reshape(x.shape)
 
 
 def filter2d_u8(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
