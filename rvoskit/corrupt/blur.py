@@ -39,6 +39,8 @@ _U32 = 2.0**-24
 _SAFETY = 2.5
 #: absolute part of the band: covers the float32 roundings inside ``convertScaleAbs`` (< 3.1e-5)
 _ABS_BAND = 1e-4
+#: lines per block of the row pass (128 lines of 720 float64: 0.7 MB, in cache)
+_LINES = 128
 
 
 def _floor_band(t: np.ndarray, out: np.ndarray, rel: float) -> np.ndarray:
@@ -72,11 +74,11 @@ def _weights(sigma: float) -> np.ndarray:
     return phi[::-1].copy()
 
 
-def _row_pass(planes_t: np.ndarray, sigma: float) -> np.ndarray:
+def _row_pass(lines: np.ndarray, sigma: float, out: np.ndarray | None = None) -> np.ndarray:
     """scipy's 1-D gaussian along the last axis of a contiguous float64 array (the reference's call)."""
     from scipy import ndimage
 
-    return ndimage.gaussian_filter1d(planes_t, float(sigma), axis=-1, mode="nearest", truncate=4.0)
+    return ndimage.gaussian_filter1d(lines, float(sigma), axis=-1, mode="nearest", truncate=4.0, output=out)
 
 
 @lru_cache(maxsize=16)
@@ -156,7 +158,12 @@ def gaussian_u8(image: np.ndarray, sigma: float) -> np.ndarray:
     planes_t = np.empty((C, W, H), np.uint8)
     for ch in range(C):
         cv2.transpose(np.ascontiguousarray(img3[:, :, ch]), planes_t[ch])
-    v_t = _row_pass(cv2.LUT(planes_t.reshape(C * W, H), _X_OVER_255).reshape(C, W, H), sigma)
+    v_t = np.empty((C, W, H), np.float64)
+    v32 = np.empty((C, W, H), np.float32)  # its float32 copy for step 2
+    lines, v_lines, v32_lines = planes_t.reshape(C * W, H), v_t.reshape(C * W, H), v32.reshape(C * W, H)
+    for a in range(0, C * W, _LINES):  # x / 255. (a table) and the pass, a cache-sized block of lines at a time
+        block = _row_pass(cv2.LUT(lines[a : a + _LINES], _X_OVER_255), sigma, out=v_lines[a : a + _LINES])
+        v32_lines[a : a + _LINES] = block
     # 2. column pass (axis 1) in float32 on the same transposed planes (a vertical kernel), 255
     #    folded into the weights; truncate where certain
     k32 = (w * 255.0).astype(np.float32).reshape(-1, 1)
@@ -164,7 +171,7 @@ def gaussian_u8(image: np.ndarray, sigma: float) -> np.ndarray:
     square = np.ones((2 * R + 1, 2 * R + 1), np.uint8)
     planes = []
     for ch in range(C):
-        t = cv2.filter2D(v_t[ch].astype(np.float32), cv2.CV_32F, k32, borderType=cv2.BORDER_REPLICATE)
+        t = cv2.filter2D(v32[ch], cv2.CV_32F, k32, borderType=cv2.BORDER_REPLICATE)
         np.maximum(t, np.float32(0.25), out=t)
         o = np.empty((W, H), np.uint8)
         amb = _floor_band(t, o, rel)
