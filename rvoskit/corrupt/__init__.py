@@ -4,6 +4,8 @@
   (:func:`corrupt_image`, :data:`CORRUPTIONS`).
 - :mod:`rvoskit.corrupt.kernels`: fast kernels for ``gaussian_noise`` and ``motion_blur`` whose
   output is the reference's, pixel for pixel.
+- :mod:`rvoskit.corrupt.weather`: exact fast paths of ``snow``, ``fog`` and ``spatter`` (float32
+  with error bounds, the reference's float64 where float32 cannot decide).
 - :mod:`rvoskit.corrupt.rng`: per-frame seeds and the two RNG kinds.
 - :mod:`rvoskit.corrupt.video`: a whole dataset (:func:`corrupt_dataset`): policies, workers,
   resume, the per-frame draws table.

@@ -10,7 +10,8 @@ pixel; with a ``Generator`` the draws have the same distributions (statistically
 What the port replaces: ``skimage.filters.gaussian`` by the ``scipy.ndimage.gaussian_filter`` call
 it makes (same modes and truncation), ``skimage.color.rgb2hsv`` / ``hsv2rgb`` by numpy versions
 with the same float operations, the numba pixel shuffle of ``glass_blur`` by an exact vectorised equivalent, and
-``gaussian_noise`` / ``motion_blur`` by the fast exact kernels of :mod:`rvoskit.corrupt.kernels`.
+``gaussian_noise`` / ``motion_blur`` by the fast exact kernels of :mod:`rvoskit.corrupt.kernels`
+(``snow``, ``fog``, ``spatter``: :mod:`rvoskit.corrupt.weather`).
 ``pixelate`` uses Pillow, as the reference does; ``jpeg_compression`` uses OpenCV's
 libjpeg-turbo, which writes the same bytes as the reference's Pillow save (tested). Several
 kernels compute the same float operations in place, per channel in 2-D instead of 3-D, or as
