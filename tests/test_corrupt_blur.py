@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from rvoskit.corrupt import corrupt_image, make_rng
+from rvoskit.corrupt import blur
 from rvoskit.corrupt.blur import gaussian_u8, glass_shuffle
 
 ic = pytest.importorskip("imagecorruptions")
@@ -131,3 +132,23 @@ def test_blur_corruptions_equal_reference_every_severity(name, monkeypatch):
             ref = ic.corrupt(x, severity, name, **kw)
             ours, _ = corrupt_image(x, name, severity, make_rng("legacy", s, name))
             np.testing.assert_array_equal(ours, ref, err_msg=f"{name} severity {severity} shape {x.shape}")
+
+
+@pytest.mark.parametrize("name", ["defocus_blur", "pixelate"])
+def test_defocus_and_pixelate_equal_reference_at_720p(frame720, name):
+    """filter2D's DFT tiles and Pillow's resize maps depend on the size: the benchmark's 1280x720, every severity."""
+    for severity in range(1, 6):
+        ref = ic.corrupt(frame720, severity, name)
+        ours, _ = corrupt_image(frame720, name, severity, make_rng("legacy", 0, name))
+        np.testing.assert_array_equal(ours, ref, err_msg=f"{name} severity {severity}")
+
+
+def test_pixelate_gather_branch_equals_reference(monkeypatch):
+    """pixelate's nearest resize as a gather with Pillow's own maps (the branch for sizes where OpenCV's
+    INTER_NEAREST_EXACT would pick other pixels), against the reference."""
+    real = blur._nearest_map.__wrapped__
+    monkeypatch.setattr(blur, "_nearest_map", lambda n_in, n_out: (real(n_in, n_out)[0], False))
+    x = _structured(123, 171, 4)
+    for severity in range(1, 6):
+        ours, _ = corrupt_image(x, "pixelate", severity, make_rng("legacy", 0, "pixelate"))
+        np.testing.assert_array_equal(ours, ic.corrupt(x, severity, "pixelate"), err_msg=f"severity {severity}")

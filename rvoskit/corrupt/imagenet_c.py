@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from rvoskit.corrupt import blur, kernels, weather
-from rvoskit.corrupt.rng import Rng, legacy_normals, randint, standard_normal
+from rvoskit.corrupt.rng import Rng, legacy_normals, legacy_poisson, randint, standard_normal
 from rvoskit.errors import RvosError
 
 Params = dict[str, float | int]
@@ -96,6 +96,7 @@ def _hsv2rgb(arr: np.ndarray) -> np.ndarray:
     return out
 
 
+_X_OVER_255 = np.arange(256) / 255.0  # the reference's x / 255. for every uint8 value
 _IMPULSE_STEP = 1 << 16  # impulse_noise: uniforms per piece (512 KB)
 _ROUND_TRIP_255 = np.uint8(np.clip(np.arange(256) / 255.0, 0, 1) * 255)  # the reference's value of an untouched pixel
 _SCRATCH = threading.local()
@@ -181,9 +182,19 @@ def shot_noise(x, severity, rng):
     Source: imagecorruptions 1.1 (imagecorruptions-imaug 1.1.5), same tables and draw order.
     """
     c = [60, 25, 12, 5, 3][severity - 1]
+    if isinstance(rng, np.random.RandomState):  # numpy's legacy Poisson loop, compiled (when numba is there)
+        drawn = legacy_poisson(rng, x, _X_OVER_255 * c, cap=c)  # lam = x / 255. * c, one of 256 values
+        if drawn is not None:  # min(draw, c): every draw >= c gives 255
+            return cv2.LUT(drawn, _shot_levels(c)), {}
     x = np.array(x) / 255.0
     x *= c
     return _to_255(np.divide(rng.poisson(x), float(c))), {}
+
+
+@lru_cache(maxsize=None)
+def _shot_levels(c: int) -> np.ndarray:
+    """``uint8(clip(k / float(c), 0, 1) * 255)`` for draws k = 0..255 (the reference's value of a draw)."""
+    return np.uint8(np.clip(np.arange(256) / float(c), 0, 1) * 255)
 
 
 def impulse_noise(x, severity, rng):
@@ -435,12 +446,8 @@ def pixelate(x, severity, rng):
 
     Source: imagecorruptions 1.1 (imagecorruptions-imaug 1.1.5), same tables and draw order.
     """
-    from PIL import Image
-
     c = [0.6, 0.5, 0.4, 0.3, 0.25][severity - 1]
-    h, w = x.shape[:2]
-    img = Image.fromarray(x).resize((int(w * c), int(h * c)), Image.BOX)
-    return np.array(img.resize((w, h), Image.NEAREST)), {}
+    return blur.pixelate_u8(x, c), {}  # Pillow's box resize, its nearest resize as OpenCV's (same maps)
 
 
 def jpeg_compression(x, severity, rng):
