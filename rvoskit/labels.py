@@ -193,24 +193,90 @@ class Masklets:
     width: int
     grid: np.ndarray  # object (n, T)
     name: str = "masks"
+    #: ``int64 (n, T)`` pixels of each mask (0 = empty) and ``float64 (n, T, 4)`` its COCO box
+    #: ``[x, y, w, h]`` (``pycocotools.mask.toBbox``), as the ``area``/``bbox`` columns store them;
+    #: None = not known (:meth:`boxes` computes them from the RLE).
+    area: np.ndarray | None = None
+    bbox: np.ndarray | None = None
+
+    def boxes(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(area int64 (n, T), bbox float64 (n, T, 4))``: the stored ones, or computed from the RLE
+        (:func:`rvoskit.format.rle.area_bbox`) where they were not given."""
+        if self.area is None or self.bbox is None:
+            n, T = self.grid.shape
+            area, bbox = np.zeros((n, T), np.int64), np.zeros((n, T, 4), np.float64)
+            i, t = np.nonzero(self.grid != None)  # noqa: E711 (elementwise)
+            if i.size:
+                try:
+                    a, b = rle.area_bbox(list(self.grid[i, t]), self.height, self.width)
+                except (ValueError, TypeError) as exc:
+                    raise RvosError(f"{self.name}: malformed RLE: {exc}") from None
+                area[i, t], bbox[i, t] = a, b
+            self.area = area if self.area is None else self.area
+            self.bbox = bbox if self.bbox is None else self.bbox
+        return self.area, self.bbox
 
     @classmethod
     def from_rows(
-        cls, rows: pd.DataFrame, key: str, keys: Sequence, num_frames: int, height: int, width: int, name: str = "masks"
+        cls, rows: pd.DataFrame | pa.Table, key: str, keys: Sequence, num_frames: int, height: int, width: int,
+        name: str = "masks",
     ) -> Masklets:
-        """Build from ``masks``/``tracks`` rows: masklet ``keys[i]`` takes the rows whose ``key`` equals it.
+        """Build from ``masks``/``tracks`` rows (a DataFrame or an Arrow table): masklet ``keys[i]``
+        takes the rows whose ``key`` equals it.
 
         Rows with ``area == 0`` are empty; (key, frame) pairs without a row are absent; rows whose key
-        is not in ``keys`` are ignored.
+        is not in ``keys`` are ignored. ``area`` and, when the rows have it, ``bbox`` are kept.
         """
         grid = np.full((len(keys), num_frames), None, dtype=object)
+        area = np.zeros((len(keys), num_frames), np.int64)
+        has_bbox = "bbox" in _names(rows)
+        bbox = np.zeros((len(keys), num_frames, 4), np.float64) if has_bbox else None
         if len(rows) and len(keys):
-            pos = {k: i for i, k in enumerate(keys)}
-            r = rows[rows["area"].to_numpy() > 0]
-            ki = r[key].map(pos)
-            keep = ki.notna().to_numpy()
-            grid[ki[keep].astype(int).to_numpy(), r["frame_idx"].to_numpy()[keep]] = r["rle"].to_numpy()[keep]
-        return cls(int(height), int(width), grid, name)
+            ks = np.asarray(keys)
+            order = np.argsort(ks, kind="stable")
+            a = _column(rows, "area")
+            full = np.flatnonzero(a > 0)
+            vals = _column(rows, key)[full]
+            pos = np.minimum(np.searchsorted(ks[order], vals), len(ks) - 1)
+            keep = ks[order][pos] == vals
+            sel = full[keep]
+            i, t = order[pos[keep]], _column(rows, "frame_idx")[sel]
+            grid[i, t] = _column(rows, "rle")[sel]
+            area[i, t] = a[sel]
+            if has_bbox and sel.size:
+                bbox[i, t] = _column(rows, "bbox")[sel]
+        return cls(int(height), int(width), grid, name, area, bbox)
+
+
+def _sizes(rows: pd.DataFrame | pa.Table) -> np.ndarray:
+    """The distinct ``(height, width)`` of some rows: ``int64 (k, 2)``."""
+    if len(rows) == 0:
+        return np.zeros((0, 2), np.int64)
+    h, w = _column(rows, "height").astype(np.int64), _column(rows, "width").astype(np.int64)
+    if (h == h[0]).all() and (w == w[0]).all():
+        return np.array([[h[0], w[0]]], np.int64)
+    return np.unique(np.stack([h, w], 1), axis=0)
+
+
+def _names(rows: pd.DataFrame | pa.Table) -> list[str]:
+    return list(rows.column_names) if isinstance(rows, pa.Table) else list(rows.columns)
+
+
+def _column(rows: pd.DataFrame | pa.Table, name: str) -> np.ndarray:
+    """One column of a DataFrame or an Arrow table as numpy: ``rle`` as an object array of bytes,
+    ``bbox`` as ``float64 (n, 4)``, the others as they are."""
+    if isinstance(rows, pa.Table):
+        c = rows.column(name)
+        if name == "bbox":
+            c = c.combine_chunks() if c.num_chunks != 1 else c.chunk(0)
+            if len(c) and (pc.min(pc.list_value_length(c)).as_py() != 4 or pc.max(pc.list_value_length(c)).as_py() != 4):
+                raise RvosError("bbox must hold 4 numbers [x, y, w, h] on every row")
+            return c.flatten().to_numpy(zero_copy_only=False).astype(np.float64).reshape(-1, 4)
+        return c.to_numpy() if c.null_count == 0 or name in ("rle",) else np.asarray(c.to_pylist(), dtype=object)
+    v = rows[name].to_numpy()
+    if name == "bbox":
+        return np.stack(v).astype(np.float64).reshape(-1, 4) if len(v) else np.zeros((0, 4), np.float64)
+    return v
 
 
 def _frame_iou(a: list[bytes | None], b: list[bytes | None], height: int, width: int) -> np.ndarray:
@@ -225,6 +291,127 @@ def _frame_iou(a: list[bytes | None], b: list[bytes | None], height: int, width:
         gt = [{"size": size, "counts": b[j]} for j in ib]
         out[np.ix_(ia, ib)] = np.asarray(cocomask.iou(dt, gt, [0] * len(gt)), np.float64).reshape(ia.size, ib.size)
     return out
+
+
+def _box_overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Whether COCO boxes ``a (..., 4)`` and ``b (..., 4)`` (broadcast) share an area: ``bool``.
+
+    The test of pycocotools ``bbIou`` (``maskApi.c``): the overlap ``min(x1) - max(x0)`` must be > 0
+    in both directions, so boxes that only touch (``x + w`` of one = ``x`` of the other) do not
+    overlap, and neither do masks in them: no pixel of either lies in the other's box.
+    """
+    ax0, ay0, ax1, ay1 = a[..., 0], a[..., 1], a[..., 0] + a[..., 2], a[..., 1] + a[..., 3]
+    bx0, by0, bx1, by1 = b[..., 0], b[..., 1], b[..., 0] + b[..., 2], b[..., 1] + b[..., 3]
+    return (np.minimum(ax1, bx1) > np.maximum(ax0, bx0)) & (np.minimum(ay1, by1) > np.maximum(ay0, by0))
+
+
+def _intersections(iou: np.ndarray, area_a: np.ndarray, area_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel counts ``|A & B|`` behind IoUs from :func:`pycocotools.mask.iou`, and where they are exact.
+
+    pycocotools returns ``(double) i / (double) u`` of the integers ``i = |A & B|`` and
+    ``u = |A| + |B| - i``; ``i / (|A| + |B| - i)`` grows strictly with ``i``, so the nearest integer
+    to ``iou * (|A| + |B|) / (1 + iou)`` is ``i``. Each is checked by recomputing the quotient
+    (``ok`` is False where it does not give ``iou`` back: areas that are not the masks' own).
+
+    Returns:
+        ``(int64 i, bool ok)``, shaped like the broadcast inputs.
+    """
+    total = (area_a + area_b).astype(np.float64)
+    i = np.rint(iou * total / (1.0 + iou)).astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        back = np.where(i > 0, i / (total - i), 0.0)
+    return i, back == iou
+
+
+def _native_ious(tracks: Masklets, objects: Masklets, unions: Sequence[Sequence[int]], frames: Sequence[int]) -> np.ndarray:
+    """Per-frame IoU of every track with every object, every union of objects and the empty mask, at
+    the native size: exactly what :func:`_frame_iou` gives for the same targets (bit for bit), with
+    far fewer RLE walks.
+
+    pycocotools computes an IoU by parsing both RLE strings and walking both run lists to the end.
+    Here (all from the ``area``/``bbox`` columns, FORMAT.md 1.3): empty masks are never parsed; a
+    track whose box overlaps no object's box on a frame is never parsed (its IoU with every object
+    and union there is 0, like pycocotools' own box test gives); one :func:`pycocotools.mask.iou`
+    per frame between the remaining tracks and the objects they may touch. The IoU with a union of
+    objects that do not overlap each other on that frame (their boxes do not, or pycocotools finds
+    no common pixel) follows from those walks without another: ``|A & U| = sum |A & B_o|`` (integers
+    recovered by :func:`_intersections`) and ``|A | U| = |A| + sum |B_o| - |A & U|``, divided as
+    pycocotools divides. Objects that overlap, and areas that do not match their RLE, fall back to
+    :func:`pycocotools.mask.merge` and a walk.
+
+    Args:
+        tracks: ``n`` track masklets (with or without stored area/bbox).
+        objects: ``m`` ground-truth objects, the same size and frames.
+        unions: lists of object rows (two or more each).
+        frames: the frames to compute.
+
+    Returns:
+        ``float64 (n, m + len(unions) + 1, len(frames))``: objects, unions, then the empty mask;
+        1.0 where both masks are empty.
+    """
+    H, W = objects.height, objects.width
+    ts = np.asarray(frames, np.int64)
+    F = ts.size
+    n, m = tracks.grid.shape[0], objects.grid.shape[0]
+    out = np.zeros((F, n, m + len(unions) + 1), np.float64)  # frame-major while filling
+    if F == 0:
+        return out.transpose(1, 2, 0)
+    t_area, t_box = tracks.boxes()
+    g_area, g_box = objects.boxes()
+    ta, tb = t_area[:, ts].T, t_box[:, ts].transpose(1, 0, 2)  # (F, n), (F, n, 4)
+    ga, gb = g_area[:, ts].T, g_box[:, ts].transpose(1, 0, 2)  # (F, m), (F, m, 4)
+    tfull, gfull = ta > 0, ga > 0
+    touch = _box_overlap(tb[:, :, None], gb[:, None]) & tfull[:, :, None] & gfull[:, None]  # (F, n, m)
+    rows_of, cols_of = touch.any(2), touch.any(1)
+    tgrid, ggrid = tracks.grid[:, ts].T, objects.grid[:, ts].T  # (F, n), (F, m)
+    iou = np.zeros((F, n, m), np.float64)
+    size = [H, W]
+    for k in np.flatnonzero(rows_of.any(1)):
+        rows, cols = np.flatnonzero(rows_of[k]), np.flatnonzero(cols_of[k])
+        dt = [{"size": size, "counts": c} for c in tgrid[k, rows]]
+        gt = [{"size": size, "counts": c} for c in ggrid[k, cols]]
+        iou[k, rows[:, None], cols] = np.asarray(cocomask.iou(dt, gt, [0] * len(gt)), np.float64).reshape(rows.size, cols.size)
+    out[:, :, :m] = np.where(~tfull[:, :, None] & ~gfull[:, None], 1.0, iou)
+    out[:, :, -1] = ~tfull  # the empty target
+    if unions:
+        inter, exact = _intersections(iou, ta[:, :, None], ga[:, None])  # (F, n, m)
+        obj_touch = _box_overlap(gb[:, :, None], gb[:, None]) & gfull[:, :, None] & gfull[:, None]  # (F, m, m)
+        obj_touch &= ~np.eye(m, dtype=bool)
+        # frames where two objects of some union have overlapping boxes: do their masks overlap?
+        pairs_of = np.zeros((F, m, m), bool)
+        for u in unions:
+            pairs_of[:, np.asarray(u)[:, None], np.asarray(u)] = True
+        overlap = np.zeros((F, m, m), bool)
+        for k in np.flatnonzero((obj_touch & pairs_of).any((1, 2))):
+            present = np.flatnonzero(gfull[k])
+            g = [{"size": size, "counts": c} for c in ggrid[k, present]]
+            full = np.zeros((m, m), np.float64)
+            full[np.ix_(present, present)] = np.asarray(cocomask.iou(g, g, [0] * len(g)), np.float64).reshape(present.size, -1)
+            overlap[k] = (full > 0) & obj_touch[k]
+
+        for j, u in enumerate(unions):
+            u = np.asarray(u, np.int64)
+            col = m + j
+            ui = inter[:, :, u].sum(2)  # (F, n)
+            ua = ga[:, u].sum(1)  # (F,): the union's pixels where its objects do not overlap
+            with np.errstate(invalid="ignore", divide="ignore"):
+                val = np.where(ui > 0, ui / (ta + ua[:, None] - ui), 0.0)
+            empty = ~gfull[:, u].any(1)
+            val[empty] = ~tfull[empty]
+            out[:, :, col] = val
+            several = gfull[:, u].sum(1) >= 2
+            redo = np.flatnonzero(several & (overlap[:, u][:, :, u].any((1, 2)) | ~exact[:, :, u].all((1, 2))))
+            for k in redo:
+                # objects that overlap (or areas that are not the RLE's): the union's own walk
+                keep = u[gfull[k, u]]
+                merged = cocomask.merge([{"size": size, "counts": c} for c in ggrid[k, keep]], intersect=False)
+                rows = np.flatnonzero(touch[k][:, keep].any(1))
+                col_k = np.zeros(n, np.float64)
+                if rows.size:
+                    dt = [{"size": size, "counts": c} for c in tgrid[k, rows]]
+                    col_k[rows] = np.asarray(cocomask.iou(dt, [merged], [0]), np.float64).reshape(-1)
+                out[k, :, col] = col_k
+    return out.transpose(1, 2, 0)
 
 
 def mean_iou(tracks: Sequence[Masklets], targets: Masklets, resolution: tuple[int, int] | None = None,
@@ -314,15 +501,15 @@ def _union(counts: list[bytes | None], height: int, width: int) -> bytes | None:
 
 
 # -- one video -------------------------------------------------------------------------------------
-def video_mious(
+def video_labels(
     video: Mapping[str, Any],
     expressions: pd.DataFrame,
-    masks: pd.DataFrame,
-    tracks: Mapping[str, pd.DataFrame],
+    masks: pd.DataFrame | pa.Table,
+    tracks: Mapping[str, pd.DataFrame | pa.Table],
     resolution: tuple[int, int] | None,
     moments: Mapping[str, Mapping[int | None, np.ndarray]] | None = None,
-) -> pd.DataFrame:
-    """mIoU of every (expression, source, track) of one video.
+) -> pa.Table:
+    """mIoU of every (expression, source, track) of one video, as an Arrow ``labels`` table.
 
     Args:
         video: the ``videos`` row (``video_id``, ``num_frames``, ``height``, ``width``).
@@ -352,26 +539,23 @@ def video_mious(
     obj_lists = [[int(o) for o in e] for e in expressions["obj_ids"]]
     objects = sorted({o for ol in obj_lists for o in ol})
     unions = sorted({tuple(sorted(set(ol))) for ol in obj_lists if len(set(ol)) > 1})
-    if len(masks) and (masks["frame_idx"].to_numpy() >= T).any():
+    if len(masks) and (_column(masks, "frame_idx") >= T).any():
         raise RvosError(f"ground-truth frame index beyond the video's {T} frames", item=vid)
     gt = Masklets.from_rows(masks, "obj_id", objects, T, H, W, "ground truth")
     col = {(o,): i for i, o in enumerate(objects)}
-    extra = []
-    for u in unions:
-        col[u] = len(objects) + len(extra)
-        extra.append([_union([gt.grid[col[(o,)], t] for o in u], H, W) for t in range(T)])
-    col[()] = len(objects) + len(extra)
-    extra.append([None] * T)  # empty target of no-target expressions
-    targets = Masklets(H, W, np.concatenate([gt.grid, np.array(extra, dtype=object).reshape(len(extra), T)]), gt.name)
+    for j, u in enumerate(unions):
+        col[u] = len(objects) + j
+    col[()] = len(objects) + len(unions)  # the empty target of no-target expressions
 
     groups, owners = [], []
     for source, rows in tracks.items():
-        ids = sorted(int(x) for x in pd.unique(rows["track_id"]))
+        ids = [int(x) for x in np.unique(_column(rows, "track_id"))]
         if not ids:
             continue
-        if (rows["frame_idx"].to_numpy() >= T).any() or (rows["frame_idx"].to_numpy() < 0).any():
+        fi = _column(rows, "frame_idx")
+        if (fi >= T).any() or (fi < 0).any():
             raise RvosError(f"track store {source!r}: track frame index outside the video's {T} frames", item=vid)
-        sizes = rows[["height", "width"]].drop_duplicates().to_numpy()
+        sizes = _sizes(rows)
         if len(sizes) != 1:
             raise RvosError(f"track store {source!r}: one video's tracks have several sizes {sizes.tolist()}", item=vid)
         h, w = int(sizes[0][0]), int(sizes[0][1])
@@ -383,12 +567,29 @@ def video_mious(
         groups.append(Masklets.from_rows(rows, "track_id", ids, T, h, w, f"track store {source!r}"))
         owners.extend((source, i) for i in ids)
     if not groups:
-        return _empty_rows()
+        return arrow_schema("labels").empty_table()
+    frames = video.get("annotated_frames")  # sparse ground truth: annotated frames only
     try:
-        if moments is None:
-            m = mean_iou(groups, targets, resolution, frames=video.get("annotated_frames"))  # sparse ground truth: annotated frames only
+        if target_size(H, W, resolution) == (H, W) and all((g.height, g.width) == (H, W) for g in groups):
+            # native size: IoUs on the stored RLE, unions from the objects' walks (_native_ious)
+            ts = range(T) if moments is not None or frames is None else [int(t) for t in frames]
+            both = Masklets(H, W, np.concatenate([g.grid for g in groups]), groups[0].name,
+                            *(None if any(x is None for x in xs) else np.concatenate(xs)
+                              for xs in ([g.area for g in groups], [g.bbox for g in groups])))
+            per_frame = _native_ious(both, gt, [[col[(o,)] for o in u] for u in unions], ts)
+            if moments is None:
+                m = np.zeros(per_frame.shape[:2], np.float64)
+                for k in range(per_frame.shape[2]):  # frame by frame, as mean_iou adds them
+                    m += per_frame[:, :, k]
+                if len(ts):
+                    m /= len(ts)
         else:
-            per_frame = frame_ious(groups, targets, resolution)
+            extra = [[_union([gt.grid[col[(o,)], t] for o in u], H, W) for t in range(T)] for u in unions] + [[None] * T]
+            targets = Masklets(H, W, np.concatenate([gt.grid, np.array(extra, dtype=object).reshape(len(extra), T)]), gt.name)
+            if moments is None:
+                m = mean_iou(groups, targets, resolution, frames=frames)
+            else:
+                per_frame = frame_ious(groups, targets, resolution)
     except RvosError as exc:
         raise RvosError(exc.message, item=vid) from None
     base = np.ones(T, bool)
@@ -396,15 +597,16 @@ def video_mious(
         base = np.zeros(T, bool)
         base[np.asarray(video["annotated_frames"], dtype=np.int64)] = True
 
-    out = []
-    for (_, e), ol in zip(expressions.iterrows(), obj_lists):
+    R = len(owners)
+    counts, eids, rules, per_objs, maxes, union_ious = [], [], [], [], [], []
+    for eid, ol in zip(expressions["expression_id"], obj_lists):
         ucol = col[tuple(sorted(set(ol)))]
         rule = None
         if moments is None:
-            per_obj = m[:, [col[(o,)] for o in ol]] if ol else np.zeros((len(owners), 0))
+            per_obj = m[:, [col[(o,)] for o in ol]] if ol else np.zeros((R, 0))
             union_iou = m[:, ucol]
         else:
-            spans = moments.get(e["expression_id"]) or {}
+            spans = moments.get(eid) or {}
             if not spans:
                 rule, frames_of = "no-moment", {o: base for o in ol}
                 moment = base
@@ -416,31 +618,60 @@ def video_mious(
                     rule = "object-moment"
                     frames_of = {o: (spans[o] & base) if o in spans else np.zeros(T, bool) for o in ol}
             per_obj = (np.stack([_masked_mean(per_frame[:, col[(o,)], :], frames_of[o]) for o in ol], axis=1)
-                       if ol else np.zeros((len(owners), 0)))
+                       if ol else np.zeros((R, 0)))
             union_iou = _masked_mean(per_frame[:, ucol, :], moment)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows (objects outside every moment)
-            mx = np.nanmax(per_obj, axis=1) if ol and moments is not None else (per_obj.max(axis=1) if ol else np.full(len(owners), np.nan))
-        for r, (source, tid) in enumerate(owners):
-            out.append(
-                {
-                    "expression_id": e["expression_id"],
-                    "video_id": vid,
-                    "source": source,
-                    "track_id": tid,
-                    "obj_ids": ol,
-                    "miou_per_obj": per_obj[r].tolist(),
-                    "miou_max": float(mx[r]),
-                    "miou_union": float(union_iou[r]),
-                    "label": False,
-                    "moment_rule": rule,
-                }
-            )
-    return pd.DataFrame(out) if out else _empty_rows()
+            mx = np.nanmax(per_obj, axis=1) if ol and moments is not None else (per_obj.max(axis=1) if ol else np.full(R, np.nan))
+        counts.append(len(ol))
+        eids.append(str(eid))
+        rules.append(rule)
+        per_objs.append(np.ascontiguousarray(per_obj, np.float64).ravel())  # row by row
+        maxes.append(np.asarray(mx, np.float64))
+        union_ious.append(np.asarray(union_iou, np.float64))
+    E = len(eids)
+    if E == 0 or R == 0:
+        return arrow_schema("labels").empty_table()
+    k = np.repeat(np.asarray(counts, np.int64), R)  # list lengths, one per row
+    offsets = pa.array(np.concatenate([[0], np.cumsum(k)]).astype(np.int32))
+    obj_values = np.concatenate([np.tile(np.asarray(ol, np.int64), R) for ol in obj_lists] or [np.zeros(0, np.int64)])
+    schema = arrow_schema("labels")
+    cols = {
+        "expression_id": pa.array(np.repeat(np.asarray(eids, object), R), pa.string()),
+        "video_id": pa.array([vid] * (E * R), pa.string()),
+        "source": pa.array([o[0] for o in owners] * E, pa.string()),
+        "track_id": pa.array(np.tile(np.asarray([o[1] for o in owners], np.int32), E)),
+        "obj_ids": pa.ListArray.from_arrays(offsets, pa.array(obj_values, pa.int64())),
+        "miou_per_obj": pa.ListArray.from_arrays(offsets, pa.array(np.concatenate(per_objs), pa.float64())),
+        "miou_max": pa.array(np.concatenate(maxes), pa.float64()),
+        "miou_union": pa.array(np.concatenate(union_ious), pa.float64()),
+        "label": pa.array(np.zeros(E * R, bool)),
+        "moment_rule": pa.array(np.repeat(np.asarray(rules, object), R), pa.string()),
+    }
+    return pa.Table.from_arrays([cols[f.name].cast(f.type) for f in schema], schema=schema)
 
 
 def _empty_rows() -> pd.DataFrame:
     return arrow_schema("labels").empty_table().to_pandas()
+
+
+def video_mious(
+    video: Mapping[str, Any],
+    expressions: pd.DataFrame,
+    masks: pd.DataFrame,
+    tracks: Mapping[str, pd.DataFrame],
+    resolution: tuple[int, int] | None,
+    moments: Mapping[str, Mapping[int | None, np.ndarray]] | None = None,
+) -> pd.DataFrame:
+    """mIoU of every (expression, source, track) of one video: :func:`video_labels` as a DataFrame
+    (``obj_ids`` and ``miou_per_obj`` as lists)."""
+    t = video_labels(video, expressions, masks, tracks, resolution, moments)
+    if t.num_rows == 0:
+        return _empty_rows()
+    df = t.to_pandas()
+    for c in ("obj_ids", "miou_per_obj"):
+        df[c] = [list(x) for x in df[c]]
+    return df
 
 
 # -- sources ------------------------------------------------------------------------------------------
@@ -488,20 +719,78 @@ def _open(dataset: str, sources: Mapping[str, str]):
     return _CACHE[key]
 
 
+#: The columns pseudo-labelling reads (the others, e.g. the tokens' bookkeeping, are not decoded).
+MASK_COLUMNS = ["video_id", "obj_id", "frame_idx", "rle", "area", "bbox"]
+TRACK_COLUMNS = ["track_id", "frame_idx", "height", "width", "rle", "area", "bbox"]
+
+
+def _video_masks(ds, video_id: str) -> pa.Table:
+    """The ``masks`` rows of one video (:data:`MASK_COLUMNS`), read from its own row groups.
+
+    DatasetWriter writes one row group per video, so the row groups of a video are found once
+    from the footer's ``video_id`` statistics and read directly (a filtered dataset scan costs
+    ~10 ms per call). A file whose row groups are not per video is read with the filter.
+    """
+    import pyarrow.parquet as pq
+
+    from rvoskit.format.schema import check_table
+
+    path = ds.path / "masks.parquet"
+    key = ("masks", str(path))
+    if key not in _CACHE:
+        index: dict[str, list[int]] | None = {}
+        try:
+            pf = pq.ParquetFile(path)
+            col = pf.schema_arrow.get_field_index("video_id")
+            for i in range(pf.num_row_groups):
+                st = pf.metadata.row_group(i).column(col).statistics
+                if st is None or not st.has_min_max or st.min != st.max:
+                    index = None
+                    break
+                index.setdefault(st.min, []).append(i)
+        except Exception:  # noqa: BLE001 (any reading problem: the checked path below names it)
+            pf, index = None, None
+        _CACHE[key] = (pf, index)
+    pf, index = _CACHE[key]
+    if index is None:
+        return ds.table("masks", filters=[("video_id", "=", video_id)], columns=MASK_COLUMNS)
+    groups = index.get(video_id, [])
+    if not groups:
+        return arrow_schema("masks").empty_table().select(MASK_COLUMNS)
+    try:
+        t = pf.read_row_groups(groups, columns=MASK_COLUMNS, use_threads=False)
+    except (pa.ArrowException, OSError) as exc:
+        raise RvosError(f"unreadable Parquet: {' '.join(str(exc).split())}", file=path, item=video_id) from None
+    problems = check_table("masks", t, MASK_COLUMNS)
+    if problems:
+        raise RvosError("; ".join(problems), file=path, item=video_id)
+    return t
+
+
+def _video_expressions(ds, video_id: str) -> pd.DataFrame:
+    """The ``expressions`` rows of one video (grouped once per process)."""
+    key = ("expressions", str(ds.path))
+    if key not in _CACHE:
+        e = ds.expressions
+        _CACHE[key] = (e, {v: idx for v, idx in e.groupby("video_id", sort=False).indices.items()})
+    e, index = _CACHE[key]
+    return e.iloc[index.get(video_id, [])]
+
+
 def _label_video(dataset: str, sources: Mapping[str, str], video_id: str, resolution, store_names: Sequence[str],
-                 moments: bool = False) -> pd.DataFrame:
-    """Worker job: read one video's ground truth and tracks, return its mIoU rows."""
+                 moments: bool = False) -> pa.Table:
+    """Worker job: read one video's ground truth and tracks, return its ``labels`` rows (Arrow)."""
     ds, stores = _open(dataset, sources)
-    exprs = ds.expressions[ds.expressions["video_id"] == video_id]
-    tracks = {n: stores[n].tracks(video_id) for n in store_names}
+    exprs = _video_expressions(ds, video_id)
+    tracks = {n: stores[n].tracks_table(video_id, columns=TRACK_COLUMNS) for n in store_names}
     video = ds.video(video_id)
     check_store_video(stores, store_names, video, tracks)
-    return video_mious(video, exprs, ds.masks(video_id), tracks, resolution,
-                       moments=moment_frames(ds, video_id, int(video["num_frames"])) if moments else None)
+    return video_labels(video, exprs, _video_masks(ds, video_id), tracks, resolution,
+                        moments=moment_frames(ds, video_id, int(video["num_frames"])) if moments else None)
 
 
 def check_store_video(stores: Mapping[str, TrackStore], store_names: Sequence[str], video: pd.Series,
-                      tracks: Mapping[str, pd.DataFrame]) -> None:
+                      tracks: Mapping[str, pd.DataFrame | pa.Table]) -> None:
     """A store's video must be the dataset's video: the same number of frames (its completion
     marker) and the same mask size (its tracks). Missing frames are not "empty": a store made
     from another dataset, or another version of it, is an error.
@@ -519,7 +808,7 @@ def check_store_video(stores: Mapping[str, TrackStore], store_names: Sequence[st
                             "(tracks made from another dataset or version?)", file=stores[n].path, item=vid)
         rows = tracks[n]
         if len(rows):
-            sizes = rows[["height", "width"]].drop_duplicates().to_numpy()
+            sizes = _sizes(rows)
             bad = [(int(h), int(w)) for h, w in sizes if (int(h), int(w)) != (H, W)]
             if bad:
                 raise RvosError(f"track store {n!r}: tracks are {bad[0][0]}x{bad[0][1]} but the video is {H}x{W} "
@@ -641,10 +930,13 @@ def pseudolabel(
         progress(n_done, len(work))
     jobs = [(str(ds.path), sources, v, res, [n for n in sources if v in have[n]], moments) for v in todo]
 
-    def finish(v: str, rows: pd.DataFrame) -> None:
+    done: dict[str, pa.Table] = {}  # this run's videos stay in memory; resumed ones are read back
+
+    def finish(v: str, rows: pa.Table) -> None:
         nonlocal n_done
         with atomic_file(_part(parts, v)) as tmp:
             write_table(tmp, "labels", rows)
+        done[v] = rows
         n_done += 1
         if progress:
             progress(n_done, len(work))
@@ -654,7 +946,9 @@ def pseudolabel(
         finish(job[2], rows)
 
     # The whole split in Arrow (list columns stay columnar); pandas gets only the scalar columns.
-    table = pa.concat_tables([read_table(_part(parts, v), "labels") for v in work] or [arrow_schema("labels").empty_table()])
+    schema = arrow_schema("labels")
+    table = pa.concat_tables([done[v].cast(schema) if v in done else read_table(_part(parts, v), "labels") for v in work]
+                             or [schema.empty_table()])
     value = table["miou_max" if target == "max" else "miou_union"]
     label = pc.fill_null(pc.greater(value, float(iou)), False)  # NaN (no target under max) is not > iou
     table = table.set_column(table.schema.get_field_index("label"), "label", label)

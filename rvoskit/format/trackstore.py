@@ -22,8 +22,8 @@ from rvoskit import __version__
 from rvoskit.errors import RvosError
 from rvoskit.format.atomic import atomic_file, safe_name
 from rvoskit.format.jsonfile import read_json_object
-from rvoskit.format.schema import FORMAT_VERSION, version_supported
-from rvoskit.format.store import read_table, to_arrow
+from rvoskit.format.schema import FORMAT_VERSION, check_table, fill_optional, version_supported
+from rvoskit.format.store import read_schema, read_table, to_arrow
 
 MANIFEST = "trackstore.json"
 FORMAT_NAME = "rvoskit-tracks"
@@ -163,9 +163,33 @@ class TrackStore:
         Raises:
             RvosError: the video is not complete in this store.
         """
+        return self.tracks_table(video_id, columns).to_pandas()
+
+    def tracks_table(self, video_id: str, columns: list[str] | None = None):
+        """:meth:`tracks` as a schema-checked Arrow table (no pandas conversion), read on this
+        thread (``ParquetFile.read``: one small file per video, where the dataset API and a thread
+        pool cost more than the read; the same checks as :func:`rvoskit.format.store.read_table`).
+
+        Raises:
+            RvosError: the video is not complete in this store, or its file is not a valid table.
+        """
         if not self.is_done(video_id):
             raise RvosError("video not in the track store (not generated yet)", file=self.path, item=video_id)
-        return read_table(self._file("tracks", video_id, ".parquet"), "tracks", columns=columns).to_pandas()
+        path = self._file("tracks", video_id, ".parquet")
+        file_schema = read_schema(path, "tracks", columns=columns)
+        if columns is not None and any(c not in file_schema.names for c in columns):
+            return read_table(path, "tracks", columns=columns)  # older file: optional columns filled in there
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            t = pq.ParquetFile(path).read(columns=columns, use_threads=False)
+        except (pa.ArrowException, OSError) as exc:
+            raise RvosError(f"unreadable Parquet: {' '.join(str(exc).split())}", file=path) from None
+        problems = check_table("tracks", t, columns)
+        if problems:
+            raise RvosError("; ".join(problems), file=path)
+        return fill_optional("tracks", t, columns)
 
     def tokens(self, video_id: str) -> tuple[np.ndarray, np.ndarray]:
         """``(obj_ptr (N, T, 256), track_id (N,) int32)`` of one completed video."""
