@@ -70,10 +70,21 @@ def find_frame(folder: Path, name: str) -> Path | None:
 
 
 def frame_files(folder: Path, names: Sequence[str], *, video_id: str) -> list[Path]:
-    """Locate every named frame of a video.
+    """Locate every named frame of a video (:func:`frame_file_names` as paths in ``folder``).
 
     Raises:
         RvosError: the frame folder or one of the frames is missing (names the first missing frame).
+    """
+    return [folder / e for e in frame_file_names(folder, names, video_id=video_id)]
+
+
+def frame_file_names(folder: Path, names: Sequence[str], *, video_id: str) -> list[str]:
+    """The file name (``<name>.jpg``, ...) of every named frame of a video in ``folder``: one
+    listdir, no path object per frame.
+
+    Raises:
+        RvosError: the frame folder or one of the frames is missing (names the first missing frame),
+            or a name is not a plain file name.
     """
     require(folder.is_dir(), "missing frame folder", file=folder, item=video_id)
     # one listdir instead of 3 stats per frame
@@ -81,13 +92,14 @@ def frame_files(folder: Path, names: Sequence[str], *, video_id: str) -> list[Pa
     for entry in os.listdir(folder):
         stem, ext = os.path.splitext(entry)
         if ext.lower() in FRAME_EXTS and stem not in present:
-            present[stem] = folder / entry
+            present[stem] = entry
     out = []
     for n in names:
-        require(isinstance(n, str) and n not in ("", ".", "..") and "/" not in n and "\\" not in n,
-                f"frame name {n!r} is not a plain file name (no path separators, '.' or '..')", file=folder, item=video_id)
+        if not (isinstance(n, str) and n not in ("", ".", "..") and "/" not in n and "\\" not in n):
+            raise RvosError(f"frame name {n!r} is not a plain file name (no path separators, '.' or '..')", file=folder, item=video_id)
         p = present.get(n)
-        require(p is not None, f"missing frame {n!r}", file=folder, item=video_id)
+        if p is None:
+            raise RvosError(f"missing frame {n!r}", file=folder, item=video_id)
         out.append(p)
     return out
 

@@ -98,14 +98,13 @@ def _uint(b, i, n):
 
 @njit(cache=True, nogil=True)
 def rle_stats(b, s, e, h, w, bb, k):
-    """Check the compressed counts ``b[s:e]`` (JSON string text: two backslashes are one) of an
-    ``h x w`` RLE; returns ``(status, area, escapes)`` and
+    """Check the compressed counts ``b[s:e]`` of an ``h x w`` RLE; returns ``(status, area)`` and
     writes its ``[x, y, w, h]`` box to ``bb[k]``. Status :data:`RLE_OK` only when
     :func:`rvoskit.format.rle.pixel_count` accepts it and its total is ``h * w``; then area and box
     are pycocotools' (``rleFrString``, ``rleArea``, ``rleToBbox``)."""
     hw = h * w
     if h <= 0 or w <= 0 or hw > _U32:
-        return RLE_EXACT, 0, 0
+        return RLE_EXACT, 0
     x = 0
     k5 = 0
     m = 0
@@ -119,17 +118,10 @@ def rle_stats(b, s, e, h, w, bb, k):
     ys = h
     xe = 0
     ye = 0
-    esc = 0
-    p = s
-    while p < e:
-        ch = b[p]
-        p += 1
-        if ch == 92:  # two backslashes in the JSON text: one backslash (the escape was checked by the scan)
-            p += 1
-            esc += 1
-        c = np.int64(ch) - 48
+    for p in range(s, e):
+        c = np.int64(b[p]) - 48
         if c < 0 or c > 63:
-            return RLE_BAD, 0, 0
+            return RLE_BAD, 0
         if k5 == 0 and c < 32:  # a run of one character (the common case)
             x = (c & 0xF) - (c & 0x10)
         else:
@@ -137,19 +129,19 @@ def rle_stats(b, s, e, h, w, bb, k):
             k5 += 5
             if c & 0x20:
                 if k5 >= 60:  # a 13th character: too long (or truncated)
-                    return RLE_BAD, 0, 0
+                    return RLE_BAD, 0
                 continue
             if c & 0x10:
                 x -= np.int64(1) << k5
             if x >= _BIG or x <= -_BIG:
-                return RLE_EXACT, 0, 0
+                return RLE_EXACT, 0
         if m > 2:
             x += c2
         if x < 0:
-            return RLE_BAD, 0, 0
+            return RLE_BAD, 0
         cc += x
         if cc > hw:
-            return RLE_BAD, 0, 0
+            return RLE_BAD, 0
         x0 = col
         y0 = row
         row += x
@@ -183,7 +175,7 @@ def rle_stats(b, s, e, h, w, bb, k):
         x = 0
         k5 = 0
     if k5 != 0 or cc != hw:  # truncated last run, or a wrong total
-        return RLE_BAD, 0, 0
+        return RLE_BAD, 0
     if m < 2:
         bb[k, 0] = 0.0
         bb[k, 1] = 0.0
@@ -194,7 +186,7 @@ def rle_stats(b, s, e, h, w, bb, k):
         bb[k, 1] = ys
         bb[k, 2] = (xe - xs + 1) & _U32
         bb[k, 3] = (ye - ys + 1) & _U32
-    return RLE_OK, area, esc
+    return RLE_OK, area
 
 
 @njit(cache=True, nogil=True)
@@ -436,20 +428,23 @@ def parse_values(b, vs, ve):
     for t in range(ne):
         if el_h[t] < 0:
             continue
-        s = el_cs[t]
+        p0 = p
+        q = el_cs[t]
         e = el_ce[t]
-        st, a, esc = rle_stats(b, s, e, el_h[t], el_w[t], bbox, t)
+        while True:  # the JSON string's characters (an escaped backslash: one backslash), in runs
+            z = q
+            while z < e and b[z] != 92:
+                z += 1
+            data[p : p + z - q] = b[q:z]
+            p += z - q
+            if z >= e:
+                break
+            data[p] = 92
+            p += 1
+            q = z + 2
+        st, a = rle_stats(data, p0, p, el_h[t], el_w[t], bbox, t)
         status[t] = st
         area[t] = a
-        if st == RLE_OK and esc == 0:  # no escape: one slice copy
-            data[p : p + e - s] = b[s:e]
-            p += e - s
-        else:
-            q = s
-            while q < e:  # the JSON string's characters, escaped backslashes unescaped
-                data[p] = b[q]
-                p += 1
-                q += 2 if b[q] == 92 else 1
         r += 1
         offsets[r] = p
     return True, n_el, el_h[:ne], el_w[:ne], status, area, bbox, data[:p], offsets

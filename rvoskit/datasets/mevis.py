@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from rvoskit.datasets.common import frame_files, image_size, load_json, mask_rows, require
+from rvoskit.datasets.common import frame_file_names, image_size, load_json, mask_rows, require
 from rvoskit.datasets.jsonindex import JsonObjectIndex
 from rvoskit.errors import RvosError
 from rvoskit.format import DatasetWriter
@@ -170,8 +170,8 @@ def convert_mevis(
 
 def _convert_video(w: DatasetWriter, vid: str, v: dict, jpeg_root: Path, meta_path: Path, mask_path: Path, index: JsonObjectIndex | None) -> None:
     frames = v["frames"]
-    files = frame_files(jpeg_root / vid, frames, video_id=vid)
-    H, W = image_size(files[0])
+    files = frame_file_names(jpeg_root / vid, frames, video_id=vid)  # no path object per frame
+    H, W = image_size(jpeg_root / vid / files[0])
     w.add_video(
         {
             "video_id": vid,
@@ -180,7 +180,7 @@ def _convert_video(w: DatasetWriter, vid: str, v: dict, jpeg_root: Path, meta_pa
             "height": H,
             "width": W,
             "frames": frames,
-            "frame_files": [f"{vid}/{p.name}" for p in files],
+            "frame_files": [f"{vid}/{f}" for f in files],
         }
     )
     obj_of_anno: dict[str, int] = {}
@@ -258,7 +258,7 @@ def _fast_masks(index: JsonObjectIndex, vid: str, objects: list[tuple[int, str]]
 
     from rvoskit.datasets import maskdict_scan as ms
 
-    if not objects:
+    if not objects or not all(-(1 << 63) <= o < (1 << 63) for o, _ in objects):  # int64 obj_id: the exact path's error
         return None
     raw, starts, ends = index.read_raw([a for _, a in objects])
     ok, n_el, el_h, el_w, status, area, bbox, data, offsets = ms.parse_values(raw, starts, ends)
