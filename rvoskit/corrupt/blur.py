@@ -331,12 +331,11 @@ def _nearest_map(n_in: int, n_out: int) -> tuple[np.ndarray, bool]:
 def pixelate_u8(image: np.ndarray, c: float) -> np.ndarray:
     """The reference's ``pixelate``: Pillow ``BOX`` resize to ``(int(w c), int(h c))``, then ``NEAREST`` back to ``(w, h)``.
 
-    The box resize is Pillow's own, on the frame wrapped without a copy as an ``RGBX`` image (Pillow
-    keeps RGB as 4 bytes a pixel and resamples each band alike, so R, G, B are the values of the
-    reference's ``RGB`` resize). The nearest resize is separable: output ``(y, x)`` is input
-    ``(ymap[y], xmap[x])``, with Pillow's maps read off 1-pixel index images; it runs as OpenCV's
-    ``INTER_NEAREST_EXACT`` where that picks the same maps (checked per size, cached), else as a
-    gather. No full-size Pillow image is converted to numpy (``tobytes``, most of the reference's time).
+    The box resize is Pillow's own, on the same ``Image.fromarray`` frame. The nearest resize is
+    separable: output ``(y, x)`` is input ``(ymap[y], xmap[x])``, with Pillow's maps read off
+    1-pixel index images; it runs as OpenCV's ``INTER_NEAREST_EXACT`` where that picks the same maps
+    (checked per size, cached), else as a gather. No full-size Pillow image is converted back to
+    numpy (``tobytes``: the reference does it twice, once for the input's shape).
 
     Args:
         image: ``uint8 (H, W, 3)``.
@@ -348,9 +347,7 @@ def pixelate_u8(image: np.ndarray, c: float) -> np.ndarray:
     from PIL import Image
 
     h, w = image.shape[:2]
-    rgbx = cv2.cvtColor(image, cv2.COLOR_RGB2RGBA)
-    small = Image.frombuffer("RGBX", (w, h), rgbx, "raw", "RGBX", 0, 1).resize((int(w * c), int(h * c)), Image.BOX)
-    small = cv2.cvtColor(np.asarray(small), cv2.COLOR_RGBA2RGB)
+    small = np.asarray(Image.fromarray(image).resize((int(w * c), int(h * c)), Image.BOX))
     xmap, x_same = _nearest_map(small.shape[1], w)
     ymap, y_same = _nearest_map(small.shape[0], h)
     if x_same and y_same:
