@@ -137,12 +137,14 @@ def _popcount(words: np.ndarray) -> int:
 
 
 def _pack(m: np.ndarray, pad: int) -> np.ndarray:
-    """Pack a 0/1 uint8 ``(h, w)`` map to ``uint64 (h, nw)`` little-endian bit rows.
+    """Pack a uint8 ``(h, w)`` map (nonzero = 1, any strides) to ``uint64 (h, nw)`` little-endian bit rows.
 
     Each row gets at least ``pad`` zero bits after its last pixel, so that shifting the flat bit
     string by up to ``pad`` never moves a pixel into another row's pixels.
     """
     h, w = m.shape
+    if m.strides[1] != 1 and h > 1 and w > 1:  # packbits is slow across strided columns
+        m = cv2.transpose(m.T) if m.strides[0] == 1 else np.ascontiguousarray(m)
     nw = (w + pad + 63) // 64
     out = np.zeros((h, nw * 8), np.uint8)
     out[:, : (w + 7) // 8] = np.packbits(m, axis=1, bitorder="little")
@@ -207,6 +209,63 @@ def _match_counts(bp: np.ndarray, bg: np.ndarray, r: int) -> tuple[int, int]:
         return fg, gt
     P, G = _pack(bp, r), _pack(bg, r)
     return _popcount(P & _dilate_packed(G, r)), _popcount(G & _dilate_packed(P, r))
+
+
+def _bmap_packed(X: np.ndarray, w: int) -> np.ndarray:
+    """:func:`_bmap` on packed bit rows (:func:`_pack`; ``w`` pixels per row, zero padding).
+
+    ``E`` / ``S`` / ``SE`` are the east, south and south-east neighbours with the border
+    replicated (the last pixel of a row is its own east neighbour, the last row its own south
+    row), so ``X^E | X^S | X^SE`` is the reference's boundary map, last row / column rules included.
+    """
+    E = X >> _SHIFT[1]
+    E[:, :-1] |= X[:, 1:] << _SHIFT[63]
+    k, b = divmod(w - 1, 64)
+    E[:, k] |= X[:, k] & np.uint64(1 << b)
+    S = np.empty_like(X)
+    S[:-1] = X[1:]
+    S[-1] = X[-1]
+    B = np.bitwise_xor(X, E)
+    np.bitwise_xor(X, S, out=S)
+    B |= S
+    S[:-1] = E[1:]  # S now holds SE
+    S[-1] = E[-1]
+    np.bitwise_xor(X, S, out=S)
+    B |= S
+    return B
+
+
+def _jf_packed(p: np.ndarray, g: np.ndarray, void: np.ndarray | None, r: int, want_f: bool) -> tuple[float, float]:
+    """The counts of :func:`crop_jf` on packed bits (64 pixels a word, popcounts), for the box
+    of ``p ∪ g`` (uint8 views, nonzero = foreground, any strides)."""
+    w = p.shape[1]
+    P, G = _pack(p, r), _pack(g, r)  # np.packbits takes any nonzero value as 1
+    if void is None:
+        inter = _popcount(P & G)
+        union = _popcount(P) + _popcount(G) - inter
+    else:
+        K = ~_pack(void, r)
+        P &= K
+        G &= K
+        inter = _popcount(P & G)
+        union = _popcount(P | G)
+    j = 1.0 if union == 0 else inter / union
+    if not want_f:
+        return j, math.nan
+    bp, bg = _bmap_packed(P, w), _bmap_packed(G, w)
+    n_fg, n_gt = _popcount(bp), _popcount(bg)
+    if n_fg == 0 or n_gt == 0:
+        return j, _f_from_counts(0, 0, n_fg, n_gt)
+    # both maps dilated in one pass: stacked with r zero rows between them (a row moves at most
+    # r rows), each row padded with >= r zero bits (a pixel moves at most r bits)
+    h = bp.shape[0]
+    Z = np.zeros((2 * h + r, bp.shape[1]), bp.dtype)
+    Z[:h] = bp
+    Z[h + r :] = bg
+    D = _dilate_packed(Z, r)
+    fg_match = _popcount(bp & D[h + r :])
+    gt_match = _popcount(bg & D[:h])
+    return j, _f_from_counts(fg_match, gt_match, n_fg, n_gt)
 
 
 def _f_from_counts(fg_match: int, gt_match: int, n_fg: int, n_gt: int) -> float:
@@ -308,6 +367,9 @@ def crop_jf(
     box = _box(p, g)
     if box is None:  # both empty: J = 1 (empty union) and F = 1 (both boundaries empty)
         return 1.0, (1.0 if want_f else math.nan)
+    rows, cols = box
+    if (rows.stop - rows.start) * (cols.stop - cols.start) > _SMALL_BOX:
+        return _jf_packed(p[box], g[box], None if void is None else _u8(void)[box], radius, want_f)
     p = np.not_equal(p[box], 0).view(np.uint8)
     g = np.not_equal(g[box], 0).view(np.uint8)
     if void is None:

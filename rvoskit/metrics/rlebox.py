@@ -9,6 +9,7 @@ A pycocotools RLE lists run lengths in column-major order, alternating backgroun
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from rvoskit.format.rle import run_lengths
@@ -51,14 +52,14 @@ def runs_bbox(start: np.ndarray, end: np.ndarray, height: int) -> tuple[int, int
 
 
 def decode_in(start: np.ndarray, end: np.ndarray, height: int, rows: slice, cols: slice) -> np.ndarray:
-    """The mask of :func:`runs` inside ``[rows, cols]`` as ``uint8 (h, w)`` 0/1.
+    """The mask of :func:`runs` inside ``[rows, cols]`` as a C-contiguous ``uint8 (h, w)`` 0/1.
 
-    Only the columns of the box are expanded (column-major, as the RLE), and the result is a
-    transposed view of them (``strides[0] == 1``): :func:`rvoskit.metrics.jf.crop_jf` reads it
-    without a copy.
+    Only the columns of the box are expanded (column-major, as the RLE), then transposed.
     """
     lo, hi = cols.start * height, cols.stop * height
     n = np.clip(end, lo, hi) - np.clip(start, lo, hi)
     vals = _VALS[: n.size] if n.size <= _VALS.size else (np.arange(n.size) & 1).astype(np.uint8)
-    col = np.repeat(vals, n).reshape(cols.stop - cols.start, height)
-    return col[:, rows].T
+    col = np.repeat(vals, n).reshape(cols.stop - cols.start, height)[:, rows]
+    if col.shape[0] > 1 and col.shape[1] > 1:
+        return cv2.transpose(col)
+    return np.ascontiguousarray(col.T)
