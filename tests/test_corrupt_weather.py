@@ -146,6 +146,27 @@ def test_spatter_mask_comparison_equals_scipy(sigma):
         np.testing.assert_array_equal(gaussian_above(layer, sigma, thr), want)
 
 
+def test_spatter_mask_uses_the_true_layer_where_a_few_ulps_decide():
+    """With vectorised legacy normals (a few ulps off on some draws), gaussian_above asks for the
+    true values where the float64 value from the approximate layer is within 1e-12 of the threshold:
+    a layer at the threshold (or one ulp above) with 30 % of its values one ulp too high gives
+    scipy's comparison on the true layer only through that path."""
+    from scipy import ndimage
+
+    r = np.random.RandomState(0)
+    thr = 0.65
+    used_exact = False
+    for sigma in (1, 2):
+        for true in (np.full((40, 50), thr), np.where(r.rand(40, 50) < 0.5, thr, np.nextafter(thr, 1))):
+            approx = true.copy()
+            bump = r.rand(*true.shape) < 0.3
+            approx[bump] = np.nextafter(approx[bump], 2)
+            want = ndimage.gaussian_filter(true, sigma, mode="nearest", truncate=4.0) > thr
+            np.testing.assert_array_equal(gaussian_above(approx, sigma, thr, exact_layer=lambda i, t=true: t.reshape(-1)[i]), want)
+            used_exact |= not np.array_equal(gaussian_above(approx, sigma, thr), want)
+    assert used_exact  # the approximate layer alone decides some pixels wrongly
+
+
 def test_spatter_with_no_surviving_liquid_is_the_image():
     """When no liquid survives the threshold, the reference divides by zero; rvoskit returns the
     image's own uint8(float32(v) / 255 * 255) (no spatter) instead of NaNs."""

@@ -489,7 +489,19 @@ def spatter(x, severity, rng):
         (0.65, 0.3, 1, 0.65, 1.5, 1),
         (0.67, 0.4, 1, 0.65, 1.5, 1),
     ][severity - 1]
-    liquid_layer = rng.normal(size=x.shape[:2], loc=c[0], scale=c[1])
+    exact = None
+    if c[5] == 1 and isinstance(rng, np.random.RandomState):
+        # mud: only gaussian(noise) > c3 matters, so the vectorised legacy normals (the same draws,
+        # a few ulps off on ~0.03 % of them) with the true values where a comparison is that close
+        nz = legacy_normals(rng, x.shape[0] * x.shape[1])
+        liquid_layer = nz.z.reshape(x.shape[:2])
+        liquid_layer *= c[1]
+        liquid_layer += c[0]  # loc + scale * z, as numpy's legacy normal
+
+        def exact(idx):
+            return c[0] + c[1] * nz.exact(idx)
+    else:
+        liquid_layer = rng.normal(size=x.shape[:2], loc=c[0], scale=c[1])
     if c[5] == 0:
         liquid_layer = _gaussian(liquid_layer, c[2])
         liquid_layer[liquid_layer < c[3]] = 0
@@ -505,7 +517,7 @@ def spatter(x, severity, rng):
         return weather.spatter_liquid(x, liquid_layer * dist, c[4]), {}
     # np.where(gaussian(liquid_layer) > c3, 1, 0) (after zeroing values below c3, which keeps the
     # same set): only the comparison matters, decided exactly by weather.gaussian_above
-    m = _gaussian(weather.gaussian_above(liquid_layer, c[2], c[3]).astype(np.float32), c[4])
+    m = _gaussian(weather.gaussian_above(liquid_layer, c[2], c[3], exact_layer=exact).astype(np.float32), c[4])
     m[m < 0.8] = 0
     return weather.spatter_mud(x, m), {}
 

@@ -306,7 +306,7 @@ def _scipy_line_sum(g: np.ndarray, w: np.ndarray) -> np.ndarray:
     return acc
 
 
-def gaussian_above(layer: np.ndarray, sigma: float, threshold: float) -> np.ndarray:
+def gaussian_above(layer: np.ndarray, sigma: float, threshold: float, exact_layer=None) -> np.ndarray:
     """``gaussian_filter(layer, sigma, mode="nearest", truncate=4.0) > threshold`` for a float64
     ``(H, W)`` layer, exactly (spatter's mud mask: ``skimage.filters.gaussian`` of its noise).
 
@@ -323,6 +323,10 @@ def gaussian_above(layer: np.ndarray, sigma: float, threshold: float) -> np.ndar
         layer: float64 ``(H, W)``.
         sigma: the gaussian's standard deviation (radius ``int(4 sigma + 0.5)``).
         threshold: the comparison value.
+        exact_layer: optional ``exact_layer(flat_idx) -> float64``, the true layer values where
+            ``layer`` may be a few ulps off (vectorised legacy normals); used only for pixels whose
+            float64 value, from ``layer``, lies within 1e-12 of ``threshold`` (a few-ulp input
+            change moves it by less than 1e-14).
 
     Returns:
         bool ``(H, W)``.
@@ -342,7 +346,14 @@ def gaussian_above(layer: np.ndarray, sigma: float, threshold: float) -> np.ndar
         cols = np.clip(c[None, :] + off[:, None], 0, W - 1)
         win = layer[rows[:, None, :], cols[None, :, :]]  # (row tap, col tap, n)
         p1 = _scipy_line_sum(win, w)  # the axis-0 pass at each column of the window
-        out.reshape(-1)[amb] = _scipy_line_sum(p1, w) > threshold
+        g64 = _scipy_line_sum(p1, w)
+        if exact_layer is not None:
+            near = np.flatnonzero(np.abs(g64 - threshold) <= 1e-12)
+            if near.size:
+                flat = rows[:, None, near] * W + cols[None, :, near]
+                win = np.asarray(exact_layer(flat.reshape(-1)), np.float64).reshape(flat.shape)
+                g64[near] = _scipy_line_sum(_scipy_line_sum(win, w), w)
+        out.reshape(-1)[amb] = g64 > threshold
     return out
 
 
