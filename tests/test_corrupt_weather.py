@@ -107,7 +107,8 @@ def test_fog_blend_on_values_next_to_integers(monkeypatch):
     monkeypatch.setattr(R, "plasma_fractal", lambda mapsize=256, wibbledecay=3: ramp)
     v = np.arange(256, dtype=np.uint8)
     for top in (255, 200):
-        x = np.stack([np.tile(np.minimum(v, top), (256, 1)), np.tile(np.minimum(v, top), (256, 1)).T, np.full((256, 256), top, np.uint8)], -1)
+        ramp_u8 = np.tile(np.minimum(v, top), (256, 1))
+        x = np.stack([ramp_u8, ramp_u8.T, np.full((256, 256), top, np.uint8)], -1)
         for severity, c0 in enumerate((1.5, 2.0, 2.5, 2.5, 3.0), 1):
             ref = ic.corrupt(x, severity, "fog")
             np.testing.assert_array_equal(fog_apply(x, ramp, c0), ref, err_msg=f"severity {severity} max {top}")

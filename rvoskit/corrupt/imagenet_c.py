@@ -498,8 +498,10 @@ def spatter(x, severity, rng):
         liquid_layer *= c[1]
         liquid_layer += c[0]  # loc + scale * z, as numpy's legacy normal
 
-        def exact(idx):
+        def exact_mud(idx):
             return c[0] + c[1] * nz.exact(idx)
+
+        exact = exact_mud
     else:
         liquid_layer = rng.normal(size=x.shape[:2], loc=c[0], scale=c[1])
     if c[5] == 0:
