@@ -20,7 +20,7 @@ import pytest
 from rvoskit.corrupt import corrupt_image, make_rng
 from rvoskit.corrupt import rng as rngmod
 from rvoskit.corrupt.kernels import gaussian_noise_apply, speckle_noise_apply
-from rvoskit.corrupt.rng import legacy_normals
+from rvoskit.corrupt.rng import legacy_normals, legacy_poisson
 
 ic = pytest.importorskip("imagecorruptions")
 
@@ -158,7 +158,7 @@ def test_noise_equals_reference_fuzz(name):
                     assert np.array_equal(got, want), f"{name} frame {i} {frame.shape} severity {severity} seed {s}"
 
 
-@pytest.mark.parametrize("name", ["gaussian_noise", "speckle_noise", "impulse_noise"])
+@pytest.mark.parametrize("name", NOISES)
 def test_noise_equals_reference_on_a_720p_frame(name):
     """The whole-frame path (many chunks of draws, many row bands) at 1280x720, severities 1 and 5."""
     frame = cv2.resize(cv2.cvtColor(cv2.imread(str(BEDROOM / "00011.jpg")), cv2.COLOR_BGR2RGB), (1280, 720))
@@ -169,3 +169,39 @@ def test_noise_equals_reference_on_a_720p_frame(name):
             want = ic.corrupt(frame, severity, name, **({"seed": s} if name == "impulse_noise" else {}))
             got, _ = corrupt_image(frame, name, severity, make_rng("legacy", s, name))
             assert np.array_equal(got, want), f"{name} severity {severity}"
+
+
+@pytest.mark.parametrize("start", ["fresh", "odd_word", "cached_normal"])
+def test_legacy_poisson_is_numpys_stream(start):
+    """min(RandomState.poisson(lam), cap) and the state after it (key, pos, cached normal): lam 0, the
+    multiplication method (< 10), PTRS (>= 10, with its log(k!) side cached per (lam, k) and computed
+    directly for k >= 256), many MT19937 blocks, starting mid-block at an odd word."""
+    pytest.importorskip("numba")
+    lam_values = np.concatenate([[0.0], np.linspace(0.01, 9.99, 120), [10.0], np.geomspace(10.001, 4000.0, 134)])
+    g = np.random.default_rng(5)
+    codes = g.integers(0, 256, (157, 211), dtype=np.uint8)
+    codes[:3] = 0  # a run of lam 0 (no draws)
+    for seed in (1, 2):
+        a, b = np.random.RandomState(seed), np.random.RandomState(seed)
+        if start == "odd_word":
+            a.randint(0, 2**32, dtype=np.uint32), b.randint(0, 2**32, dtype=np.uint32)
+        elif start == "cached_normal":
+            a.standard_normal(1), b.standard_normal(1)
+        want = np.minimum(a.poisson(lam_values[codes]), 255)
+        got = legacy_poisson(b, codes, lam_values, cap=255)
+        assert got.dtype == np.uint8 and np.array_equal(got, want)
+        assert _same_state(a, b)
+        assert np.array_equal(a.standard_normal(3), b.standard_normal(3))
+
+
+def test_shot_noise_without_numba_is_still_the_reference(monkeypatch):
+    """Without numba, shot_noise falls back to RandomState.poisson: same output."""
+    monkeypatch.setattr(rngmod, "_poisson_kernel", lambda: None)
+    frame = _frames()[3]
+    for severity in (1, 5):
+        np.random.seed(77)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            want = ic.corrupt(frame, severity, "shot_noise")
+        got, _ = corrupt_image(frame, "shot_noise", severity, make_rng("legacy", 77))
+        assert np.array_equal(got, want)

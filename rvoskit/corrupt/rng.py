@@ -251,3 +251,66 @@ def legacy_normals(rs: np.random.RandomState, n: int, *, scale: float = 1.0, dty
         pos += 2 * k
     z[pos:] = scale * rs.standard_normal(n - pos)
     return LegacyNormals(z, state, n)
+
+
+def _poisson_table(lam_values: np.ndarray) -> np.ndarray:
+    """Per-lam constants of numpy's ``random_poisson``, computed as it computes them (C library
+    functions through ``math``, same order): lam, exp(-lam), 2a, b, v_r, log(1/alpha), log(lam)."""
+    rows = []
+    for lam in np.asarray(lam_values, np.float64).tolist():
+        if lam >= 10:
+            slam, loglam = math.sqrt(lam), math.log(lam)
+            b = 0.931 + 2.53 * slam
+            a = -0.059 + 0.02483 * b
+            invalpha = 1.1239 + 1.1328 / (b - 3.4)
+            vr = 0.9277 - 3.6224 / (b - 2)
+            rows.append((lam, 0.0, 2 * a, b, vr, math.log(invalpha), loglam))
+        else:
+            rows.append((lam, math.exp(-lam), 0.0, 0.0, 0.0, 0.0, 0.0))
+    return np.array(rows, np.float64)
+
+
+def _poisson_kernel():
+    """The numba loop of :mod:`rvoskit.corrupt._legacy_poisson`, or None without numba."""
+    try:
+        from rvoskit.corrupt._legacy_poisson import poisson_mt
+    except ImportError:
+        return None
+    return poisson_mt
+
+
+def legacy_poisson(rs: np.random.RandomState, codes: np.ndarray, lam_values: np.ndarray, cap: int) -> np.ndarray | None:
+    """``min(rs.poisson(lam_values[codes]), cap)`` (numpy's legacy Poisson), with ``rs`` left in the same state.
+
+    numpy draws element by element: ``random_poisson_mult`` below lam 10 (multiply uniforms until
+    the product drops to ``exp(-lam)``: ``X + 1`` doubles), ``random_poisson_ptrs`` from 10 on
+    (pairs of doubles until one is accepted), nothing for lam 0. Each element's doubles follow the
+    previous element's, so the loop is sequential; it runs here as a compiled (numba) port of
+    those functions (:mod:`rvoskit.corrupt._legacy_poisson`), with numpy's MT19937 (twist,
+    tempering, ``next_double``) ported too and run from ``rs``'s state, which is then set to where
+    numpy's loop would leave it. The elements' lam values come from a small table (``codes`` index
+    it), so the per-lam constants are computed once with the C library's functions (as numpy
+    computes them per element), and PTRS's ``log(k!)`` side is cached per (lam, k).
+
+    Args:
+        rs: the legacy generator.
+        codes: ``uint8`` (or other integer) indices into ``lam_values``, any shape.
+        lam_values: float64 lam per code (non-negative, below 1e7).
+        cap: the draws are returned as ``min(draw, cap)`` (shot noise saturates at ``c``), ``0 <= cap <= 255``.
+
+    Returns:
+        ``uint8`` array of ``codes``' shape, or ``None`` when numba is not installed (the caller
+        then uses ``rs.poisson``).
+    """
+    run = _poisson_kernel()
+    if run is None:
+        return None
+    table = _poisson_table(lam_values)
+    flat = np.ascontiguousarray(codes).reshape(-1)
+    out = np.empty(flat.size, np.uint8)
+    rhs = np.full((len(table), 256), np.nan)  # PTRS's right-hand sides by (lam, k), filled as met
+    name, key, pos, has_gauss, gauss = rs.get_state()
+    key = np.array(key, np.uint32)
+    pos = run(flat, table, key, int(pos), out, cap, rhs)
+    rs.set_state((name, key, pos, has_gauss, gauss))
+    return out.reshape(np.shape(codes))
