@@ -152,3 +152,22 @@ def test_pixelate_gather_branch_equals_reference(monkeypatch):
     for severity in range(1, 6):
         ours, _ = corrupt_image(x, "pixelate", severity, make_rng("legacy", 0, "pixelate"))
         np.testing.assert_array_equal(ours, ic.corrupt(x, severity, "pixelate"), err_msg=f"severity {severity}")
+
+
+def test_pixelate_reduce_passes_equal_box_resize_for_every_sum():
+    """pixelate's box resize by 1/2 and 1/4 as Pillow reduce((f, 1)) then reduce((1, f)): equal to
+    Pillow's BOX resize (the reference's call) for every block sum of the row pass (0..255 f) and
+    every sum of the column pass (f rows of constant blocks whose row-pass values add to 0..255 f)."""
+    from PIL import Image
+
+    for f, severity in ((2, 2), (4, 5)):
+        sums = np.arange(255 * f + 1)
+        split = np.clip(sums[None, :] - 255 * np.arange(f)[:, None], 0, 255).astype(np.uint8)  # (f, sums): f values adding to each sum
+        rows = split.T.reshape(1, -1).repeat(f, axis=0)  # row pass: each block of f pixels sums to one of the sums
+        cols = split.repeat(f, axis=1)  # column pass: f rows of constant blocks, their row-pass values add to each sum
+        for x in (rows, cols):
+            x = np.tile(x, (32 // f, 1))  # whole f-row blocks, at least 32 rows
+            x = np.ascontiguousarray(np.stack([x, x[:, ::-1], 255 - x], axis=-1))
+            want = np.asarray(Image.fromarray(x).resize((x.shape[1] // f, x.shape[0] // f), Image.BOX))
+            np.testing.assert_array_equal(np.asarray(Image.fromarray(x).reduce((f, 1)).reduce((1, f))), want)
+            np.testing.assert_array_equal(corrupt_image(x, "pixelate", severity, None)[0], ic.corrupt(x, severity, "pixelate"))

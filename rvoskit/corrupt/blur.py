@@ -331,7 +331,8 @@ def _nearest_map(n_in: int, n_out: int) -> tuple[np.ndarray, bool]:
 def pixelate_u8(image: np.ndarray, c: float) -> np.ndarray:
     """The reference's ``pixelate``: Pillow ``BOX`` resize to ``(int(w c), int(h c))``, then ``NEAREST`` back to ``(w, h)``.
 
-    The box resize is Pillow's own, on the same ``Image.fromarray`` frame. The nearest resize is
+    The box resize is Pillow's own, on the same ``Image.fromarray`` frame (as two ``reduce`` passes
+    with the same integer arithmetic when the scale is 1/2 or 1/4 of a divisible size). The nearest resize is
     separable: output ``(y, x)`` is input ``(ymap[y], xmap[x])``, with Pillow's maps read off
     1-pixel index images; it runs as OpenCV's ``INTER_NEAREST_EXACT`` where that picks the same maps
     (checked per size, cached), else as a gather. No full-size Pillow image is converted back to
@@ -347,7 +348,15 @@ def pixelate_u8(image: np.ndarray, c: float) -> np.ndarray:
     from PIL import Image
 
     h, w = image.shape[:2]
-    small = np.asarray(Image.fromarray(image).resize((int(w * c), int(h * c)), Image.BOX))
+    f = round(1 / c)
+    if f in (2, 4) and c == 1 / f and h % f == 0 and w % f == 0:
+        # the BOX resize by an exact power-of-two factor: every output averages f x f pixels, each
+        # weight 1/f exactly in Pillow's 22-bit fixed point, rows first then columns, each pass
+        # rounding (sum + f/2) // f; Pillow's reduce((f, 1)) then reduce((1, f)) computes the same
+        # two passes with the same rounding in integer code, ~1.5-2x faster (tested exhaustively)
+        small = np.asarray(Image.fromarray(image).reduce((f, 1)).reduce((1, f)))
+    else:
+        small = np.asarray(Image.fromarray(image).resize((int(w * c), int(h * c)), Image.BOX))
     xmap, x_same = _nearest_map(small.shape[1], w)
     ymap, y_same = _nearest_map(small.shape[0], h)
     if x_same and y_same:
