@@ -162,3 +162,10 @@ def poisson_mt(code, table, key, pos, out, cap, rhs):
                     break
             out[i] = min(k, cap)
     return p
+
+
+def warm() -> None:
+    """Compile (or load from numba's on-disk cache) the kernel with the argument types shot_noise uses."""
+    from rvoskit.corrupt.rng import legacy_poisson
+
+    legacy_poisson(np.random.RandomState(0), np.arange(256, dtype=np.uint8), np.arange(256) / 255.0 * 60, cap=60)
