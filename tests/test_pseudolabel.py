@@ -429,3 +429,161 @@ def test_resume_after_interruption(tmp_path, monkeypatch):
     calls.clear()
     L.pseudolabel([store], ds, tmp_path / "out2", resolution="6x8")
     assert calls == ["a", "b", "c"]
+
+
+# -- native IoUs vs pycocotools, bit for bit ------------------------------------------------------------
+def _fuzz_masks(rng, n, T, h, w):
+    """(n, T, h, w) uint8 masks of every awkward kind: empty, full, full columns (runs that cross a
+    column, where pycocotools' box spans the height), thin lines, boxes that touch a neighbour's box
+    edge to edge, and random polygons."""
+    out = np.zeros((n, T, h, w), np.uint8)
+    for i in range(n):
+        for t in range(T):
+            m = out[i, t]
+            kind = rng.integers(9)
+            if kind == 0:
+                continue  # empty
+            if kind == 1:
+                m[:] = 1
+            elif kind == 2:
+                x0 = int(rng.integers(0, w))
+                m[:, x0 : x0 + int(rng.integers(1, 4))] = 1  # whole columns
+                m[int(rng.integers(0, h)) :, max(x0 - 1, 0)] = 1  # a run from a column's middle into the next
+            elif kind == 3:
+                m[int(rng.integers(0, h)), :] = 1  # one row: a run per column
+            elif kind == 4:  # two halves split at a random column / row: boxes that touch
+                c = int(rng.integers(1, w))
+                if rng.random() < 0.5:
+                    m[:, :c] = 1
+                else:
+                    m[:, c:] = 1
+            elif kind == 5:
+                r = int(rng.integers(1, h))
+                m[:r if rng.random() < 0.5 else h, : int(rng.integers(1, w + 1))] = 1
+            else:
+                for _ in range(int(rng.integers(1, 3))):
+                    pts = np.stack([rng.uniform(-2, w + 2, 5), rng.uniform(-2, h + 2, 5)], 1).astype(np.int32)
+                    cv2.fillPoly(m, [cv2.convexHull(pts)], 1)
+    return out
+
+
+def _masklets(masks, name, stored=True):
+    n, T, h, w = masks.shape
+    grid = np.full((n, T), None, dtype=object)
+    for i in range(n):
+        for t in range(T):
+            if masks[i, t].any():
+                grid[i, t] = rle.encode(masks[i, t])
+    if not stored:
+        return L.Masklets(h, w, grid, name)
+    area, bbox = np.zeros((n, T), np.int64), np.zeros((n, T, 4))
+    for i in range(n):
+        for t in range(T):
+            if grid[i, t] is not None:
+                a, b = rle.area_bbox([grid[i, t]], h, w)
+                area[i, t], bbox[i, t] = a[0], b[0]
+    return L.Masklets(h, w, grid, name, area, bbox)
+
+
+def _reference_ious(tracks, objects, unions):
+    """The straightforward computation: per frame one pycocotools.mask.iou of every track against
+    every object, every union (pycocotools.mask.merge of its objects) and the empty mask; 1.0 where
+    both are empty. ``(n, m + len(unions) + 1, T)``."""
+    import pycocotools.mask as cm
+
+    n, T = tracks.grid.shape
+    size = [tracks.height, tracks.width]
+    out = []
+    for t in range(T):
+        targets = list(objects.grid[:, t])
+        for u in unions:
+            parts = [{"size": size, "counts": objects.grid[o, t]} for o in u if objects.grid[o, t] is not None]
+            targets.append(cm.merge(parts, intersect=False)["counts"] if parts else None)
+        targets.append(None)
+        a = list(tracks.grid[:, t])
+        iou = np.zeros((n, len(targets)))
+        for i in range(n):
+            for j in range(len(targets)):
+                if a[i] is None and targets[j] is None:
+                    iou[i, j] = 1.0
+                elif a[i] is not None and targets[j] is not None:
+                    iou[i, j] = cm.iou([{"size": size, "counts": a[i]}], [{"size": size, "counts": targets[j]}], [0])[0][0]
+        out.append(iou)
+    return np.stack(out, axis=2)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_native_ious_bit_identical_to_pycocotools(seed):
+    rng = np.random.default_rng(seed)
+    h, w, T = int(rng.integers(5, 30)), int(rng.integers(5, 30)), int(rng.integers(1, 6))
+    n, m = int(rng.integers(1, 9)), int(rng.integers(1, 5))
+    tracks = _fuzz_masks(rng, n, T, h, w)
+    objs = _fuzz_masks(rng, m, T, h, w)
+    if seed % 2:  # ground truth as annotated: objects do not overlap (the additive union path)
+        for o in range(1, m):
+            objs[o] &= ~np.any(objs[:o], axis=0)
+    tracks[0] = objs[0]  # a perfect track
+    unions = [list(c) for c in ([0, 1], [1, 2, 3], [0, 2]) if max(c) < m]
+    want = _reference_ious(_masklets(tracks, "t"), _masklets(objs, "o"), unions)
+    for stored in (True, False):
+        got = L._native_ious(_masklets(tracks, "t", stored), _masklets(objs, "o", stored), unions, range(T))
+        assert got.dtype == np.float64 and got.shape == want.shape
+        assert np.array_equal(got, want), np.argwhere(got != want)[:5]
+    # a subset of frames, in order
+    frames = [t for t in range(T) if t % 2 == 0]
+    got = L._native_ious(_masklets(tracks, "t"), _masklets(objs, "o"), unions, frames)
+    assert np.array_equal(got, want[:, :, frames])
+
+
+def test_native_ious_touching_boxes_and_wrong_areas():
+    """Boxes that share only an edge never overlap (pycocotools: overlap width 0 -> IoU 0); boxes
+    that share one column do. Stored areas that are not the masks' own do not change unions: the
+    integers recovered from the IoUs fail their check and the union is walked."""
+    h, w = 12, 16
+    a, b, c = (np.zeros((1, 1, h, w), np.uint8) for _ in range(3))
+    a[0, 0, 2:9, 0:6] = 1   # x in [0, 6)
+    b[0, 0, 3:10, 6:11] = 1  # x in [6, 11): touches a's box at x = 6
+    c[0, 0, 0:3, 5:7] = 1    # one column inside a's box, one in b's
+    tracks = np.concatenate([a, b, c])
+    objs = np.concatenate([b, c])
+    unions = [[0, 1]]
+    want = _reference_ious(_masklets(tracks, "t"), _masklets(objs, "o"), unions)
+    got = L._native_ious(_masklets(tracks, "t"), _masklets(objs, "o"), unions, [0])
+    assert np.array_equal(got, want)
+    assert got[0, 0, 0] == 0.0 and got[2, 1, 0] == 1.0 and 0 < got[0, 1, 0] < 1
+    wrong = _masklets(objs, "o")
+    wrong.area = wrong.area + 1  # not the RLE's
+    assert np.array_equal(L._native_ious(_masklets(tracks, "t"), wrong, unions, [0]), want)
+
+
+def test_pseudolabel_identical_to_reference_script(tmp_path):
+    """End to end against benchmarks/reference/pseudolabel_pycocotools.py (the straightforward
+    pycocotools script the benchmark times): every mIoU and label equal, native and 540x960."""
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(11)
+    ds_videos, store_videos = {}, {}
+    for vid, (h, w, t) in {"a": (24, 40, 5), "b": (33, 21, 4)}.items():
+        objs = _fuzz_masks(rng, 3, t, h, w)
+        for o in range(1, 3):
+            objs[o] &= ~np.any(objs[:o], axis=0)
+        ds_videos[vid] = {"size": (h, w), "T": t, "objects": {o + 1: {f: objs[o, f] for f in range(t) if rng.random() < 0.85}
+                                                                for o in range(3)},
+                          "expressions": [[1], [2, 3], [1, 2, 3], [3], [1, 3]]}
+        tr = _fuzz_masks(rng, 9, t, h, w)
+        tr[0] = objs[1]
+        store_videos[vid] = tr
+    ds = make_dataset(tmp_path / "ds", ds_videos)
+    store = make_store(tmp_path / "s", store_videos)
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "reference" / "pseudolabel_pycocotools.py"
+    for res in ("native", "540x960"):
+        L.pseudolabel({"s": store}, ds, tmp_path / f"out_{res}", resolution=res)
+        ours = pd.read_parquet(tmp_path / f"out_{res}" / "labels.parquet")
+        subprocess.run([sys.executable, str(script), str(ds), str(store), res, str(tmp_path / f"ref_{res}.parquet")], check=True)
+        ref = pd.read_parquet(tmp_path / f"ref_{res}.parquet")
+        both = ref.merge(ours, on=["expression_id", "track_id"], suffixes=("_ref", ""))
+        assert len(both) == len(ref) == len(ours) == 2 * 5 * 9
+        assert (both["miou_max_ref"] == both["miou_max"]).all()
+        assert (both["miou_union_ref"] == both["miou_union"]).all()
+        assert (both["label_ref"] == both["label"]).all()
