@@ -100,7 +100,7 @@ $PIP install -e ".[$extras]"
 # convert mevis's compiled mask_dict.json kernels (numba): compiled once here, then loaded from numba's
 # on-disk cache by every run (rvoskit/datasets/maskdict_scan.py)
 $PY -c "from rvoskit.datasets import maskdict_scan; maskdict_scan.warm()"
-# corrupt shot_noise --rng legacy: numpy's Poisson loop compiled (rvoskit/corrupt/_legacy_poisson.py), same cache
+# corrupt --rng legacy noise: numpy's MT19937 and Poisson loop compiled (rvoskit/corrupt/_legacy_poisson.py), same cache
 $PY -c "from rvoskit.corrupt import _legacy_poisson; _legacy_poisson.warm()"
 
 # Only the headless OpenCV: an earlier install (rvoskit 0.1's script) may have pulled the GUI build.

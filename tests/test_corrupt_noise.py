@@ -205,3 +205,18 @@ def test_shot_noise_without_numba_is_still_the_reference(monkeypatch):
             want = ic.corrupt(frame, severity, "shot_noise")
         got, _ = corrupt_image(frame, "shot_noise", severity, make_rng("legacy", 77))
         assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("numba_draws", [True, False])
+def test_legacy_normals_with_and_without_numbas_mt19937(numba_draws, monkeypatch):
+    """The doubles come from numba's MT19937 port when numba is there, else from numpy: same values, same state."""
+    if not numba_draws:
+        monkeypatch.setattr(rngmod, "_mt_fill", lambda: None)
+    else:
+        pytest.importorskip("numba")
+    for n, odd_word in ((150_001, False), (99_998, True)):
+        a, b = np.random.RandomState(n), np.random.RandomState(n)
+        if odd_word:  # the doubles then straddle MT19937 blocks
+            a.randint(0, 2**32, dtype=np.uint32), b.randint(0, 2**32, dtype=np.uint32)
+        want = a.standard_normal(n)
+        assert np.array_equal(legacy_normals(b, n).exact(np.arange(n)), want) and _same_state(a, b)
