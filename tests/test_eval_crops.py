@@ -67,6 +67,8 @@ def test_crop_jf_equals_official_on_whole_frames(monkeypatch, path):
         rows, cols = box
         big = slice(int(rng.integers(0, rows.start + 1)), int(rng.integers(rows.stop, H + 1))), slice(int(rng.integers(0, cols.start + 1)), int(rng.integers(cols.stop, W + 1)))
         assert jfmod.crop_jf(p[big], g[big], None if void is None else void[big], r) == ref, (H, W, big)
+        for crop in (box, big):  # scored as given, without cutting down to the two masks' box
+            assert jfmod.crop_jf(p[crop], g[crop], None if void is None else void[crop], r, shrink=False) == ref, (H, W, crop)
 
 
 def _video(rng, T, H, W, n_obj):

@@ -221,7 +221,7 @@ def _mevis_video(ds: RvosDataset, spec: PredictionSpec, opts: EvalOptions, video
             if box is None:  # both empty
                 J[i, k], F[i, k] = 1.0, 1.0
             else:
-                J[i, k], F[i, k] = crop_jf(pred[box], gt.union_in(targets[i], t, *box), None, radius)
+                J[i, k], F[i, k] = crop_jf(pred[box], gt.union_in(targets[i], t, *box), None, radius, shrink=False)
     for i, r in enumerate(out):
         r["J_t"], r["F_t"], r["frames"] = J[i], F[i], frames
     return out
@@ -375,10 +375,10 @@ def _davis_video(ds: RvosDataset, spec: PredictionSpec, opts: EvalOptions, video
         void = None if void_at is None else _Frames(lambda i, box_at=box_at: void_at(frames[i], *box_at(i)["box"]), len(frames))
         try:
             if task == "semi-supervised":
-                J, F = davis_semi_frames(gt_objects, labels, radius)
+                J, F = davis_semi_frames(gt_objects, labels, radius=radius)
                 props, objs = np.arange(1, n + 1), np.arange(n)
             else:
-                J, F, props, objs = davis_unsup_frames(gt_objects, labels, void, radius)
+                J, F, props, objs = davis_unsup_frames(gt_objects, labels, void, radius=radius)
         except ValueError as exc:
             raise RvosError(str(exc), file=where, item=video_id) from None
         for i in range(len(J)):

@@ -345,6 +345,7 @@ def crop_jf(
     radius: int,
     *,
     want_f: bool = True,
+    shrink: bool = True,
 ) -> tuple[float, float]:
     """:func:`frame_jf` of two whole frames, computed on crops of them.
 
@@ -359,11 +360,17 @@ def crop_jf(
         void: the crop of the void pixels, or None.
         radius: the disk radius of the *whole* frame, :func:`bound_pix` ``(H, W, bound_th)``.
         want_f: compute F (``False`` returns ``nan`` for F).
+        shrink: first cut the crops down to the box of these two masks (two ``boundingRect``
+            scans); ``False`` scores the crops as given (for crops already that box).
 
     Returns:
         ``(J, F)`` as Python floats, bit-identical to :func:`frame_jf` on the whole frames.
     """
     p, g = _u8(pred), _u8(gt)
+    if not shrink and p.size > _SMALL_BOX:
+        if p.shape != g.shape:
+            raise ValueError(f"crop shapes differ: {p.shape}, {g.shape}")
+        return _jf_packed(p, g, None if void is None else _u8(void), radius, want_f)
     box = _box(p, g)
     if box is None:  # both empty: J = 1 (empty union) and F = 1 (both boundaries empty)
         return 1.0, (1.0 if want_f else math.nan)

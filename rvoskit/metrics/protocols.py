@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rvoskit.metrics.jf import BOUND_TH, frame_jf
+from rvoskit.metrics.jf import BOUND_TH, crop_jf, frame_jf
 
 MAX_PROPOSALS = 20
 """The DAVIS unsupervised protocol refuses results with a label above this."""
@@ -121,10 +121,20 @@ def _label_max(labels: Sequence[np.ndarray]) -> int:
     return max((int(np.max(labels[t])) for t in range(len(labels)) if np.size(labels[t])), default=0)
 
 
+def _scorer(bound_th: float, radius: int | None):
+    """``jf(pred, gt, void)``: :func:`frame_jf` on whole frames, or with ``radius`` :func:`crop_jf`
+    on crops that hold every mask's foreground plus a one-pixel margin (the caller's box)."""
+    if radius is None:
+        return lambda p, g, v: frame_jf(p, g, v, bound_th)
+    return lambda p, g, v: crop_jf(p, g, v, radius, shrink=False)
+
+
 def davis_semi_frames(
     gt_objects: Sequence[Sequence[np.ndarray]],
     labels: Sequence[np.ndarray],
     bound_th: float = BOUND_TH,
+    *,
+    radius: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Semi-supervised DAVIS per-frame scores: object ``i`` against result label ``i + 1``.
 
@@ -137,6 +147,9 @@ def davis_semi_frames(
             array), in label order (label ``i + 1``).
         labels: T result label maps ``(H, W)`` (or a ``(T, H, W)`` array); labels above N are an
             error in the reference.
+        radius: when given, every item of frame ``t`` is a crop of one box that holds every
+            label and object of that frame plus a one-pixel margin, scored with
+            :func:`rvoskit.metrics.jf.crop_jf` at this disk radius (the whole frame's).
 
     Returns:
         ``(J, F)``: ``float64 (N, T)``.
@@ -148,12 +161,13 @@ def davis_semi_frames(
     T = len(labels)
     J = np.zeros((n, T))
     F = np.zeros((n, T))
+    jf = _scorer(bound_th, radius)
     for t in range(T):
         lab = labels[t]
         if lab.size and int(lab.max()) > n:
             raise ValueError(f"the result has label {_label_max(labels)} but the sequence has {n} objects")
         for i in range(n):
-            J[i, t], F[i, t] = frame_jf(lab == i + 1, gt_objects[i][t], None, bound_th)
+            J[i, t], F[i, t] = jf(lab == i + 1, gt_objects[i][t], None)
     return J, F
 
 
@@ -163,6 +177,8 @@ def davis_unsup_frames(
     void: Sequence[np.ndarray | None] | None,
     bound_th: float = BOUND_TH,
     max_proposals: int = MAX_PROPOSALS,
+    *,
+    radius: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Unsupervised DAVIS: every proposal against every object, then Hungarian matching.
 
@@ -179,6 +195,7 @@ def davis_unsup_frames(
         gt_objects: N mask sequences of T masks ``(H, W)`` (or ``(T, H, W)`` arrays).
         labels: T result label maps ``(H, W)``.
         void: T void masks (an item may be None: no void pixel) or None.
+        radius: crops of one box per frame, as in :func:`davis_semi_frames`.
 
     Returns:
         ``(J, F, proposal, obj_index)``: ``float64 (N, T)`` each for J and F, and the matched
@@ -195,6 +212,7 @@ def davis_unsup_frames(
     EF = np.zeros((n, T))
     seen: dict[tuple[int, int, int], tuple[float, float]] = {}
     top = 0
+    jf = _scorer(bound_th, radius)
     for t in range(T):
         lab = labels[t]
         present = _present_labels(lab)
@@ -205,9 +223,9 @@ def davis_unsup_frames(
         zero = _zeros_like(lab)
         for ii in range(n):
             g = gt_objects[ii][t]
-            EJ[ii, t], EF[ii, t] = frame_jf(zero, g, vt, bound_th)
+            EJ[ii, t], EF[ii, t] = jf(zero, g, vt)
             for p in present:
-                seen[(p - 1, ii, t)] = frame_jf(lab == p, g, vt, bound_th)
+                seen[(p - 1, ii, t)] = jf(lab == p, g, vt)
     n_prop = max(top, n)
     J = np.repeat(EJ[None], n_prop, axis=0)
     F = np.repeat(EF[None], n_prop, axis=0)

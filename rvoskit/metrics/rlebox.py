@@ -57,7 +57,9 @@ def decode_in(start: np.ndarray, end: np.ndarray, height: int, rows: slice, cols
     Only the columns of the box are expanded (column-major, as the RLE), then transposed.
     """
     lo, hi = cols.start * height, cols.stop * height
-    n = np.clip(end, lo, hi) - np.clip(start, lo, hi)
+    n = np.minimum(end, hi)
+    n -= np.maximum(start, lo)
+    np.maximum(n, 0, out=n)  # runs outside the columns: empty (clip(end) - clip(start) == 0)
     vals = _VALS[: n.size] if n.size <= _VALS.size else (np.arange(n.size) & 1).astype(np.uint8)
     col = np.repeat(vals, n).reshape(cols.stop - cols.start, height)[:, rows]
     if col.shape[0] > 1 and col.shape[1] > 1:
