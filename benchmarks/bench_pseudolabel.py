@@ -2,7 +2,7 @@
 
     python benchmarks/bench_pseudolabel.py [--videos 50 --tracks 64 --objects 4 --expressions 14 --frames 60
                                             --size 720x1280 --pairs 3] [--resolution native|540x960 ...]
-                                           [--resized-videos 2] [--distinct 10]
+                                           [--resized-videos 1 --resized-frames 20] [--distinct 10]
 
 The data is a MeViS-like split, the size SOLA labels (docs/pseudolabel.md "Benchmark"): 50 videos
 (MeViS valid_u's count) of 60 frames at 720x1280, 4 objects and 14 expressions per video, 2 in 5
@@ -16,10 +16,11 @@ part of the set-up, and neither side caches anything across videos).
 The reference is benchmarks/reference/pseudolabel_pycocotools.py (pandas + ``pycocotools.mask.iou``
 per frame, each mask resized once when a resolution is set: decode, float32 bilinear, > 0.5,
 encode); rvoskit is ``rvoskit pseudolabel`` (which also writes labels.json and the histogram). Native
-resolution on the whole split, and 540x960 (SOLA's) on its first ``--resized-videos`` videos (0 =
-all): there both sides spend ~5 ms per 720p mask on decoding and resizing, so a few videos carry the
-ratio and the whole split would take half an hour per run. The mIoU and labels of both are checked
-identical (float equality).
+resolution on the whole split, and 540x960 (SOLA's) on the first ``--resized-frames`` frames of its
+first ``--resized-videos`` videos (0 = all): there the work is per mask (the reference spends ~11 ms
+of CPU per 720p mask decoding, resizing and re-encoding it, rvoskit ~1.5 ms), so 20 frames of one
+video (1,360 masks) carry the ratio, while the whole split would take ~40 min per reference run.
+The mIoU and labels of both are checked identical (float equality).
 """
 
 from __future__ import annotations
@@ -181,7 +182,8 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--size", default="720x1280", help="video HxW")
     ap.add_argument("--distinct", type=int, default=10, help="videos drawn (the split cycles through them)")
-    ap.add_argument("--resized-videos", type=int, default=2, help="videos of the 540x960 case (0 = all)")
+    ap.add_argument("--resized-videos", type=int, default=1, help="videos of the 540x960 case (0 = all)")
+    ap.add_argument("--resized-frames", type=int, default=20, help="their first frames in the 540x960 case (0 = all)")
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--resolution", action="append", choices=("native", "540x960"),
                     help="compare at this size only (repeatable; default: native and 540x960)")
@@ -204,15 +206,17 @@ def main() -> None:
               f"{args.objects} objects and {args.expressions} expressions per video ({args.distinct} drawn; "
               f"set up in {time.perf_counter() - t0:.0f} s)", flush=True)
         for res in args.resolution or ("native", "540x960"):
-            n = args.videos if res == "native" or args.resized_videos <= 0 else min(args.resized_videos, args.videos)
+            n, T = args.videos, args.frames
+            if res != "native":
+                n = args.videos if args.resized_videos <= 0 else min(args.resized_videos, args.videos)
+                T = args.frames if args.resized_frames <= 0 else min(args.resized_frames, args.frames)
             ds, store = ds_path, store_path
-            if n < args.videos:  # the first n videos: a store with only those (the dataset's others are skipped)
-                store = Path(d) / f"tracks_{n}"
-                _subset_store(store_path, store, ids[:n])
-                ds = Path(d) / f"ds_{n}"
-                _subset_dataset(ds_path, ds, ids[:n])
+            if (n, T) != (args.videos, args.frames):  # the first n videos, their first T frames
+                store, ds = Path(d) / f"tracks_{n}_{T}", Path(d) / f"ds_{n}_{T}"
+                _subset_store(store_path, store, ids[:n], T)
+                _subset_dataset(ds_path, ds, ids[:n], T)
             out, ref_out = Path(d) / f"labels_{res}", Path(d) / f"ref_{res}.parquet"
-            size = f"{n} videos x {args.tracks} tracks x {args.frames} frames {H}x{W}"
+            size = f"{n} videos x {args.tracks} tracks x {T} frames {H}x{W}"
             print(f"[{res}] {size}: whole commands, alternating", flush=True)
             ref = [PY, str(REF), str(ds), str(store), res, str(ref_out)]
             ours = rvoskit_cmd("pseudolabel", str(ds), "--tracks", f"t={store}", "--resolution", res, "-o", str(out), "--overwrite", "-q")
@@ -229,30 +233,48 @@ def main() -> None:
                    reference="pycocotools script (mask.iou per frame)", goal=">= 2x", met=p.summary("wall")[0] >= 2)
 
 
-def _subset_store(src: Path, dst: Path, ids) -> None:
-    import shutil
-
-    shutil.copytree(src, dst, ignore=lambda d, names: [n for n in names if Path(n).stem not in ids and Path(d) != src])
-
-
-def _subset_dataset(src: Path, dst: Path, ids) -> None:
-    """The dataset limited to ``ids`` (every table filtered on video_id)."""
+def _subset_store(src: Path, dst: Path, ids, frames: int) -> None:
+    """The track store limited to the videos ``ids`` and their first ``frames`` frames."""
+    import json
     import shutil
 
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    shutil.copytree(src, dst, ignore=lambda d, names: [n for n in names if Path(n).stem not in ids and Path(d) != src])
+    for f in (dst / "tracks").glob("*.parquet"):
+        t = pq.read_table(f)
+        pq.write_table(t.filter(pc.less(t["frame_idx"], frames)), f, compression="zstd")
+    for f in (dst / "done").glob("*.json"):
+        marker = json.loads(f.read_text())
+        marker["num_frames"] = min(int(marker["num_frames"]), frames)
+        f.write_text(json.dumps(marker))
+
+
+def _subset_dataset(src: Path, dst: Path, ids, frames: int) -> None:
+    """The dataset limited to the videos ``ids`` and their first ``frames`` frames."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
     shutil.copytree(src, dst)
-    keep = pa_ids = None
+    keep_ids = pa.array(list(ids))
     for f in dst.glob("*.parquet"):
         t = pq.read_table(f)
-        if "video_id" in t.column_names:
-            if pa_ids is None:
-                import pyarrow as pa
-
-                pa_ids = pa.array(list(ids))
-            keep = pc.is_in(t["video_id"], value_set=pa_ids)
-            pq.write_table(t.filter(keep), f, compression="zstd")
+        if "video_id" not in t.column_names:
+            continue
+        t = t.filter(pc.is_in(t["video_id"], value_set=keep_ids))
+        if f.name == "masks.parquet":
+            t = t.filter(pc.less(t["frame_idx"], frames))
+        elif f.name == "videos.parquet":
+            df = t.to_pandas()
+            df["num_frames"] = df["num_frames"].clip(upper=frames)
+            df["frames"] = [list(x)[:frames] for x in df["frames"]]
+            df["frame_files"] = [list(x)[:frames] for x in df["frame_files"]]
+            t = pa.Table.from_pandas(df, schema=t.schema, preserve_index=False)
+        pq.write_table(t, f, compression="zstd")
 
 
 if __name__ == "__main__":
