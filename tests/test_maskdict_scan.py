@@ -72,7 +72,10 @@ def test_rle_stats_match_pycocotools_and_the_exact_check():
             c = _mutate(rng, c)
         if rng.random() < 0.1:  # a run of 12 or 13 characters, or a huge one
             c = c + bytes([int(rng.integers(80, 112))] * int(rng.integers(10, 13))) + b"0"
-        text = json.dumps([None, {"counts": c.decode("latin-1"), "size": [h, w]}])
+        seg = {"counts": c.decode("latin-1"), "size": [h, w]}
+        if rng.random() < 0.5:  # "size" first (checked while copied) or "counts" first (checked after)
+            seg = {"size": [h, w], "counts": seg["counts"]}
+        text = json.dumps([None, seg])
         if any(ch < 32 or ch > 126 for ch in c) or b'"' in c:
             continue  # outside the fast subset (the JSON text has other escapes): covered below
         ok, n_el, el_h, el_w, status, area, bbox, data, offsets = _parse(text)

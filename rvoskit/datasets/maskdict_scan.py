@@ -190,130 +190,260 @@ def rle_stats(b, s, e, h, w, bb, k):
 
 
 @njit(cache=True, nogil=True)
-def _rle_list(b, i, n, record, el_h, el_w, el_cs, el_ce, ne, cap):
-    """Parse one value at b[i] (must be '['): a list of RLE dicts / null. Records each element
-    (h, w, counts start/end; h = -1 for null) when ``record``. Returns (code, next index, ne)."""
-    if i >= n:
-        return NEED_MORE, i, ne
-    if b[i] != 91:
-        return BAIL, i, ne
-    i = _ws(b, i + 1, n)
-    if i >= n:
-        return NEED_MORE, i, ne
-    if b[i] == 93:
-        return DONE, i + 1, ne
+def _counts(b, i, n, h, w, decode, data, p, bb, k):
+    """The counts string at b[i] (``"``): copied, unescaped, to ``data[p:]`` and, when ``decode``
+    (its size came first), checked in the same pass as :func:`rle_stats` does. Returns
+    ``(j, p, status, area)``: ``j`` the index after the closing quote, -1 (need more bytes) or -2
+    (bail: an escape other than an escaped backslash, a control or a non-ASCII character)."""
+    hw = h * w
+    st = RLE_OK
+    if not decode or h <= 0 or w <= 0 or hw > _U32:
+        st = RLE_EXACT
+    x = 0
+    k5 = 0
+    m = 0
+    c1 = 0
+    c2 = 0
+    cc = 0
+    col = 0
+    row = 0
+    area = 0
+    xs = w
+    ys = h
+    xe = 0
+    ye = 0
+    i += 1
     while True:
         if i >= n:
-            return NEED_MORE, i, ne
+            return -1, p, st, 0
+        ch = b[i]
+        if ch == 34:
+            break
+        if ch == 92:
+            if i + 1 >= n:
+                return -1, p, st, 0
+            if b[i + 1] != 92:
+                return -2, p, st, 0
+            i += 1
+        elif ch < 32 or ch > 126:
+            return -2, p, st, 0
+        i += 1
+        data[p] = ch
+        p += 1
+        if st != RLE_OK:
+            continue
+        c = np.int64(ch) - 48
+        if c < 0 or c > 63:
+            st = RLE_BAD
+            continue
+        if k5 == 0 and c < 32:  # a run of one character (the common case)
+            x = (c & 0xF) - (c & 0x10)
+        else:
+            x |= (c & 0x1F) << k5
+            k5 += 5
+            if c & 0x20:
+                if k5 >= 60:
+                    st = RLE_BAD
+                continue
+            if c & 0x10:
+                x -= np.int64(1) << k5
+            if x >= _BIG or x <= -_BIG:
+                st = RLE_EXACT
+                continue
+        if m > 2:
+            x += c2
+        if x < 0:
+            st = RLE_BAD
+            continue
+        cc += x
+        if cc > hw:
+            st = RLE_BAD
+            continue
+        x0 = col
+        y0 = row
+        row += x
+        if row >= h:
+            if row < 2 * h:
+                col += 1
+                row -= h
+            else:
+                q = row // h
+                col += q
+                row -= q * h
+        if m & 1 and x > 0:
+            area += x
+            if row > 0:
+                x1 = col
+                y1 = row - 1
+            else:
+                x1 = col - 1
+                y1 = h - 1
+            xs = min(xs, x0)
+            xe = max(xe, x1)
+            if x0 < x1:
+                ys = 0
+                ye = h - 1
+            else:
+                ys = min(ys, y0)
+                ye = max(ye, y1)
+        c2 = c1
+        c1 = x
+        m += 1
+        x = 0
+        k5 = 0
+    if st == RLE_OK and (k5 != 0 or cc != hw):
+        st = RLE_BAD
+    if st != RLE_OK:
+        return i + 1, p, st, 0
+    if m < 2:
+        bb[k, 0] = 0.0
+        bb[k, 1] = 0.0
+        bb[k, 2] = 0.0
+        bb[k, 3] = 0.0
+    else:
+        bb[k, 0] = xs
+        bb[k, 1] = ys
+        bb[k, 2] = (xe - xs + 1) & _U32
+        bb[k, 3] = (ye - ys + 1) & _U32
+    return i + 1, p, st, area
+
+
+@njit(cache=True, nogil=True)
+def _rle_list(b, i, n, record, el_h, el_w, el_de, status, area, bb, data, p, ne, cap):
+    """Parse one value at b[i] (must be '['): a list of RLE dicts / null. When ``record``, records
+    each element (h, w -- -1 for null --, the end of its counts in ``data``, its RLE status, area
+    and box; the counts are copied to ``data`` from ``p`` on). Returns (code, next index, ne, p)."""
+    if i >= n:
+        return NEED_MORE, i, ne, p
+    if b[i] != 91:
+        return BAIL, i, ne, p
+    i = _ws(b, i + 1, n)
+    if i >= n:
+        return NEED_MORE, i, ne, p
+    if b[i] == 93:
+        return DONE, i + 1, ne, p
+    while True:
+        if i >= n:
+            return NEED_MORE, i, ne, p
         c = b[i]
         if c == 110:  # null
             if i + 4 > n:
-                return NEED_MORE, i, ne
+                return NEED_MORE, i, ne, p
             if b[i + 1] != 117 or b[i + 2] != 108 or b[i + 3] != 108:
-                return BAIL, i, ne
+                return BAIL, i, ne, p
             i += 4
             if record:
                 if ne >= cap:
-                    return FULL, i, ne
+                    return FULL, i, ne, p
                 el_h[ne] = -1
                 el_w[ne] = -1
-                el_cs[ne] = 0
-                el_ce[ne] = 0
+                el_de[ne] = p
+                status[ne] = RLE_OK
+                area[ne] = 0
                 ne += 1
         elif c == 123:  # {"size": [H, W], "counts": "..."} in either order
             hh = -1
             ww = -1
             cs = -1
-            ce = -1
+            ds = p
+            st = RLE_OK
+            ar = 0
+            decoded = False
+            if record and ne >= cap:
+                return FULL, i, ne, p
             i = _ws(b, i + 1, n)
             while True:
                 if i >= n:
-                    return NEED_MORE, i, ne
+                    return NEED_MORE, i, ne, p
                 if b[i] != 34:
-                    return BAIL, i, ne
+                    return BAIL, i, ne, p
                 j = _string(b, i, n)
                 if j == -1:
-                    return NEED_MORE, i, ne
+                    return NEED_MORE, i, ne, p
                 if j < 0:
-                    return BAIL, i, ne
+                    return BAIL, i, ne, p
                 ln = j - i - 2
                 is_size = ln == 4 and b[i + 1] == 115 and b[i + 2] == 105 and b[i + 3] == 122 and b[i + 4] == 101
                 is_counts = (ln == 6 and b[i + 1] == 99 and b[i + 2] == 111 and b[i + 3] == 117 and b[i + 4] == 110
                              and b[i + 5] == 116 and b[i + 6] == 115)
                 if not (is_size or is_counts):
-                    return BAIL, i, ne
+                    return BAIL, i, ne, p
                 i = _ws(b, j, n)
                 if i >= n:
-                    return NEED_MORE, i, ne
+                    return NEED_MORE, i, ne, p
                 if b[i] != 58:
-                    return BAIL, i, ne
+                    return BAIL, i, ne, p
                 i = _ws(b, i + 1, n)
                 if i >= n:
-                    return NEED_MORE, i, ne
+                    return NEED_MORE, i, ne, p
                 if is_size:
                     if hh >= 0 or b[i] != 91:
-                        return BAIL, i, ne
+                        return BAIL, i, ne, p
                     i = _ws(b, i + 1, n)
                     v0, i = _uint(b, i, n)
                     if i < 0:
-                        return NEED_MORE if i == -1 else BAIL, 0, ne
+                        return NEED_MORE if i == -1 else BAIL, 0, ne, p
                     i = _ws(b, i, n)
                     if i >= n:
-                        return NEED_MORE, i, ne
+                        return NEED_MORE, i, ne, p
                     if b[i] != 44:
-                        return BAIL, i, ne
+                        return BAIL, i, ne, p
                     i = _ws(b, i + 1, n)
                     v1, i = _uint(b, i, n)
                     if i < 0:
-                        return NEED_MORE if i == -1 else BAIL, 0, ne
+                        return NEED_MORE if i == -1 else BAIL, 0, ne, p
                     i = _ws(b, i, n)
                     if i >= n:
-                        return NEED_MORE, i, ne
+                        return NEED_MORE, i, ne, p
                     if b[i] != 93:
-                        return BAIL, i, ne
+                        return BAIL, i, ne, p
                     i += 1
                     hh = v0
                     ww = v1
                 else:
                     if cs >= 0 or b[i] != 34:
-                        return BAIL, i, ne
-                    j = _string(b, i, n)
+                        return BAIL, i, ne, p
+                    cs = i
+                    if record:
+                        decoded = hh >= 0
+                        j, p, st, ar = _counts(b, i, n, hh, ww, decoded, data, ds, bb, ne)
+                    else:
+                        j = _string(b, i, n)
                     if j == -1:
-                        return NEED_MORE, i, ne
+                        return NEED_MORE, i, ne, p
                     if j < 0:
-                        return BAIL, i, ne
-                    cs = i + 1
-                    ce = j - 1
+                        return BAIL, i, ne, p
                     i = j
                 i = _ws(b, i, n)
                 if i >= n:
-                    return NEED_MORE, i, ne
+                    return NEED_MORE, i, ne, p
                 if b[i] == 44:
                     i = _ws(b, i + 1, n)
                     continue
                 if b[i] == 125:
                     i += 1
                     break
-                return BAIL, i, ne
+                return BAIL, i, ne, p
             if hh < 0 or cs < 0:
-                return BAIL, i, ne
+                return BAIL, i, ne, p
             if record:
-                if ne >= cap:
-                    return FULL, i, ne
+                if not decoded:  # "counts" before "size": checked now
+                    st, ar = rle_stats(data, ds, p, hh, ww, bb, ne)
                 el_h[ne] = hh
                 el_w[ne] = ww
-                el_cs[ne] = cs
-                el_ce[ne] = ce
+                el_de[ne] = p
+                status[ne] = st
+                area[ne] = ar
                 ne += 1
         else:
-            return BAIL, i, ne
+            return BAIL, i, ne, p
         i = _ws(b, i, n)
         if i >= n:
-            return NEED_MORE, i, ne
+            return NEED_MORE, i, ne, p
         if b[i] == 93:
-            return DONE, i + 1, ne
+            return DONE, i + 1, ne, p
         if b[i] != 44:
-            return BAIL, i, ne
+            return BAIL, i, ne, p
         i = _ws(b, i + 1, n)
 
 
@@ -329,6 +459,9 @@ def scan_top(b, i, n, first, key_s, key_e, val_s, val_e, nk):
     """
     cap = key_s.shape[0]
     dummy_i = np.empty(0, np.int64)
+    dummy_s = np.empty(0, np.int8)
+    dummy_b = np.empty((0, 4), np.float64)
+    dummy_d = np.empty(0, np.uint8)
     while True:
         start = i
         i = _ws(b, i, n)
@@ -355,7 +488,7 @@ def scan_top(b, i, n, first, key_s, key_e, val_s, val_e, nk):
             return BAIL, i, nk, False
         i = _ws(b, i + 1, n)
         vs = i
-        code, i, _ = _rle_list(b, i, n, False, dummy_i, dummy_i, dummy_i, dummy_i, 0, 0)
+        code, i, _, _ = _rle_list(b, i, n, False, dummy_i, dummy_i, dummy_i, dummy_s, dummy_i, dummy_b, dummy_d, 0, 0, 0)
         if code == NEED_MORE:
             return NEED_MORE, start, nk, False
         if code != DONE:
@@ -382,7 +515,8 @@ def scan_top(b, i, n, first, key_s, key_e, val_s, val_e, nk):
 
 @njit(cache=True, nogil=True)
 def parse_values(b, vs, ve):
-    """Parse the values ``b[vs[k]:ve[k]]`` (each one complete value) and check every RLE.
+    """Parse the values ``b[vs[k]:ve[k]]`` (each one complete value) and check every RLE, in one
+    pass over the bytes.
 
     Returns ``(ok, n_el, el_h, el_w, status, area, bbox, data, offsets)``: ``ok`` False when a
     value is outside the fast subset (then nothing else is meaningful); ``n_el[k]`` elements per
@@ -393,61 +527,40 @@ def parse_values(b, vs, ve):
     """
     nv = vs.shape[0]
     cap = 8
+    nbytes = 0
     for k in range(nv):
         cap += (ve[k] - vs[k]) // 5 + 1
+        nbytes += ve[k] - vs[k]
     el_h = np.empty(cap, np.int64)
     el_w = np.empty(cap, np.int64)
-    el_cs = np.empty(cap, np.int64)
-    el_ce = np.empty(cap, np.int64)
+    el_de = np.empty(cap, np.int64)
+    status = np.empty(cap, np.int8)
+    area = np.empty(cap, np.int64)
+    bbox = np.empty((cap, 4), np.float64)  # written for every RLE that passes its check
+    data = np.empty(nbytes, np.uint8)
     n_el = np.zeros(nv, np.int64)
     ne = 0
-    ok = True
+    p = 0
+    ok = nbytes <= 0x7FFFFFFF
     for k in range(nv):
+        if not ok:
+            break
         before = ne
-        code, i, ne = _rle_list(b, vs[k], ve[k], True, el_h, el_w, el_cs, el_ce, ne, cap)
+        code, i, ne, p = _rle_list(b, vs[k], ve[k], True, el_h, el_w, el_de, status, area, bbox, data, p, ne, cap)
         if code != DONE or i != ve[k]:
             ok = False
-            break
         n_el[k] = ne - before
-    status = np.zeros(ne, np.int8)
-    area = np.zeros(ne, np.int64)
-    bbox = np.zeros((ne, 4), np.float64)
-    nbytes = 0
     nr = 0
-    if ok:
-        for t in range(ne):
-            if el_h[t] >= 0:
-                nbytes += el_ce[t] - el_cs[t]
-                nr += 1
-    data = np.empty(nbytes, np.uint8)
+    for t in range(ne):
+        if el_h[t] >= 0:
+            nr += 1
     offsets = np.zeros(nr + 1, np.int32)
-    if not ok or nbytes > 0x7FFFFFFF:
-        return False, n_el, el_h[:ne], el_w[:ne], status, area, bbox, data, offsets
-    p = 0
     r = 0
     for t in range(ne):
-        if el_h[t] < 0:
-            continue
-        p0 = p
-        q = el_cs[t]
-        e = el_ce[t]
-        while True:  # the JSON string's characters (an escaped backslash: one backslash), in runs
-            z = q
-            while z < e and b[z] != 92:
-                z += 1
-            data[p : p + z - q] = b[q:z]
-            p += z - q
-            if z >= e:
-                break
-            data[p] = 92
-            p += 1
-            q = z + 2
-        st, a = rle_stats(data, p0, p, el_h[t], el_w[t], bbox, t)
-        status[t] = st
-        area[t] = a
-        r += 1
-        offsets[r] = p
-    return True, n_el, el_h[:ne], el_w[:ne], status, area, bbox, data[:p], offsets
+        if el_h[t] >= 0:
+            r += 1
+            offsets[r] = el_de[t]
+    return ok, n_el, el_h[:ne], el_w[:ne], status[:ne], area[:ne], bbox[:ne], data[:p], offsets
 
 
 def warm() -> None:

@@ -10,6 +10,7 @@ Native layout (``docs: dataset-formats.md`` §1; henghuiding/MeViS ``lmpm/data/d
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -158,17 +159,31 @@ def convert_mevis(
             w.add_input(mask_path, sha256=sha_note["sha256"] if sha_note else index.sha256)  # hashed while scanned
         if sha_note:
             w.set_extra("sha256_verified", sha_note)
-        with progress_bar(disable=not show_progress) as bar:
+        # a video's masks are written (Parquet, zstd: no GIL) while the next video is read; one write in
+        # flight, and an earlier video's write error is raised before a later video's error
+        with progress_bar(disable=not show_progress) as bar, ThreadPoolExecutor(1) as writer:
             task = bar.add_task(f"mevis/{split}", total=len(videos))
+            pending = None
             for vid in sorted(videos):
-                _convert_video(w, vid, videos[vid], jpeg_root, meta_path, mask_path, index)
+                try:
+                    masks = _convert_video(w, vid, videos[vid], jpeg_root, meta_path, mask_path, index)
+                finally:
+                    if pending is not None:
+                        pending, done = None, pending
+                        done.result()
+                if masks is not None:
+                    pending = writer.submit(w.add_masks, vid, masks)
                 bar.advance(task)
+            if pending is not None:
+                pending.result()
         if extra is not None:
             extra(w, videos)
     return Path(out)
 
 
-def _convert_video(w: DatasetWriter, vid: str, v: dict, jpeg_root: Path, meta_path: Path, mask_path: Path, index: JsonObjectIndex | None) -> None:
+def _convert_video(w: DatasetWriter, vid: str, v: dict, jpeg_root: Path, meta_path: Path, mask_path: Path, index: JsonObjectIndex | None):
+    """Add a video's videos/expressions/objects rows; returns its masks rows (a table, or row
+    dicts) for ``w.add_masks``, or None (a split without masks)."""
     frames = v["frames"]
     files = frame_file_names(jpeg_root / vid, frames, video_id=vid)  # no path object per frame
     H, W = image_size(jpeg_root / vid / files[0])
@@ -211,13 +226,12 @@ def _convert_video(w: DatasetWriter, vid: str, v: dict, jpeg_root: Path, meta_pa
     w.add_expressions(rows)
     if index is None:
         w.add_objects([])
-        return
+        return None
     w.add_objects({"video_id": vid, "obj_id": o, "anno_id": a, "category": None} for o, a in sorted(anno_of_obj.items()))
     if index.fast:
         table = _fast_masks(index, vid, sorted(anno_of_obj.items()), len(frames), H, W)
         if table is not None:
-            w.add_masks(vid, table)
-            return
+            return table
     # the exact path: any value outside the compiled parser's subset, and every error message
     m_obj, m_t, m_counts, m_seg = [], [], [], []
 
@@ -243,7 +257,7 @@ def _convert_video(w: DatasetWriter, vid: str, v: dict, jpeg_root: Path, meta_pa
     totals = rlemod.pixel_counts(m_counts)
     for i in np.flatnonzero(totals != H * W):  # the first bad one raises the one-at-a-time check's error
         native(m_seg[i][0], m_t[i], m_seg[i][1], True)
-    w.add_masks(vid, mask_rows(vid, m_obj, m_t, m_counts, H, W))
+    return mask_rows(vid, m_obj, m_t, m_counts, H, W)
 
 
 def _fast_masks(index: JsonObjectIndex, vid: str, objects: list[tuple[int, str]], T: int, H: int, W: int):
