@@ -1,15 +1,22 @@
 """Converter speed, side by side with the plain reference work, alternating (A B A B ...).
 
-    python benchmarks/bench_convert.py [--videos 24 --frames 40 --objects 5 --size 720x1280 --pairs 3]
+    python benchmarks/bench_convert.py [--videos 1662 --frames 60 --objects 4 --pairs 3]
 
 1. ``convert mevis`` vs ``json.load`` of the same ``mask_dict.json`` (goal: at most 2x its time, i.e.
-   ratio json.load / convert >= 0.5), with the converter's checks (every RLE's counts cover H x W):
-   in one process (the functions), and as whole commands (``python -c "json.load(...)"`` vs
-   ``rvoskit convert mevis``, which also pays the CLI's start-up).
+   ratio json.load / convert >= 0.5), with the converter's checks (every RLE's counts cover H x W,
+   sizes, frame counts; areas and boxes computed): in one process (the functions), and as whole
+   commands (``python -c "json.load(...)"`` vs ``rvoskit convert mevis``, which also pays the CLI's
+   start-up and numba's). The split is MeViS-train sized: 1,662 videos (MeViS v1/v2 train), 30-90
+   frames each, 1-7 objects each (MeViS: 8,171 objects in 2,006 videos, ~4 per video), 720p-ish
+   frames (mostly 720x1280; some 1080x1920, 480x854, 1280x720), objects absent on some frames
+   (null), 4-24 expressions per video. The masks are real-looking shapes (wobbling polygons moving
+   over the frames, rasterised by pycocotools: ~650 characters of RLE per mask at 720p), written
+   with ``json.dumps`` (backslashes escaped, as in the real file): ~370 MB, ~420k RLEs, json.load
+   ~1.5-2.5 s here. numba's kernels are compiled before timing, as scripts/install.sh does.
 2. MeViS conversion vs json.load + decode + re-encode of every RLE (what a converter that decodes
-   would do), in one process.
+   would do), in one process, on a small split (``--small-videos`` x 40 frames x 5 objects at 720p).
 3. Ref-YouTube-VOS palette-PNG conversion vs a plain loop that decodes the same PNGs (Pillow) and
-   RLE-encodes every object (pycocotools), in one process (goal >= 0.8: decode-bound).
+   RLE-encodes every object (pycocotools), in one process (goal >= 0.8: decode-bound), small split.
 
 Peak memory against the input size is measured by bench_scaling.py.
 """
@@ -18,12 +25,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pycocotools.mask as cocomask
 from PIL import Image
@@ -60,6 +69,72 @@ def plain_mevis_loop(root: Path) -> int:
     return n
 
 
+_SIZES = [(720, 1280)] * 7 + [(1080, 1920), (480, 854), (1280, 720)]
+
+
+def _object_polygons(rng: np.random.Generator, T: int, H: int, W: int) -> list[list[float]]:
+    """One object's polygon on each of T frames: a wobbling star-shaped outline moving on a line."""
+    n = int(rng.integers(12, 40))
+    ang = np.sort(rng.uniform(0, 2 * np.pi, n))
+    c0 = rng.uniform([0.1 * W, 0.1 * H], [0.9 * W, 0.9 * H])
+    vel = rng.normal(0, 0.003 * W, 2)
+    r0 = min(H, W) * rng.uniform(0.03, 0.25)
+    aspect = rng.uniform(0.3, 3.0)
+    wob, ph = rng.uniform(0.05, 0.35, n), rng.uniform(0, 2 * np.pi, n)
+    out = []
+    for t in range(T):
+        c = c0 + vel * t
+        r = r0 * (1 + wob * np.sin(ph + 0.15 * t))
+        x = np.clip(c[0] + r * np.cos(ang) * aspect**0.5, 0, W - 1)
+        y = np.clip(c[1] + r * np.sin(ang) / aspect**0.5, 0, H - 1)
+        out.append(np.stack([x, y], 1).ravel().tolist())
+    return out
+
+
+def make_mevis_scale(root: Path, *, videos: int, frames: int, objects: int, seed: int = 0) -> Path:
+    """A MeViS ``train`` split of ``videos`` videos (see the module docstring), written as the real
+    one is laid out: ``JPEGImages/<video>/<frame>.jpg`` (one small JPEG per video, hard-linked for
+    its other frames), ``meta_expressions.json``, ``mask_dict.json`` (streamed to disk)."""
+    rng = np.random.default_rng(seed)
+    sdir = root / "train"
+    jp = sdir / "JPEGImages"
+    jp.mkdir(parents=True)
+    meta: dict = {"videos": {}}
+    anno = 0
+    with open(sdir / "mask_dict.json", "w", encoding="ascii") as f:
+        f.write("{")
+        for i in range(videos):
+            vid = f"{int(rng.integers(0, 2**48)):012x}"
+            H, W = _SIZES[int(rng.integers(len(_SIZES)))]
+            T = int(rng.integers(frames // 2, frames * 3 // 2 + 1))
+            K = int(rng.integers(1, 2 * objects))
+            names = [f"{t:05d}" for t in range(T)]
+            (jp / vid).mkdir()
+            cv2.imwrite(str(jp / vid / f"{names[0]}.jpg"), np.full((H, W, 3), 128, np.uint8))
+            for nm in names[1:]:
+                os.link(jp / vid / f"{names[0]}.jpg", jp / vid / f"{nm}.jpg")
+            annos = []
+            for k in range(K):
+                rles = cocomask.frPyObjects(_object_polygons(rng, T, H, W), H, W)
+                present = np.ones(T, bool)
+                if rng.random() < 0.4:
+                    a = int(rng.integers(0, T))
+                    present[a : a + int(rng.integers(1, max(2, T // 3)))] = False
+                segs = [{"size": [H, W], "counts": r["counts"].decode()} if present[t] else None for t, r in enumerate(rles)]
+                f.write(("" if anno == 0 else ", ") + json.dumps(str(anno)) + ": " + json.dumps(segs))
+                annos.append(anno)
+                anno += 1
+            exps = {}
+            for j in range(int(rng.integers(4, 25))):
+                r = rng.random()
+                objs = [] if r < 0.05 else sorted(set(rng.integers(0, K, 1 + (r > 0.7) * int(rng.integers(1, 3))).tolist()))
+                exps[str(j)] = {"exp": f"the object number {j} moving across the frame", "obj_id": objs, "anno_id": [annos[o] for o in objs]}
+            meta["videos"][vid] = {"frames": names, "expressions": exps}
+        f.write("}")
+    (sdir / "meta_expressions.json").write_text(json.dumps(meta), encoding="utf-8")
+    return root
+
+
 def alternate_fn(name: str, ref, ours, pairs: int):
     """In-process A B A B of two callables; returns an _ab.Pairs (CPU = this process's time)."""
     res = Pairs(name)
@@ -73,33 +148,49 @@ def alternate_fn(name: str, ref, ours, pairs: int):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--videos", type=int, default=24)
-    ap.add_argument("--frames", type=int, default=40)
-    ap.add_argument("--objects", type=int, default=5)
-    ap.add_argument("--size", default="720x1280")
+    ap.add_argument("--videos", type=int, default=1662, help="MeViS-scale split: videos (MeViS train: 1662)")
+    ap.add_argument("--frames", type=int, default=60, help="mean frames per video (drawn from [F/2, 3F/2])")
+    ap.add_argument("--objects", type=int, default=4, help="mean objects per video (drawn from [1, 2K-1])")
+    ap.add_argument("--small-videos", type=int, default=24, help="videos of the small splits of cases 2 and 3")
     ap.add_argument("--pairs", type=int, default=3)
     a = ap.parse_args()
-    h, w = (int(x) for x in a.size.split("x"))
     tmp = Path(tempfile.mkdtemp(prefix="rvoskit-bench-"))
     try:
-        mv = make_mevis(tmp / "mv", split="train", num_videos=a.videos, num_frames=a.frames, height=h, width=w,
-                        num_objects=a.objects, link_frames=True)
+        from rvoskit.datasets import maskdict_scan
+
+        maskdict_scan.warm()  # compiled into numba's on-disk cache, as scripts/install.sh does
+        t0 = time.perf_counter()
+        mv = make_mevis_scale(tmp / "mv", videos=a.videos, frames=a.frames, objects=a.objects)
         mask = mv / "train" / "mask_dict.json"
-        print(f"[1] MeViS: {a.videos} videos x {a.frames} frames x {a.objects} objects at {h}x{w}; mask_dict.json {mask.stat().st_size / 2**20:.1f} MiB")
+        masks = json.load(open(mask))
+        n_rle = sum(1 for segs in masks.values() for s in segs if s)
+        print(f"[1] MeViS-scale split: {a.videos} videos, {len(masks)} objects, {n_rle} RLEs (frames: {a.frames // 2}-{a.frames * 3 // 2} "
+              f"per video); mask_dict.json {mask.stat().st_size / 2**20:.0f} MiB; generated in {time.perf_counter() - t0:.0f} s", flush=True)
+        del masks
         out = tmp / "mv-out"
-        p = alternate_fn("json.load vs convert_mevis (in process)", lambda: json.loads(mask.read_bytes()),
+        p = alternate_fn("json.load vs convert_mevis (in process)", lambda: json.load(open(mask)),
                          lambda: convert_mevis(mv, "train", out, overwrite=True), a.pairs)
-        report("bench_convert", "convert mevis vs json.load, in process", p, reference="json.load(mask_dict.json)",
+        size = f"{a.videos} videos, {n_rle} RLEs, {mask.stat().st_size / 2**20:.0f} MiB mask_dict.json"
+        report("bench_convert", f"convert mevis vs json.load, in process ({size})", p, reference="json.load(mask_dict.json)",
                goal="<= 2x json.load (ratio >= 0.5)", met=p.summary("wall")[0] >= 0.5)
         p = alternate("json.load vs rvoskit convert mevis (commands)", [PY, "-c", f"import json; json.load(open({str(mask)!r}))"],
-                      rvoskit_cmd("convert", "mevis", str(mv), "--split", "train", "-o", str(out), "--overwrite", "-q"), a.pairs, verbose=False)
-        report("bench_convert", "convert mevis vs json.load, whole commands", p, reference="python -c json.load",
+                      rvoskit_cmd("convert", "mevis", str(mv), "--split", "train", "-o", str(out), "--overwrite", "-q"), a.pairs, verbose=True)
+        report("bench_convert", f"convert mevis vs json.load, whole commands ({size})", p, reference="python -c json.load",
                goal="<= 2x json.load (ratio >= 0.5)", met=p.summary("wall")[0] >= 0.5)
-        p = alternate_fn("decode+re-encode vs convert_mevis", lambda: plain_mevis_loop(mv), lambda: convert_mevis(mv, "train", out, overwrite=True), a.pairs)
-        report("bench_convert", "convert mevis vs json.load + decode + re-encode", p, reference="json.load + pycocotools decode/encode")
+        shutil.rmtree(mv, ignore_errors=True)
+        shutil.rmtree(out, ignore_errors=True)
 
-        yt = make_refytvos(tmp / "yt", num_videos=max(2, a.videos // 4), num_frames=a.frames, height=h, width=w, num_objects=a.objects, link_frames=True)
-        print(f"[3] Ref-YouTube-VOS: {max(2, a.videos // 4)} videos x {a.frames} palette PNGs")
+        h, w = 720, 1280
+        sv = a.small_videos
+        mv = make_mevis(tmp / "mv-small", split="train", num_videos=sv, num_frames=40, height=h, width=w,
+                        num_objects=5, link_frames=True)
+        print(f"[2] MeViS small split: {sv} videos x 40 frames x 5 objects at {h}x{w}", flush=True)
+        p = alternate_fn("decode+re-encode vs convert_mevis", lambda: plain_mevis_loop(mv), lambda: convert_mevis(mv, "train", out, overwrite=True), a.pairs)
+        report("bench_convert", f"convert mevis vs json.load + decode + re-encode ({sv} videos x 40 frames x 5 objects, 720p)", p,
+               reference="json.load + pycocotools decode/encode")
+
+        yt = make_refytvos(tmp / "yt", num_videos=max(2, sv // 4), num_frames=40, height=h, width=w, num_objects=5, link_frames=True)
+        print(f"[3] Ref-YouTube-VOS: {max(2, sv // 4)} videos x 40 palette PNGs", flush=True)
         p = alternate_fn("PNG loop vs convert_refytvos", lambda: plain_png_loop(yt), lambda: convert_refytvos(yt, "train", tmp / "yt-out", overwrite=True), a.pairs)
         report("bench_convert", "convert refytvos vs Pillow decode + pycocotools encode loop", p, reference="plain PNG loop",
                goal=">= 0.8", met=p.summary("wall")[0] >= 0.8)
