@@ -185,3 +185,139 @@ def test_index_fast_scan_hashes_the_file_and_handles_chunk_edges(tmp_path):
     assert fast.sha256 == hashlib.sha256(p.read_bytes()).hexdigest()
     raw, s, e = fast.read_raw(["5", "299", "0"])
     assert [json.loads(raw[a:b].tobytes()) for a, b in zip(s, e)] == [d["5"], d["299"], d["0"]]
+
+
+def _convert_outcome(root, out, monkeypatch, fast: bool):
+    """convert_mevis with the compiled path on or off: ('ok', tables) or ('error', message)."""
+    import functools
+
+    import pyarrow.parquet as pq
+
+    from rvoskit.datasets import mevis
+
+    monkeypatch.setattr(mevis, "JsonObjectIndex", functools.partial(JsonObjectIndex, fast=fast))
+    try:
+        mevis.convert_mevis(root, "train", out, overwrite=True)
+    except RvosError as exc:
+        return ("error", str(exc))
+    finally:
+        monkeypatch.undo()
+    return ("ok", {t: pq.read_table(out / f"{t}.parquet") for t in ("videos", "objects", "expressions", "masks")})
+
+
+def test_convert_fast_path_gives_the_exact_paths_tables_and_errors(tmp_path, monkeypatch):
+    """Malformed counts, sizes, frame counts, key order, escapes and JSON layouts: the compiled path
+    and the exact (json + pixel_count + pycocotools) path give the same tables or the same error."""
+    from rvoskit.datasets.synthetic import make_mevis
+
+    root = make_mevis(tmp_path / "m", split="train", num_videos=2, num_frames=5, height=24, width=32)
+    mask = root / "train" / "mask_dict.json"
+    orig = json.loads(mask.read_text())
+    rng = np.random.default_rng(3)
+    keys = [k for k, v in orig.items() if any(v)]
+    kinds = ["char", "total", "trunc", "size", "frames", "order", "extra", "escape", "indent", "null", "false", "long", "none"]
+    seen = set()
+    for case in range(2 * len(kinds)):
+        kind = kinds[case % len(kinds)]
+        d = json.loads(json.dumps(orig))
+        k = keys[int(rng.integers(len(keys)))]
+        t = next(i for i, s in enumerate(d[k]) if s)
+        seg = d[k][t]
+        c = seg["counts"]
+        if kind == "char":
+            seg["counts"] = c[:-1] + "~"
+        elif kind == "total":
+            seg["counts"] = rlemod.encode(np.ones((24, 31), np.uint8)).decode()
+        elif kind == "trunc":
+            seg["counts"] = c + "h"
+        elif kind == "size":
+            seg["size"] = [24, 33]
+        elif kind == "frames":
+            d[k].append(None)
+        elif kind == "order":
+            d[k][t] = {"counts": c, "size": seg["size"]}
+        elif kind == "extra":
+            seg["iscrowd"] = 0
+        elif kind == "null":
+            d[k][t] = None
+        elif kind == "false":
+            d[k][t] = False
+        elif kind == "long":
+            seg["counts"] = "o" * 12 + "0" + c
+        text = json.dumps(d, indent=1 if kind == "indent" else None)
+        if kind == "escape":
+            text = text.replace('"size"', '"\\u0073ize"', 1)
+        mask.write_text(text)
+        fast = _convert_outcome(root, tmp_path / "fast", monkeypatch, True)
+        slow = _convert_outcome(root, tmp_path / "slow", monkeypatch, False)
+        assert fast[0] == slow[0], (kind, fast, slow)
+        if fast[0] == "error":
+            assert fast[1] == slow[1], kind
+            assert "mask_dict.json" in fast[1]
+        else:
+            assert all(fast[1][n].equals(slow[1][n]) for n in fast[1]), kind
+        seen.add((kind, fast[0]))
+    assert {("char", "error"), ("total", "error"), ("trunc", "error"), ("size", "error"), ("frames", "error"), ("order", "ok"),
+            ("extra", "ok"), ("escape", "ok"), ("indent", "ok"), ("long", "error")} <= seen
+
+
+def _real_rles():
+    """Real RLEs: the YouTube-VIS results of tests/data/ytvis_mmtracking_demo (720x1280, pycocotools
+    strings) and the DAVIS 2017 sample result PNGs (real object shapes, encoded by pycocotools)."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    data = Path(__file__).parent / "data"
+    videos = []  # (H, W, T, [per-object list of counts | None])
+    for inst_video in json.loads((data / "ytvis_mmtracking_demo" / "results_ytvis.json").read_text()):
+        segs = inst_video["segmentations"]
+        h, w = next(s["size"] for s in segs if s)
+        videos.append((h, w, len(segs), [[s["counts"] if s else None for s in segs]]))
+    for seq in sorted((data / "davis17_eval_sample_results" / "semi-supervised").glob("*/*"))[:3]:
+        labels = [np.asarray(Image.open(p)) for p in sorted(seq.glob("*.png"))]
+        if not labels:
+            continue
+        h, w = labels[0].shape
+        ids = sorted({int(i) for lab in labels for i in np.unique(lab)} - {0})
+        objs = [[rlemod.encode(lab == i).decode() if (lab == i).any() else None for lab in labels] for i in ids]
+        videos.append((h, w, len(labels), objs))
+    return videos
+
+
+def test_convert_fast_path_on_real_rles(tmp_path, monkeypatch):
+    """Real RLE strings (tests/data fixtures) in a MeViS split: the compiled path gives the exact
+    path's tables, and its areas and boxes are pycocotools'."""
+    import cv2
+    import pyarrow.parquet as pq
+
+    videos = _real_rles()
+    assert len(videos) >= 3
+    sdir = tmp_path / "real" / "train"
+    meta, mask_dict, anno = {"videos": {}}, {}, 0
+    for v, (h, w, T, objs) in enumerate(videos):
+        vid = f"v{v:03d}"
+        names = [f"{t:05d}" for t in range(T)]
+        (sdir / "JPEGImages" / vid).mkdir(parents=True)
+        for n in names:
+            cv2.imwrite(str(sdir / "JPEGImages" / vid / f"{n}.jpg"), np.zeros((h, w, 3), np.uint8))
+        exps = {}
+        for k, segs in enumerate(objs):
+            mask_dict[str(anno)] = [{"size": [h, w], "counts": c} if c else None for c in segs]
+            exps[str(k)] = {"exp": f"object {k}", "obj_id": [k], "anno_id": [anno]}
+            anno += 1
+        meta["videos"][vid] = {"frames": names, "expressions": exps}
+    (sdir / "meta_expressions.json").write_text(json.dumps(meta))
+    (sdir / "mask_dict.json").write_text(json.dumps(mask_dict))
+    fast = _convert_outcome(tmp_path / "real", tmp_path / "fast", monkeypatch, True)
+    slow = _convert_outcome(tmp_path / "real", tmp_path / "slow", monkeypatch, False)
+    assert fast[0] == slow[0] == "ok", (fast, slow)
+    assert all(fast[1][n].equals(slow[1][n]) for n in fast[1])
+    ix = JsonObjectIndex(sdir / "mask_dict.json")  # the compiled path took every value (not the fallback)
+    raw, s, e = ix.read_raw(list(ix.ranges))
+    ok, n_el, el_h, el_w, status, *_ = ms.parse_values(raw, s, e)
+    assert ix.fast and ok and not status.any() and (el_h >= 0).sum() > 200
+    masks = pq.read_table(tmp_path / "fast" / "masks.parquet").to_pylist()
+    for r in masks:
+        obj = {"size": [r["height"], r["width"]], "counts": r["rle"]}
+        assert r["area"] == int(cocomask.area(obj)) and r["bbox"] == cocomask.toBbox(obj).tolist()
