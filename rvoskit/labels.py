@@ -777,12 +777,26 @@ def _video_expressions(ds, video_id: str) -> pd.DataFrame:
     return e.iloc[index.get(video_id, [])]
 
 
+#: A local run's read-ahead (set by :func:`pseudolabel` around its loop, empty otherwise): a thread,
+#: ``next`` = {video: (next video, its stores)} in job order, ``futures`` = reads under way. Parquet
+#: decoding releases the GIL, so the next video's tracks are read while pycocotools works.
+_READ_AHEAD: dict[str, Any] = {}
+
+
+def _read_tracks(stores: Mapping[str, TrackStore], store_names: Sequence[str], video_id: str) -> dict[str, pa.Table]:
+    return {n: stores[n].tracks_table(video_id, columns=TRACK_COLUMNS) for n in store_names}
+
+
 def _label_video(dataset: str, sources: Mapping[str, str], video_id: str, resolution, store_names: Sequence[str],
                  moments: bool = False) -> pa.Table:
     """Worker job: read one video's ground truth and tracks, return its ``labels`` rows (Arrow)."""
     ds, stores = _open(dataset, sources)
     exprs = _video_expressions(ds, video_id)
-    tracks = {n: stores[n].tracks_table(video_id, columns=TRACK_COLUMNS) for n in store_names}
+    ahead = _READ_AHEAD.get("futures", {}).pop(video_id, None)
+    tracks = ahead.result() if ahead is not None else _read_tracks(stores, store_names, video_id)
+    nxt = _READ_AHEAD.get("next", {}).get(video_id)
+    if nxt is not None:  # a local run: read the next video's tracks while this one is computed
+        _READ_AHEAD["futures"][nxt[0]] = _READ_AHEAD["pool"].submit(_read_tracks, stores, nxt[1], nxt[0])
     video = ds.video(video_id)
     check_store_video(stores, store_names, video, tracks)
     return video_labels(video, exprs, _video_masks(ds, video_id), tracks, resolution,
@@ -942,8 +956,18 @@ def pseudolabel(
             progress(n_done, len(work))
 
     ex = resolve_executor(executor, workers, ray_address).for_units(len(jobs))
-    for job, rows in imap(_label_job, jobs, ex):  # finished videos stay in the parts folder
-        finish(job[2], rows)
+    if ex.kind == "local" and len(jobs) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _READ_AHEAD.update(pool=ThreadPoolExecutor(1), futures={},
+                           next={a[2]: (b[2], b[4]) for a, b in zip(jobs, jobs[1:])})
+    try:
+        for job, rows in imap(_label_job, jobs, ex):  # finished videos stay in the parts folder
+            finish(job[2], rows)
+    finally:
+        if _READ_AHEAD:
+            _READ_AHEAD["pool"].shutdown(wait=True, cancel_futures=True)
+            _READ_AHEAD.clear()
 
     # The whole split in Arrow (list columns stay columnar); pandas gets only the scalar columns.
     schema = arrow_schema("labels")
