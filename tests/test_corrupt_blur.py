@@ -85,6 +85,9 @@ def test_gaussian_u8_equals_reference_gaussian(sigma):
     judo = _rgb(JUDO / "00000.jpg")
     cases = [judo, _structured(97, 131, int(sigma * 10)), _structured(480, 640, 1)[:, :, :3]]
     cases += [np.full((40, 50, 3), v, np.uint8) for v in (0, 255, 117)]
+    grey_top = _structured(64, 70, 5)
+    grey_top[:3] = grey_top[:3, :, :1]  # equal planes in the first rows only: not a grey frame
+    cases += [grey_top, np.repeat(judo[:90, :120, 1:2], 3, axis=2)]  # and a grey frame stacked to RGB
     for x in cases:
         np.testing.assert_array_equal(gaussian_u8(x, sigma), _reference_gaussian(x, sigma), err_msg=f"sigma {sigma} shape {x.shape}")
     grey = cv2.cvtColor(judo[:123, :211], cv2.COLOR_RGB2GRAY)
@@ -155,19 +158,24 @@ def test_pixelate_gather_branch_equals_reference(monkeypatch):
 
 
 def test_pixelate_reduce_passes_equal_box_resize_for_every_sum():
-    """pixelate's box resize by 1/2 and 1/4 as Pillow reduce((f, 1)) then reduce((1, f)): equal to
-    Pillow's BOX resize (the reference's call) for every block sum of the row pass (0..255 f) and
-    every sum of the column pass (f rows of constant blocks whose row-pass values add to 0..255 f)."""
+    """pixelate's box resize by 1/2 and 1/4 as two Pillow reduce passes: equal to Pillow's BOX resize
+    (the reference's call) for every block sum of the first pass (0..255 f) and every sum of the
+    second (f lines of constant blocks whose first-pass values add to 0..255 f), on wide images and
+    on their transposes (the installed Pillow resizes the columns of some tall images first)."""
     from PIL import Image
 
     for f, severity in ((2, 2), (4, 5)):
         sums = np.arange(255 * f + 1)
         split = np.clip(sums[None, :] - 255 * np.arange(f)[:, None], 0, 255).astype(np.uint8)  # (f, sums): f values adding to each sum
-        rows = split.T.reshape(1, -1).repeat(f, axis=0)  # row pass: each block of f pixels sums to one of the sums
-        cols = split.repeat(f, axis=1)  # column pass: f rows of constant blocks, their row-pass values add to each sum
-        for x in (rows, cols):
-            x = np.tile(x, (32 // f, 1))  # whole f-row blocks, at least 32 rows
-            x = np.ascontiguousarray(np.stack([x, x[:, ::-1], 255 - x], axis=-1))
-            want = np.asarray(Image.fromarray(x).resize((x.shape[1] // f, x.shape[0] // f), Image.BOX))
-            np.testing.assert_array_equal(np.asarray(Image.fromarray(x).reduce((f, 1)).reduce((1, f))), want)
-            np.testing.assert_array_equal(corrupt_image(x, "pixelate", severity, None)[0], ic.corrupt(x, severity, "pixelate"))
+        first = split.T.reshape(1, -1).repeat(f, axis=0)  # first pass: each block of f pixels sums to one of the sums
+        second = split.repeat(f, axis=1)  # second pass: f lines of constant blocks, first-pass values adding to each sum
+        for x in (first, second):
+            x = np.tile(x, (32 // f, 1))  # whole f-line blocks, at least 32 lines
+            x = np.stack([x, x[:, ::-1], 255 - x], axis=-1)
+            for y in (x, x.transpose(1, 0, 2)):
+                y = np.ascontiguousarray(y)
+                assert blur._box_order(y.shape[0], y.shape[1], f) in ("rows", "cols")  # the fast path runs
+                np.testing.assert_array_equal(corrupt_image(y, "pixelate", severity, None)[0], ic.corrupt(y, severity, "pixelate"))
+        for shape in ((132, 48), (256, 64), (48, 132)):  # noise, where the order of the passes shows
+            y = np.random.default_rng(shape[0]).integers(0, 256, shape + (3,), dtype=np.uint8)
+            np.testing.assert_array_equal(corrupt_image(y, "pixelate", severity, None)[0], ic.corrupt(y, severity, "pixelate"))

@@ -76,6 +76,16 @@ def _flat_check_pays(n_flat: int, taps: int, plane_px: int) -> bool:
     return n_flat * taps * 6.0 > plane_px * (1.2 + 0.05 * R)
 
 
+def _planes(img3: np.ndarray) -> tuple[list[np.ndarray], int]:
+    """The channel planes of ``(H, W, C)`` uint8 (contiguous) and how many to compute: 1 when all are
+    equal (a grey frame stacked to RGB, as ``corrupt_image`` and the reference do), since every
+    kernel here works plane by plane. The first rows are compared first, so colour frames cost ~1 us."""
+    planes = cv2.split(img3) if img3.shape[2] > 1 else [np.ascontiguousarray(img3[:, :, 0])]
+    p0 = planes[0]
+    same = all(np.array_equal(p[0], p0[0]) for p in planes[1:]) and all(np.array_equal(p, p0) for p in planes[1:])
+    return planes, 1 if same else len(planes)
+
+
 @lru_cache(maxsize=16)
 def _weights(sigma: float) -> np.ndarray:
     """scipy's ``gaussian_filter1d`` weights for ``truncate=4.0``: ``_gaussian_kernel1d(sigma, 0, R)[::-1]``."""
@@ -163,13 +173,14 @@ def gaussian_u8(image: np.ndarray, sigma: float) -> np.ndarray:
     if not 0 < sigma <= 6:
         raise ValueError(f"sigma {sigma} outside (0, 6]")
     img3 = image if image.ndim == 3 else image[:, :, None]
-    H, W, C = img3.shape
+    H, W, C_out = img3.shape
+    src_planes, C = _planes(img3)  # C = 1 for a grey frame stacked to RGB: one plane computed, copied
     w = _weights(float(sigma))
     R = (len(w) - 1) // 2
     # 1. row pass (axis 0), exact: lines made contiguous in a (C, W, H) planar transpose
     planes_t = _scratch("gauss_u8", (C, W, H), np.uint8)
     for ch in range(C):
-        cv2.transpose(np.ascontiguousarray(img3[:, :, ch]), planes_t[ch])
+        cv2.transpose(src_planes[ch], planes_t[ch])
     v_t = _scratch("gauss_rows", (C, W, H), np.float64)
     v32 = _scratch("gauss_rows32", (C, W, H), np.float32)  # its float32 copy for step 2
     lines, v_lines, v32_lines = planes_t.reshape(C * W, H), v_t.reshape(C * W, H), v32.reshape(C * W, H)
@@ -207,9 +218,9 @@ def gaussian_u8(image: np.ndarray, sigma: float) -> np.ndarray:
                 y *= 255
                 dst[amb] = y.astype(np.uint8)
         planes.append(cv2.transpose(o))
-    if C == 1:
+    if C_out == 1:
         return planes[0].reshape(image.shape)
-    return cv2.merge(planes).reshape(image.shape)
+    return cv2.merge(planes * C_out if C == 1 else planes).reshape(image.shape)
 
 
 def _draw_offsets(rng, delta: int, n: int) -> np.ndarray:
@@ -316,16 +327,17 @@ def filter2d_u8(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
         ``uint8`` array of the image's shape.
     """
     img3 = image if image.ndim == 3 else image[:, :, None]
+    src_planes, n = _planes(img3)  # n = 1 for a grey frame stacked to RGB: one plane filtered, copied
     planes = []
-    for p in cv2.split(img3) if img3.shape[2] > 1 else [np.ascontiguousarray(img3[:, :, 0])]:
+    for p in src_planes[:n]:
         f = cv2.LUT(p, _X_OVER_255, dst=_scratch("f2d_in", p.shape, np.float64))
         y = cv2.filter2D(f, -1, kernel, dst=_scratch("f2d_out", p.shape, np.float64))
         np.clip(y, 0, 1, out=y)
         y *= 255
         planes.append(y.astype(np.uint8))
-    if len(planes) == 1:
+    if img3.shape[2] == 1:
         return planes[0].reshape(image.shape)
-    return cv2.merge(planes).reshape(image.shape)
+    return cv2.merge(planes * img3.shape[2] if n == 1 else planes).reshape(image.shape)
 
 
 @lru_cache(maxsize=64)
@@ -341,11 +353,32 @@ def _nearest_map(n_in: int, n_out: int) -> tuple[np.ndarray, bool]:
     return pil, bool(np.array_equal(pil, ocv.astype(np.intp)))
 
 
+@lru_cache(maxsize=32)
+def _box_order(h: int, w: int, f: int) -> str | None:
+    """For a BOX resize of an ``(h, w)`` RGB image by ``1/f`` (f = 2 or 4, dividing both): which
+    ``reduce`` pair gives Pillow's result, ``"rows"`` (``(f, 1)`` then ``(1, f)``) or ``"cols"``, or None.
+
+    The BOX resize by an exact factor f gives every output the average of an f x f block, each weight
+    exactly 1/f in Pillow's 22-bit fixed point, in two passes that each round ``(sum + f/2) // f``;
+    Pillow's ``reduce`` computes the same passes with the same rounding in integer code, ~1.5-2x
+    faster. The order of the two passes (which changes the result) is Pillow's choice for the size
+    (the installed Pillow takes columns first for some tall images), so it is read off a noise
+    image of this size once; a size where that does not single out one order keeps the BOX resize.
+    """
+    from PIL import Image
+
+    probe = Image.fromarray(np.random.default_rng(h * 7919 + w).integers(0, 256, (h, w, 3), dtype=np.uint8))
+    want = np.asarray(probe.resize((w // f, h // f), Image.BOX))
+    rows = np.array_equal(np.asarray(probe.reduce((f, 1)).reduce((1, f))), want)
+    cols = np.array_equal(np.asarray(probe.reduce((1, f)).reduce((f, 1))), want)
+    return "rows" if rows and not cols else "cols" if cols and not rows else None
+
+
 def pixelate_u8(image: np.ndarray, c: float) -> np.ndarray:
     """The reference's ``pixelate``: Pillow ``BOX`` resize to ``(int(w c), int(h c))``, then ``NEAREST`` back to ``(w, h)``.
 
     The box resize is Pillow's own, on the same ``Image.fromarray`` frame (as two ``reduce`` passes
-    with the same integer arithmetic when the scale is 1/2 or 1/4 of a divisible size). The nearest resize is
+    with the same integer arithmetic when the scale is 1/2 or 1/4 of a divisible size: :func:`_box_order`). The nearest resize is
     separable: output ``(y, x)`` is input ``(ymap[y], xmap[x])``, with Pillow's maps read off
     1-pixel index images; the rows are widened by OpenCV's ``INTER_NEAREST_EXACT`` where that picks
     the same columns (checked per size, cached), else by a gather, then copied whole by ``ymap``. No full-size Pillow image is converted back to
@@ -362,14 +395,13 @@ def pixelate_u8(image: np.ndarray, c: float) -> np.ndarray:
 
     h, w = image.shape[:2]
     f = round(1 / c)
-    if f in (2, 4) and c == 1 / f and h % f == 0 and w % f == 0:
-        # the BOX resize by an exact power-of-two factor: every output averages f x f pixels, each
-        # weight 1/f exactly in Pillow's 22-bit fixed point, rows first then columns, each pass
-        # rounding (sum + f/2) // f; Pillow's reduce((f, 1)) then reduce((1, f)) computes the same
-        # two passes with the same rounding in integer code, ~1.5-2x faster (tested exhaustively)
-        small = np.asarray(Image.fromarray(image).reduce((f, 1)).reduce((1, f)))
-    else:
-        small = np.asarray(Image.fromarray(image).resize((int(w * c), int(h * c)), Image.BOX))
+    order = _box_order(h, w, f) if f in (2, 4) and c == 1 / f and h % f == 0 and w % f == 0 else None
+    im = Image.fromarray(image)
+    if order is None:
+        small = np.asarray(im.resize((int(w * c), int(h * c)), Image.BOX))
+    else:  # the same two integer passes as Pillow's BOX resize, in the order it takes for this size
+        first, second = ((f, 1), (1, f)) if order == "rows" else ((1, f), (f, 1))
+        small = np.asarray(im.reduce(first).reduce(second))
     xmap, x_same = _nearest_map(small.shape[1], w)
     ymap, _ = _nearest_map(small.shape[0], h)
     if x_same:  # widen the small rows with OpenCV (same columns), then copy whole rows
