@@ -31,3 +31,24 @@ def test_png_bytes_round_trip(shape, kind):
 def test_png_bytes_refuses_other_shapes():
     with pytest.raises(ValueError):
         png_bytes(np.zeros((4, 4, 4), np.uint8))
+
+
+@pytest.mark.parametrize("n", [0, 1, 65534, 65535, 65536, 2 * 65535, 2 * 65535 + 7])
+def test_stored_zlib_stream_decompresses(n):
+    """The stored-block zlib writer (noise frames) around its 65535-byte block boundaries."""
+    from rvoskit.corrupt.video import _zlib_stored
+
+    import zlib
+
+    data = np.random.default_rng(n).integers(0, 256, n, dtype=np.uint8)
+    assert zlib.decompress(bytes(_zlib_stored(data))) == data.tobytes()
+
+
+def test_noise_frame_is_stored_and_smooth_frame_compressed():
+    """The entropy rule: white noise is written stored (about its raw size), a smooth frame compressed."""
+    rng = np.random.default_rng(1)
+    noise = rng.integers(0, 256, (90, 160, 3), dtype=np.uint8)
+    assert len(png_bytes(noise)) > noise.size
+    yy, xx = np.mgrid[:90, :160]
+    smooth = np.repeat(((xx + yy) % 256).astype(np.uint8)[..., None], 3, axis=2)
+    assert len(png_bytes(smooth)) < 0.5 * smooth.size
