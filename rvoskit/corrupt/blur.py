@@ -1,4 +1,5 @@
-"""Fast exact kernels for ``gaussian_blur`` and ``glass_blur`` (identical output to ``imagecorruptions``).
+"""Fast kernels for ``gaussian_blur``, ``glass_blur``, ``defocus_blur`` and ``pixelate``, with output
+identical to ``imagecorruptions`` (imagecorruptions-imaug 1.1.5).
 
 The reference blurs with ``skimage.filters.gaussian(x / 255., sigma, channel_axis=-1)``, which is
 ``scipy.ndimage.gaussian_filter(x / 255., [sigma, sigma, 0], mode="nearest", truncate=4.0)``: a
@@ -12,15 +13,22 @@ first) in float64; the value depends only on the line, not on the array's layout
 1. The row pass (axis 0) runs in scipy itself, on a transposed, channel-planar copy in which the
    lines are contiguous: the same float64 values, ~1.7x faster than scipy on the interleaved
    ``(H, W, 3)`` array, whose axis-0 lines are strided.
-2. The column pass is approximated in float32 (OpenCV, SIMD) with a rigorous error bound, and the
-   truncation is taken where the float32 value is at least ``_EPS`` from an integer.
-3. The pixels within ``_EPS`` of an integer (about 0.5 % of a real frame, plus flat regions, whose
-   exact value is an integer up to an ulp) get the reference's value: flat neighbourhoods from a
-   256-entry table of the reference's result on a constant image, the rest from the exact float64
-   row-pass values, summed in scipy's order.
+2. The column pass is approximated in float32 (OpenCV, SIMD, direct summation) with a rigorous
+   relative error bound, and the truncation is taken where the band around the float32 value
+   (:func:`_floor_band`) holds no integer.
+3. The other pixels (about 1 % of a real frame at sigma 6, more where values are exact integers:
+   flat regions, linear ramps) get the reference's value: flat neighbourhoods from a 256-entry table
+   of the reference's result on a constant image, the rest from the exact float64 row-pass values,
+   summed in scipy's order.
 
-Reference: ``imagecorruptions`` (imagecorruptions-imaug 1.1.5) ``gaussian_blur``, ``glass_blur``;
-scipy ``ndimage.gaussian_filter`` / ``correlate1d`` (``ni_filters.c``, symmetric-kernel branch).
+:func:`glass_shuffle` is the reference's pixel-shuffle loop vectorised; :func:`filter2d_u8` is
+``defocus_blur``'s per-plane float64 ``cv2.filter2D`` (its DFT tiles decide the values, so it is the
+reference's own call, with less around it); :func:`pixelate_u8` is Pillow's box resize (as
+``reduce`` passes where those are the same arithmetic) and Pillow's nearest resize maps.
+
+Reference: ``imagecorruptions`` (imagecorruptions-imaug 1.1.5) ``gaussian_blur``, ``glass_blur``,
+``_shuffle_pixels_njit_glass_blur``, ``defocus_blur``, ``pixelate``; scipy ``ndimage.gaussian_filter``
+/ ``correlate1d`` (``ni_filters.c``, symmetric-kernel branch); Pillow ``Image.resize`` / ``reduce``.
 """
 
 from __future__ import annotations
@@ -153,7 +161,8 @@ def gaussian_u8(image: np.ndarray, sigma: float) -> np.ndarray:
     terms ``(255 w_k) v_k >= 0``, where ``v_k`` (the exact row-pass value in [0, 1], rounded to
     float32) and ``255 w_k`` (rounded) each carry a relative error of at most ``u = 2**-24``; the
     products and the sum (any order, with or without FMA; every partial sum of non-negative terms is
-    at most the total) add at most ``(n + 1) u`` times the total. So ``|t32 - T| <= (n + 3) u T``
+    at most the total; OpenCV's ``filter2D`` sums directly, without a DFT, for float32 kernels under
+    130 taps) add at most ``(n + 1) u`` times the total. So ``|t32 - T| <= (n + 3) u T``
     for the true ``T = 255 y`` (the reference's float64 ``255 y`` is within 1e-12 of it), a
     relative bound; :func:`_floor_band` takes the floor where the band ``2.5 (n + 3) u t32 + 1e-4``
     around ``t32`` holds no integer. Values are >= 0 (non-negative weights and pixels), so
