@@ -161,8 +161,8 @@ def gaussian_u8(image: np.ndarray, sigma: float) -> np.ndarray:
     terms ``(255 w_k) v_k >= 0``, where ``v_k`` (the exact row-pass value in [0, 1], rounded to
     float32) and ``255 w_k`` (rounded) each carry a relative error of at most ``u = 2**-24``; the
     products and the sum (any order, with or without FMA; every partial sum of non-negative terms is
-    at most the total; OpenCV's ``filter2D`` sums directly, without a DFT, for float32 kernels under
-    130 taps) add at most ``(n + 1) u`` times the total. So ``|t32 - T| <= (n + 3) u T``
+    at most the total; OpenCV's ``filter2D`` sums directly, without a DFT, for kernels of fewer than
+    50 taps, 130 with SSE3 for float32, and 49 is the most here) add at most ``(n + 1) u`` times the total. So ``|t32 - T| <= (n + 3) u T``
     for the true ``T = 255 y`` (the reference's float64 ``255 y`` is within 1e-12 of it), a
     relative bound; :func:`_floor_band` takes the floor where the band ``2.5 (n + 3) u t32 + 1e-4``
     around ``t32`` holds no integer. Values are >= 0 (non-negative weights and pixels), so
