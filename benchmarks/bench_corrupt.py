@@ -171,12 +171,14 @@ def main() -> None:
     ap.add_argument("--severity", type=int, default=5)
     ap.add_argument("--parts", default="1,2")
     ap.add_argument("--only", default="", help="part 2: these corruptions only (comma-separated; default all 19)")
+    ap.add_argument("--severities", default="", help="part 2: these severities (comma-separated; default --severity)")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="rvoskit-bench-corrupt-"))
     try:
         e2e = end_to_end(tmp, a.frames, a.pairs, a.severity) if "1" in a.parts else {}
         if "2" in a.parts:
-            per_frame(a.pairs, a.severity, e2e, [n for n in a.only.split(",") if n] or None)
+            for sev in [int(v) for v in a.severities.split(",") if v] or [a.severity]:
+                per_frame(a.pairs, sev, e2e if sev == a.severity else {}, [n for n in a.only.split(",") if n] or None)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
