@@ -38,6 +38,13 @@ _BIG = 1 << 40  # a run value this large goes to the exact parser (as rle.pixel_
 _U32 = 0xFFFFFFFF
 
 
+_STOP = np.zeros(256, np.uint8)  # bytes that end a run of plain string characters
+_STOP[:32] = 1
+_STOP[34] = 1  # '"'
+_STOP[92] = 1  # '\\'
+_STOP[127:] = 1
+
+
 @njit(cache=True, nogil=True)
 def _ws(b, i, n):
     while i < n:
@@ -55,21 +62,21 @@ def _string(b, i, n):
     other than the escaped backslash -- a character of the RLE alphabet --, a control or a
     non-ASCII character)."""
     i += 1
-    while i < n:
+    while True:
+        while i < n and _STOP[b[i]] == 0:
+            i += 1
+        if i >= n:
+            return -1
         c = b[i]
         if c == 34:
             return i + 1
-        if c == 92:
-            if i + 1 >= n:
-                return -1
-            if b[i + 1] != 92:
-                return -2
-            i += 2
-            continue
-        if c < 32 or c > 126:
+        if c != 92:
             return -2
-        i += 1
-    return -1
+        if i + 1 >= n:
+            return -1
+        if b[i + 1] != 92:
+            return -2
+        i += 2
 
 
 @njit(cache=True, nogil=True)
@@ -161,8 +168,9 @@ def rle_stats(b, s, e, h, w, bb, k):
             else:
                 x1 = col - 1
                 y1 = h - 1
-            xs = min(xs, x0)
-            xe = max(xe, x1)
+            if xs == w:  # the first foreground run: columns only grow
+                xs = x0
+            xe = x1
             if x0 < x1:
                 ys = 0
                 ye = h - 1
@@ -192,120 +200,35 @@ def rle_stats(b, s, e, h, w, bb, k):
 @njit(cache=True, nogil=True)
 def _counts(b, i, n, h, w, decode, data, p, bb, k):
     """The counts string at b[i] (``"``): copied, unescaped, to ``data[p:]`` and, when ``decode``
-    (its size came first), checked in the same pass as :func:`rle_stats` does. Returns
-    ``(j, p, status, area)``: ``j`` the index after the closing quote, -1 (need more bytes) or -2
-    (bail: an escape other than an escaped backslash, a control or a non-ASCII character)."""
-    hw = h * w
-    st = RLE_OK
-    if not decode or h <= 0 or w <= 0 or hw > _U32:
-        st = RLE_EXACT
-    x = 0
-    k5 = 0
-    m = 0
-    c1 = 0
-    c2 = 0
-    cc = 0
-    col = 0
-    row = 0
-    area = 0
-    xs = w
-    ys = h
-    xe = 0
-    ye = 0
+    (its size came first), checked (:func:`rle_stats`). Returns ``(j, p, status, area)``: ``j`` the
+    index after the closing quote, -1 (need more bytes) or -2 (bail: an escape other than an
+    escaped backslash, a control or a non-ASCII character)."""
+    p0 = p
     i += 1
     while True:
-        if i >= n:
-            return -1, p, st, 0
-        ch = b[i]
+        j = i
+        while j < n and _STOP[b[j]] == 0:
+            j += 1
+        data[p : p + j - i] = b[i:j]
+        p += j - i
+        if j >= n:
+            return -1, p, RLE_EXACT, 0
+        ch = b[j]
         if ch == 34:
             break
-        if ch == 92:
-            if i + 1 >= n:
-                return -1, p, st, 0
-            if b[i + 1] != 92:
-                return -2, p, st, 0
-            i += 1
-        elif ch < 32 or ch > 126:
-            return -2, p, st, 0
-        i += 1
-        data[p] = ch
+        if ch != 92:
+            return -2, p, RLE_EXACT, 0
+        if j + 1 >= n:
+            return -1, p, RLE_EXACT, 0
+        if b[j + 1] != 92:
+            return -2, p, RLE_EXACT, 0
+        data[p] = 92
         p += 1
-        if st != RLE_OK:
-            continue
-        c = np.int64(ch) - 48
-        if c < 0 or c > 63:
-            st = RLE_BAD
-            continue
-        if k5 == 0 and c < 32:  # a run of one character (the common case)
-            x = (c & 0xF) - (c & 0x10)
-        else:
-            x |= (c & 0x1F) << k5
-            k5 += 5
-            if c & 0x20:
-                if k5 >= 60:
-                    st = RLE_BAD
-                continue
-            if c & 0x10:
-                x -= np.int64(1) << k5
-            if x >= _BIG or x <= -_BIG:
-                st = RLE_EXACT
-                continue
-        if m > 2:
-            x += c2
-        if x < 0:
-            st = RLE_BAD
-            continue
-        cc += x
-        if cc > hw:
-            st = RLE_BAD
-            continue
-        x0 = col
-        y0 = row
-        row += x
-        if row >= h:
-            if row < 2 * h:
-                col += 1
-                row -= h
-            else:
-                q = row // h
-                col += q
-                row -= q * h
-        if m & 1 and x > 0:
-            area += x
-            if row > 0:
-                x1 = col
-                y1 = row - 1
-            else:
-                x1 = col - 1
-                y1 = h - 1
-            xs = min(xs, x0)
-            xe = max(xe, x1)
-            if x0 < x1:
-                ys = 0
-                ye = h - 1
-            else:
-                ys = min(ys, y0)
-                ye = max(ye, y1)
-        c2 = c1
-        c1 = x
-        m += 1
-        x = 0
-        k5 = 0
-    if st == RLE_OK and (k5 != 0 or cc != hw):
-        st = RLE_BAD
-    if st != RLE_OK:
-        return i + 1, p, st, 0
-    if m < 2:
-        bb[k, 0] = 0.0
-        bb[k, 1] = 0.0
-        bb[k, 2] = 0.0
-        bb[k, 3] = 0.0
-    else:
-        bb[k, 0] = xs
-        bb[k, 1] = ys
-        bb[k, 2] = (xe - xs + 1) & _U32
-        bb[k, 3] = (ye - ys + 1) & _U32
-    return i + 1, p, st, area
+        i = j + 2
+    if not decode:
+        return j + 1, p, RLE_EXACT, 0
+    st, area = rle_stats(data, p0, p, h, w, bb, k)
+    return j + 1, p, st, area
 
 
 @njit(cache=True, nogil=True)
