@@ -12,8 +12,12 @@ then ``utils.compute_mask_metrics`` -> mean per-frame IoU, empty/empty = 1), and
 ``dataloader.py`` l.139-154 (label = max over the expression's ``anno_id`` > 0.7).
 
 Speed: every mask is decoded at most once per video (never per track-object pair); IoUs are computed
-on COCO RLE with :func:`pycocotools.mask.iou`. At the native size nothing is decoded at all; with a
-resolution every mask is decoded once, resized with OpenCV and re-encoded, then compared as RLE.
+on COCO RLE with :func:`pycocotools.mask.iou`. At the native size nothing is decoded at all, and
+the stored ``area``/``bbox`` columns decide which RLE strings need parsing at all and which pairs
+need a walk (:func:`_native_ious`: a track whose box touches no object's box is never parsed; the
+IoU with a union of objects that do not overlap comes from the objects' walks); the values are
+bit for bit those of ``mask.iou`` per frame. With a resolution every mask is decoded once, resized
+with OpenCV and re-encoded, then compared as RLE.
 
 Output directory (``schemas/FORMAT.md`` section 3)::
 
@@ -258,13 +262,28 @@ def _sizes(rows: pd.DataFrame | pa.Table) -> np.ndarray:
     return np.unique(np.stack([h, w], 1), axis=0)
 
 
-def _names(rows: pd.DataFrame | pa.Table) -> list[str]:
+class _Columns(dict):
+    """Rows as ``{column: numpy array}`` (each converted once, by :func:`_column`); ``len`` = rows."""
+
+    def __init__(self, rows: pd.DataFrame | pa.Table):
+        super().__init__((c, _column(rows, c)) for c in _names(rows) if c != "video_id")
+        self.num_rows = len(rows)
+
+    def __len__(self) -> int:
+        return self.num_rows
+
+
+def _names(rows: pd.DataFrame | pa.Table | _Columns) -> list[str]:
+    if isinstance(rows, _Columns):
+        return list(rows.keys())
     return list(rows.column_names) if isinstance(rows, pa.Table) else list(rows.columns)
 
 
-def _column(rows: pd.DataFrame | pa.Table, name: str) -> np.ndarray:
+def _column(rows: pd.DataFrame | pa.Table | _Columns, name: str) -> np.ndarray:
     """One column of a DataFrame or an Arrow table as numpy: ``rle`` as an object array of bytes,
     ``bbox`` as ``float64 (n, 4)``, the others as they are."""
+    if isinstance(rows, _Columns):
+        return rows[name]
     if isinstance(rows, pa.Table):
         c = rows.column(name)
         if name == "bbox":
@@ -793,13 +812,13 @@ def _label_video(dataset: str, sources: Mapping[str, str], video_id: str, resolu
     ds, stores = _open(dataset, sources)
     exprs = _video_expressions(ds, video_id)
     ahead = _READ_AHEAD.get("futures", {}).pop(video_id, None)
-    tracks = ahead.result() if ahead is not None else _read_tracks(stores, store_names, video_id)
+    tracks = {n: _Columns(t) for n, t in (ahead.result() if ahead is not None else _read_tracks(stores, store_names, video_id)).items()}
     nxt = _READ_AHEAD.get("next", {}).get(video_id)
     if nxt is not None:  # a local run: read the next video's tracks while this one is computed
         _READ_AHEAD["futures"][nxt[0]] = _READ_AHEAD["pool"].submit(_read_tracks, stores, nxt[1], nxt[0])
     video = ds.video(video_id)
     check_store_video(stores, store_names, video, tracks)
-    return video_labels(video, exprs, _video_masks(ds, video_id), tracks, resolution,
+    return video_labels(video, exprs, _Columns(_video_masks(ds, video_id)), tracks, resolution,
                         moments=moment_frames(ds, video_id, int(video["num_frames"])) if moments else None)
 
 
