@@ -101,10 +101,16 @@ def test_gaussian_u8_rejects_a_sigma_beyond_its_error_bound():
         gaussian_u8(np.zeros((32, 32, 3), np.uint8), 6.5)
 
 
+@pytest.mark.parametrize("compiled", [True, False])
 @pytest.mark.parametrize("shape", [(40, 50), (33, 64), (9, 9), (8, 11), (64, 37)])
-def test_glass_shuffle_equals_reference_shuffle(shape):
-    """The vectorised shuffle against the reference's loop (its numba function's py_func, same seed),
-    every (delta, iterations) of the severity table, including walks that are empty or one pixel wide."""
+def test_glass_shuffle_equals_reference_shuffle(shape, compiled, monkeypatch):
+    """The shuffle (the compiled walk, and the vectorised passes used without numba) against the
+    reference's loop (its numba function's py_func, same seed), every (delta, iterations) of the
+    severity table, including walks that are empty or one pixel wide."""
+    if compiled:
+        pytest.importorskip("numba")
+    else:
+        monkeypatch.setattr(blur, "_shuffle_loop", lambda: None)
     for sev, (_, delta, iters) in enumerate([(0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)]):
         x = np.random.default_rng(sev).integers(0, 256, shape + (3,), dtype=np.uint8)
         seed = 100 + sev

@@ -241,6 +241,15 @@ def _draw_offsets(rng, delta: int, n: int) -> np.ndarray:
     return rng.integers(-delta, delta, size=(n, 2)).astype(np.int32)
 
 
+def _shuffle_loop():
+    """The compiled walk of :mod:`rvoskit.corrupt._blur_numba`, or None without numba."""
+    try:
+        from rvoskit.corrupt._blur_numba import shuffle_passes
+    except ImportError:
+        return None
+    return shuffle_passes
+
+
 def glass_shuffle(x: np.ndarray, delta: int, iterations: int, rng) -> np.ndarray:
     """The reference's ``_shuffle_pixels_njit_glass_blur`` on ``x`` (``(H, W, ...)``), same result for the same draws.
 
@@ -255,7 +264,9 @@ def glass_shuffle(x: np.ndarray, delta: int, iterations: int, rng) -> np.ndarray
     per pixel: a gather for every position, then, for the ~40 % whose source was visited earlier,
     the chain of earlier sources followed to its first node with an unvisited source (chains are
     short: each link continues with probability < 1/2), in int32 on the walked rectangle only. RGB
-    uint8 pixels are moved packed as one uint32 each; other images as source indices.
+    uint8 pixels are moved packed as one uint32 each; other images as source indices. With numba
+    installed, the walk itself runs compiled (the same copies in the same order, ~10x faster than
+    the vectorised passes); the offsets are drawn the same way either way.
 
     Args:
         x: the image, ``(H, W, C)``, any dtype (for 2-D arrays the reference's tuple assignment is a
@@ -278,6 +289,12 @@ def glass_shuffle(x: np.ndarray, delta: int, iterations: int, rng) -> np.ndarray
     else:  # shuffle source indices, gather the pixels at the end
         cur = np.arange(H * W, dtype=np.int32).reshape(H, W)
     flat = cur.reshape(-1)
+    loop = _shuffle_loop()
+    if loop is not None:  # the reference's loop, compiled, on offsets drawn one pass at a time
+        loop(flat, H, W, delta, np.stack([_draw_offsets(rng, delta, n) for _ in range(iterations)]))
+        if rgb8:
+            return cv2.cvtColor(cur.view(np.uint8).reshape(H, W, 4), cv2.COLOR_RGBA2RGB)
+        return x.reshape(H * W, -1)[flat].reshape(x.shape)
     # walk position k = i * nw + j is pixel (H - delta - i, W - delta - j)
     rect = (slice(H - delta, delta, -1), slice(W - delta, delta, -1))
     pos = np.arange(H * W, dtype=np.int32).reshape(H, W)[rect].reshape(-1).copy()  # pixel index of each walk position
