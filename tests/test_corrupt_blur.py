@@ -71,7 +71,42 @@ def _reference_gaussian(x: np.ndarray, sigma: float) -> np.ndarray:
     return np.uint8(np.clip(skf.gaussian(x / 255.0, sigma=sigma, channel_axis=-1), 0, 1) * 255)
 
 
-def test_gaussian_u8_equals_reference_on_the_benchmark_frame(frame720):
+@pytest.fixture(params=["compiled", "float32"])
+def gauss_path(request, monkeypatch):
+    """gaussian_u8's two paths: the compiled exact passes (numba) and, without numba, the scipy row
+    pass with the float32 column pass and its float64 fix-ups."""
+    if request.param == "compiled":
+        pytest.importorskip("numba")
+        assert blur._gauss_loops() is not None  # numba here gives scipy's float64 values bit for bit
+    else:
+        monkeypatch.setattr(blur, "_gauss_loops", lambda: None)
+    return request.param
+
+
+def test_compiled_gaussian_passes_give_scipys_float64_values():
+    """The compiled passes against scipy's gaussian_filter1d, bit for bit in float64 (not only after the
+    truncation), every sigma, frame-sized and odd planes."""
+    nb = pytest.importorskip("rvoskit.corrupt._blur_numba")
+    from scipy import ndimage
+
+    from rvoskit.corrupt.kernels import _X_OVER_255
+
+    rng = np.random.default_rng(3)
+    for sigma in SIGMAS:
+        w = blur._weights(float(sigma))
+        for shape in ((480, 854), (37, 9)):
+            f = _X_OVER_255[rng.integers(0, 256, shape, dtype=np.uint8)]
+            v = np.empty_like(f)
+            nb.gauss_down(f, w, v)
+            want = ndimage.gaussian_filter1d(f, sigma, axis=0, mode="nearest", truncate=4.0)
+            np.testing.assert_array_equal(v.view(np.int64), want.view(np.int64))
+            o = np.empty(shape, np.uint8)
+            nb.gauss_across_u8(want, w, o)
+            y = ndimage.gaussian_filter1d(want, sigma, axis=1, mode="nearest", truncate=4.0)
+            np.testing.assert_array_equal(o, np.uint8(np.clip(y, 0, 1) * 255))
+
+
+def test_gaussian_u8_equals_reference_on_the_benchmark_frame(frame720, gauss_path):
     """720p, every gaussian_blur severity through the reference corruption itself."""
     for severity in range(1, 6):
         ref = ic.corrupt(frame720, severity, "gaussian_blur")
@@ -80,7 +115,7 @@ def test_gaussian_u8_equals_reference_on_the_benchmark_frame(frame720):
 
 
 @pytest.mark.parametrize("sigma", SIGMAS)
-def test_gaussian_u8_equals_reference_gaussian(sigma):
+def test_gaussian_u8_equals_reference_gaussian(sigma, gauss_path):
     """Every sigma, on a real frame, odd-sized structured noise, flat images, grey and 1-channel input."""
     judo = _rgb(JUDO / "00000.jpg")
     cases = [judo, _structured(97, 131, int(sigma * 10)), _structured(480, 640, 1)[:, :, :3]]

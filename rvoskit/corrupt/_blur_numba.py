@@ -8,6 +8,7 @@ beforehand in one call per pass (the same stream as the reference's two-at-a-tim
 from __future__ import annotations
 
 import numba
+import numpy as np
 
 
 @numba.njit(nogil=True, cache=True)
@@ -21,3 +22,52 @@ def shuffle_passes(cur, H, W, delta, offsets):  # pragma: no cover - compiled
                 dy = offsets[it, k, 1]
                 k += 1
                 cur[h * W + w] = cur[(h + dy) * W + (w + dx)]
+
+
+@numba.njit(nogil=True, cache=True)
+def gauss_down(f, w, v):  # pragma: no cover - compiled
+    """scipy's symmetric ``correlate1d`` along axis 0 of the float64 plane ``f`` (``mode="nearest"``) into ``v``:
+    ``f[r] * w[R]``, then ``+ (f[r - j] + f[r + j]) * w[R + j]`` for ``j = R .. 1``, rows clamped to the plane."""
+    H, W = f.shape
+    R = (w.shape[0] - 1) // 2
+    c = w[R]
+    for r in range(H):
+        acc = v[r]
+        src = f[r]
+        for i in range(W):
+            acc[i] = src[i] * c
+        for j in range(R, 0, -1):
+            a = f[max(r - j, 0)]
+            b = f[min(r + j, H - 1)]
+            wj = w[R + j]
+            for i in range(W):
+                acc[i] += (a[i] + b[i]) * wj
+
+
+@numba.njit(nogil=True, cache=True)
+def gauss_across_u8(v, w, out):  # pragma: no cover - compiled
+    """scipy's symmetric ``correlate1d`` along axis 1 of ``v`` (``mode="nearest"``), then
+    ``uint8(clip(y, 0, 1) * 255)`` into ``out``, row by row through an edge-extended line buffer."""
+    H, W = v.shape
+    R = (w.shape[0] - 1) // 2
+    c = w[R]
+    buf = np.empty(W + 2 * R)
+    acc = np.empty(W)
+    for r in range(H):
+        row = v[r]
+        for i in range(R):
+            buf[i] = row[0]
+            buf[R + W + i] = row[W - 1]
+        for i in range(W):
+            buf[R + i] = row[i]
+        for i in range(W):
+            acc[i] = row[i] * c
+        for j in range(R, 0, -1):
+            wj = w[R + j]
+            lo = buf[R - j : R - j + W]
+            hi = buf[R + j : R + j + W]
+            for i in range(W):
+                acc[i] += (lo[i] + hi[i]) * wj
+        o = out[r]
+        for i in range(W):
+            o[i] = np.uint8(int(min(max(acc[i], 0.0), 1.0) * 255.0))
