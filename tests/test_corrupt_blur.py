@@ -178,6 +178,15 @@ def test_blur_corruptions_equal_reference_every_severity(name, monkeypatch):
             np.testing.assert_array_equal(ours, ref, err_msg=f"{name} severity {severity} shape {x.shape}")
 
 
+def test_defocus_without_numba_equals_reference(monkeypatch):
+    """defocus_blur's plane-by-plane path (installs without numba) against the reference, every severity."""
+    monkeypatch.setattr(blur, "_rgb_loops", lambda: None)
+    x = _structured(97, 131, 6)
+    for severity in range(1, 6):
+        ours, _ = corrupt_image(x, "defocus_blur", severity, None)
+        np.testing.assert_array_equal(ours, ic.corrupt(x, severity, "defocus_blur"), err_msg=f"severity {severity}")
+
+
 @pytest.mark.parametrize("name", ["defocus_blur", "pixelate"])
 def test_defocus_and_pixelate_equal_reference_at_720p(frame720, name):
     """filter2D's DFT tiles and Pillow's resize maps depend on the size: the benchmark's 1280x720, every severity."""

@@ -255,6 +255,23 @@ def _draw_offsets(rng, delta: int, n: int) -> np.ndarray:
     return rng.integers(-delta, delta, size=(n, 2)).astype(np.int32)
 
 
+def _rgb_loops():
+    """The compiled ``split_scaled`` and ``merge_u8`` of :mod:`rvoskit.corrupt._blur_numba`, or None without numba."""
+    try:
+        from rvoskit.corrupt._blur_numba import merge_u8, split_scaled
+    except ImportError:
+        return None
+    return split_scaled, merge_u8
+
+
+def _is_grey(img3: np.ndarray) -> bool:
+    """Whether all channels of ``(H, W, C)`` are equal (first rows first: ~1 us for colour frames)."""
+    c0 = img3[:, :, 0]
+    if not all(np.array_equal(img3[0, :, k], c0[0]) for k in range(1, img3.shape[2])):
+        return False
+    return all(np.array_equal(img3[:, :, k], c0) for k in range(1, img3.shape[2]))
+
+
 @lru_cache(maxsize=1)
 def _gauss_loops():
     """The compiled passes of :mod:`rvoskit.corrupt._blur_numba` (``gauss_down``, ``gauss_across_u8``),
@@ -385,7 +402,8 @@ def filter2d_u8(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     ``np.uint8(np.clip(., 0, 1) * 255)``. Here the same ``filter2D`` call runs on the same float64
     plane values (``x / 255.`` through a 256-entry table, from OpenCV's channel split instead of the
     binding's copy of a strided view), so the filtered values are identical; the clip, scale and
-    truncation run in place per plane, and the planes are merged once.
+    truncation run in place per plane, and the planes are merged once (with numba, the planes are
+    made and the result interleaved by two compiled passes over the frame).
 
     Args:
         image: ``uint8 (H, W, C)``, C in 1..4, or ``(H, W)``.
@@ -395,6 +413,20 @@ def filter2d_u8(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
         ``uint8`` array of the image's shape.
     """
     img3 = image if image.ndim == 3 else image[:, :, None]
+    loops = _rgb_loops()
+    if loops is not None and img3.shape[2] == 3 and not _is_grey(img3):
+        # compiled: the three float64 planes in one pass over the frame, filter2D per plane as
+        # above, then clip, scale, truncate and interleave in one pass (no split, astype or merge)
+        split_scaled, merge_u8 = loops
+        H, W = img3.shape[:2]
+        f = [_scratch(f"f2d_in{k}", (H, W), np.float64) for k in range(3)]
+        y = [_scratch(f"f2d_out{k}", (H, W), np.float64) for k in range(3)]
+        split_scaled(img3, _X_OVER_255, f[0], f[1], f[2])
+        for k in range(3):
+            cv2.filter2D(f[k], -1, kernel, dst=y[k])
+        out = np.empty(img3.shape, np.uint8)
+        merge_u8(y[0], y[1], y[2], out)
+        return out.reshape(image.shape)
     src_planes, n = _planes(img3)  # n = 1 for a grey frame stacked to RGB: one plane filtered, copied
     planes = []
     for p in src_planes[:n]:
