@@ -1,17 +1,31 @@
 """``rvoskit eval`` against vos-benchmark (the fastest public J&F evaluator), whole commands, one worker.
 
-    python benchmarks/bench_eval.py [--frames 1000 --pairs 3 --sizes 480p,720p --protocols davis,mevis]
+    python benchmarks/bench_eval.py [--pairs 3 --sizes 480p,720p --protocols davis,mevis --videos N --frames N]
 
-Data: the three real DAVIS sequences of tests/data (OSVOS result masks used as ground truth: judo,
-blackswan, bike-packing: 153 frames), the first ``--frames`` frames of each, at 854x480 and upsampled (nearest)
-to 1280x720; predictions = the same objects two frames later.
+Data: a split of ``--videos`` videos made from the three real DAVIS sequences of tests/data
+(OSVOS result masks used as ground truth: judo, blackswan, bike-packing, 34 + 50 + 69 frames,
+1.67 objects per frame), taken in turn as they are, mirrored left-right, upside down and both;
+at 854x480, and upsampled (nearest) to 1280x720. Predictions = the same objects two frames later.
+Every PNG is written the way the public tools write it: DAVIS ground truth and results as PIL
+palette PNGs (davis2017 / ReferFormer ``save_mask``), MeViS predictions as PIL ``L`` PNGs 0/255
+(ReferFormer / MeViS ``inference_*.py``: ``Image.fromarray(mask * 255).convert('L').save``).
 
 - davis: ``rvoskit eval DS PNG --protocol davis-semi -j 1`` (ground truth from the common format,
   palette-PNG predictions) vs ``vos_benchmark.benchmark`` on palette-PNG ground truth and the same
-  predictions (first and last frames skipped, as both do).
+  prediction files (first and last frames skipped, as both do).
 - mevis: ``rvoskit eval DS PNG --protocol mevis -j 1`` (MeViS layout, one expression per object plus
-  one per video over all its objects, ground truth = union) vs vos-benchmark on the same masks as
-  binary PNG sequences, every frame scored.
+  one per video over all its objects, ground truth = union) vs vos-benchmark on the ground truth
+  as ``L`` PNGs 0/255 and the same prediction files (hard links), every frame scored.
+
+Sizes (defaults, :data:`VIDEOS`): users score whole splits (DAVIS 2017 val: 30 videos, ~2,000
+frames at 480p; MeViS valid_u: 50 videos), but a whole split does not fit the 5 minutes of this
+benchmark (4 cases x 3 pairs): vos-benchmark takes ~15 ms per 480p DAVIS frame and ~35 ms per
+720p frame, so DAVIS 2017 val alone would be ~30 s (480p) / ~70 s (720p) per run. Each case gets
+the largest split that keeps the whole benchmark near 4.5 minutes of CPU: DAVIS 480p = 30 videos
+(the number of DAVIS 2017 val videos; 1,530 frames, 1,470 scored), DAVIS 720p = 9 videos
+(459 frames), MeViS 480p = 9 videos (459 frames, 1,227 expression-frames), MeViS 720p = 5 videos
+(237 frames, 631 expression-frames). Smaller splits lower the ratio (rvoskit's start-up, ~1 s of
+CPU against vos-benchmark's ~0.8 s, weighs more); ``--videos N`` sets one size for every case.
 
 The per-object / per-expression J and F are checked identical (vos-benchmark's percent / 100)
 before the ratio is reported; the peak RSS of the rvoskit process is reported at 720p (goal < 300 MiB).
@@ -21,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -42,6 +57,8 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data" / "davis17_eval_sample_results" / "semi-supervised" / "osvos"
 REF = Path(__file__).resolve().parent / "reference" / "vos_benchmark_eval.py"
 SIZES = {"480p": (480, 854), "720p": (720, 1280)}
+VIDEOS = {("davis", "480p"): 30, ("davis", "720p"): 9, ("mevis", "480p"): 9, ("mevis", "720p"): 5}
+"""Default number of videos per (protocol, size): see the module docstring."""
 
 
 def sequences(n: int, size: tuple[int, int]) -> dict[str, np.ndarray]:
@@ -53,6 +70,28 @@ def sequences(n: int, size: tuple[int, int]) -> dict[str, np.ndarray]:
             lab = np.stack([cv2.resize(x, size[::-1], interpolation=cv2.INTER_NEAREST) for x in lab])
         out[s] = lab
     return out
+
+
+def split(videos: int, size: tuple[int, int], frames: int = 1000) -> dict[str, np.ndarray]:
+    """``videos`` label-map videos: the three real sequences in turn, as they are, mirrored
+    left-right, upside down, then both (and again)."""
+    base = sequences(frames, size)
+    names = list(base)
+    out = {}
+    for k in range(videos):
+        name, variant = names[k % 3], (k // 3) % 4
+        lab = base[name]
+        if variant & 1:
+            lab = lab[:, :, ::-1]
+        if variant & 2:
+            lab = lab[:, ::-1, :]
+        out[f"{name}-{k // 3:02d}"] = np.ascontiguousarray(lab)
+    return out
+
+
+def pil_png(path: Path, arr: np.ndarray) -> None:
+    """An ``L`` PNG written as the MeViS / ReferFormer inference scripts write their masks."""
+    Image.fromarray(arr).save(path)
 
 
 def write_dataset(path: Path, seqs: dict[str, np.ndarray], exprs: dict[str, list[list[int]]]) -> None:
@@ -81,37 +120,44 @@ def later(lab: np.ndarray) -> np.ndarray:
     return np.concatenate([lab[2:], lab[-2:]])
 
 
-def make_case(tmp: Path, protocol: str, size: tuple[int, int], n: int) -> dict:
-    seqs = sequences(n, size)
+def make_case(tmp: Path, protocol: str, size: tuple[int, int], n: int, videos: int) -> dict:
+    seqs = split(videos, size, n)
     objs = {v: sorted(int(o) for o in np.unique(lab) if 0 < o < 255) for v, lab in seqs.items()}
     exprs = {v: [[o] for o in ol] + [ol] for v, ol in objs.items()}
     write_dataset(tmp / "ds", seqs, exprs)
     gt, pred = tmp / "gt", tmp / "pred_vos"
+    frames = sum(len(lab) for lab in seqs.values())
     if protocol == "davis":
         for v, lab in seqs.items():
             for root, arr in ((gt, lab), (pred, later(lab))):
                 (root / v).mkdir(parents=True)
                 for t, x in enumerate(arr):
                     (root / v / f"{t:05d}.png").write_bytes(label_png_bytes(x))
-        return {"ds": tmp / "ds", "rv_pred": pred, "gt": gt, "vos_pred": pred, "protocol": "davis-semi", "all_frames": False}
+        return {"ds": tmp / "ds", "rv_pred": pred, "gt": gt, "vos_pred": pred, "protocol": "davis-semi", "all_frames": False,
+                "what": f"{len(seqs)} videos, {frames} frames ({frames - 2 * len(seqs)} scored), {sum(map(len, objs.values()))} objects"}
     rv = tmp / "pred_mevis"
+    n_expr = 0
     for v, lab in seqs.items():
+        nxt = later(lab)
         for i, ol in enumerate(exprs[v]):
-            g, p = np.isin(lab, ol), np.isin(later(lab), ol)
+            n_expr += 1
             for root in (gt / f"{v}__{i}", pred / f"{v}__{i}", rv / v / str(i)):
                 root.mkdir(parents=True)
             for t in range(len(lab)):
-                cv2.imwrite(str(gt / f"{v}__{i}" / f"{t:05d}.png"), g[t].astype(np.uint8))
-                cv2.imwrite(str(pred / f"{v}__{i}" / f"{t:05d}.png"), p[t].astype(np.uint8))
-                cv2.imwrite(str(rv / v / str(i) / f"{t:05d}.png"), p[t].astype(np.uint8) * 255)
-    return {"ds": tmp / "ds", "rv_pred": rv, "gt": gt, "vos_pred": pred, "protocol": "mevis", "all_frames": True}
+                pil_png(gt / f"{v}__{i}" / f"{t:05d}.png", np.isin(lab[t], ol).view(np.uint8) * np.uint8(255))
+                f = rv / v / str(i) / f"{t:05d}.png"
+                pil_png(f, np.isin(nxt[t], ol).view(np.uint8) * np.uint8(255))
+                os.link(f, pred / f"{v}__{i}" / f"{t:05d}.png")  # the same prediction file for both
+    return {"ds": tmp / "ds", "rv_pred": rv, "gt": gt, "vos_pred": pred, "protocol": "mevis", "all_frames": True,
+            "what": f"{len(seqs)} videos, {frames} frames, {n_expr} expressions, "
+                    f"{sum(len(lab) * len(exprs[v]) for v, lab in seqs.items())} expression-frames"}
 
 
 def check_identical(case: dict, ref_json: Path, out: Path) -> None:
     ref = json.loads(ref_json.read_text())
     if case["protocol"] == "mevis":
         items = pd.read_parquet(out / "per_expression.parquet")
-        got = {f"{r.video_id}__{r.exp_id}": {"1": [r.J * 100, r.F * 100]} for r in items.itertuples()}
+        got = {f"{r.video_id}__{r.exp_id}": {"255": [r.J * 100, r.F * 100]} for r in items.itertuples()}
     else:
         items = pd.read_parquet(out / "per_object.parquet")
         got = {}
@@ -125,6 +171,7 @@ def check_identical(case: dict, ref_json: Path, out: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=1000, help="frames per sequence, at most (3 sequences of 34, 50 and 69 frames)")
+    ap.add_argument("--videos", type=int, default=None, help="videos per case (default: VIDEOS, per protocol and size)")
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--sizes", default="480p,720p")
     ap.add_argument("--protocols", default="davis,mevis")
@@ -135,8 +182,8 @@ def main() -> None:
             for size in a.sizes.split(","):
                 d = tmp / f"{protocol}-{size}"
                 d.mkdir()
-                case = make_case(d, protocol, SIZES[size], a.frames)
-                print(f"[{protocol} {size}] 3 sequences x <= {a.frames} frames at {SIZES[size][1]}x{SIZES[size][0]}", flush=True)
+                case = make_case(d, protocol, SIZES[size], a.frames, a.videos or VIDEOS[(protocol, size)])
+                print(f"[{protocol} {size}] {case['what']} at {SIZES[size][1]}x{SIZES[size][0]}", flush=True)
                 ref = [PY, str(REF), str(case["gt"]), str(case["vos_pred"]), str(d / "ref.json")] + (["--all-frames"] if case["all_frames"] else [])
                 ours = rvoskit_cmd("eval", str(case["ds"]), str(case["rv_pred"]), "--protocol", case["protocol"], "-j", "1",
                                    "--out", str(d / "out"), "--overwrite", "-q")
@@ -144,7 +191,7 @@ def main() -> None:
                 check_identical(case, d / "ref.json", d / "out")
                 print("    identical J and F to vos-benchmark: True")
                 m = p.summary("wall")[0]
-                report("bench_eval", f"eval {protocol} {size}, 1 worker", p, reference="vos-benchmark 0.1.0, 1 worker", goal=">= 5x", met=m >= 5)
+                report("bench_eval", f"eval {protocol} {size} ({case['what']}), 1 worker", p, reference="vos-benchmark 0.1.0, 1 worker", goal=">= 5x", met=m >= 5)
                 if size == "720p":
                     peak = max(r.peak_mib for r in p.ours)
                     report("bench_eval", f"eval {protocol} 720p peak RSS", value=f"{peak:.0f} MiB (rvoskit process)", goal="< 300 MiB", met=peak < 300)

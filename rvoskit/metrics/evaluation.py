@@ -158,14 +158,22 @@ class _GtFrames:
 
     def union_in(self, obj_ids: list[int], t: int, rows: slice, cols: slice) -> np.ndarray:
         """Union of the objects on frame ``t`` inside ``[rows, cols]`` (MeViS rule; no target
-        gives zeros)."""
+        gives zeros). Each object is decoded once per frame, inside its own box, and pasted."""
         out = None
         for o in obj_ids:
             r = self._runs(int(o), t)
             if r is None or not _overlaps(r[2], rows, cols):
                 continue
-            m = rlebox.decode_in(r[0], r[1], self.shape[0], rows, cols)
-            out = m if out is None else np.bitwise_or(out, m)
+            x, y, w, h = r[2]
+            if len(r) == 3:  # first use on this frame: decode the object's own box once
+                r = self._cache[int(o)] = (*r, rlebox.decode_in(r[0], r[1], self.shape[0], slice(y, y + h), slice(x, x + w)))
+            m = r[3]
+            if out is None:
+                out = np.zeros((rows.stop - rows.start, cols.stop - cols.start), np.uint8)
+            # the object's box clipped to [rows, cols], in both frames of reference
+            y0, y1, x0, x1 = max(y, rows.start), min(y + h, rows.stop), max(x, cols.start), min(x + w, cols.stop)
+            dst = out[y0 - rows.start : y1 - rows.start, x0 - cols.start : x1 - cols.start]
+            np.bitwise_or(dst, m[y0 - y : y1 - y, x0 - x : x1 - x], out=dst)
         return self.zeros[rows, cols] if out is None else out
 
 
