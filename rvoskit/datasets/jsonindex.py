@@ -61,8 +61,12 @@ class JsonObjectIndex:
     def _scan_fast(self, chunk: int) -> bool:
         """The compiled scan; False (ranges incomplete) when it does not take the file whole."""
         try:
+            from numba import config
+
             from rvoskit.datasets import maskdict_scan as ms
         except ImportError:  # numba missing: the Python scan
+            return False
+        if config.DISABLE_JIT:  # NUMBA_DISABLE_JIT=1: the kernels would run as (slow) Python
             return False
         digest = hashlib.sha256()
         buf = np.empty(chunk, np.uint8)
