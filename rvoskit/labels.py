@@ -85,6 +85,7 @@ __all__ = [
     "resize_masks",
     "summarize",
     "target_size",
+    "video_labels",
     "video_mious",
 ]
 
