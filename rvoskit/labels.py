@@ -1071,7 +1071,7 @@ def summarize(
     """Counts for ``labels.json``: positives per expression, expressions with none (lost for
     training), mIoU means, per-source counts, videos missing from each store."""
     exprs = expressions[expressions["video_id"].isin(set(videos))]
-    labelled = set(table["expression_id"])
+    labelled = set(table["expression_id"].unique())  # not an iteration over every row
     pos = table.groupby("expression_id")["label"].sum().reindex(list(exprs["expression_id"]), fill_value=0)
     no_target = set(exprs.loc[exprs["obj_ids"].map(len) == 0, "expression_id"])
     no_tracks = [e for e in exprs["expression_id"] if e not in labelled]
