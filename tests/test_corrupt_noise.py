@@ -214,6 +214,7 @@ def test_legacy_normals_with_and_without_numbas_mt19937(numba_draws, monkeypatch
         monkeypatch.setattr(rngmod, "_mt_fill", lambda: None)
     else:
         pytest.importorskip("numba")
+        assert rngmod._numba_kernels(wait=True) is not None and rngmod._mt_fill() is not None
     for n, odd_word in ((150_001, False), (99_998, True)):
         a, b = np.random.RandomState(n), np.random.RandomState(n)
         if odd_word:  # the doubles then straddle MT19937 blocks

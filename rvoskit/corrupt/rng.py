@@ -149,13 +149,43 @@ def _buffers(chunk: int) -> dict[str, np.ndarray]:
     return b
 
 
-def _mt_fill():
-    """numba's port of numpy's MT19937 doubles (:func:`rvoskit.corrupt._legacy_poisson.mt_fill`), or None."""
+_NUMBA: dict = {"state": "untried", "module": None}
+_NUMBA_LOCK = threading.Lock()
+
+
+def _load_numba_kernels() -> None:
     try:
-        from rvoskit.corrupt._legacy_poisson import mt_fill
+        from rvoskit.corrupt import _legacy_poisson as mod
+
+        mod.mt_fill(np.array(np.random.RandomState(0).get_state()[1], np.uint32), 624, np.empty(2))  # loads the cache
+        _NUMBA["module"], _NUMBA["state"] = mod, "ready"
     except ImportError:
-        return None
-    return mt_fill
+        _NUMBA["state"] = "missing"
+
+
+def _numba_kernels(wait: bool):
+    """:mod:`rvoskit.corrupt._legacy_poisson` (numba kernels) once loaded, else None.
+
+    Importing numba and loading the compiled kernels from its cache takes ~0.6 s of CPU, mostly
+    under the GIL. ``wait=False`` starts that in a background thread and returns None until it is
+    done, so the first frames of a run use numpy's draws (GIL-free, the same values) meanwhile;
+    ``wait=True`` blocks until loaded. None when numba is not installed.
+    """
+    with _NUMBA_LOCK:
+        if _NUMBA["state"] == "untried":
+            _NUMBA["state"] = "loading"
+            _NUMBA["thread"] = threading.Thread(target=_load_numba_kernels, name="rvoskit-numba", daemon=True)
+            _NUMBA["thread"].start()
+    if wait and _NUMBA["state"] == "loading":
+        _NUMBA["thread"].join()
+    return _NUMBA["module"]
+
+
+def _mt_fill():
+    """numba's port of numpy's MT19937 doubles (:func:`rvoskit.corrupt._legacy_poisson.mt_fill`), or None
+    (numba missing, or still loading: see :func:`_numba_kernels`)."""
+    mod = _numba_kernels(wait=False)
+    return None if mod is None else mod.mt_fill
 
 
 def _pair_attempts(pairs: int) -> int:
@@ -292,12 +322,9 @@ def _poisson_table(lam_values: np.ndarray) -> np.ndarray:
 
 
 def _poisson_kernel():
-    """The numba loop of :mod:`rvoskit.corrupt._legacy_poisson`, or None without numba."""
-    try:
-        from rvoskit.corrupt._legacy_poisson import poisson_mt
-    except ImportError:
-        return None
-    return poisson_mt
+    """The numba loop of :mod:`rvoskit.corrupt._legacy_poisson` (waits for it to load), or None without numba."""
+    mod = _numba_kernels(wait=True)
+    return None if mod is None else mod.poisson_mt
 
 
 def legacy_poisson(rs: np.random.RandomState, codes: np.ndarray, lam_values: np.ndarray, cap: int) -> np.ndarray | None:
