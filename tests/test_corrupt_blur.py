@@ -212,8 +212,6 @@ def test_pixelate_reduce_passes_equal_box_resize_for_every_sum():
     (the reference's call) for every block sum of the first pass (0..255 f) and every sum of the
     second (f lines of constant blocks whose first-pass values add to 0..255 f), on wide images and
     on their transposes (the installed Pillow resizes the columns of some tall images first)."""
-    from PIL import Image
-
     for f, severity in ((2, 2), (4, 5)):
         sums = np.arange(255 * f + 1)
         split = np.clip(sums[None, :] - 255 * np.arange(f)[:, None], 0, 255).astype(np.uint8)  # (f, sums): f values adding to each sum

@@ -482,8 +482,9 @@ def pixelate_u8(image: np.ndarray, c: float) -> np.ndarray:
     a compiled loop was slower than Pillow's C here). The nearest resize is
     separable: output ``(y, x)`` is input ``(ymap[y], xmap[x])``, with Pillow's maps read off
     1-pixel index images; the rows are widened by OpenCV's ``INTER_NEAREST_EXACT`` where that picks
-    the same columns (checked per size, cached), else by a gather, then copied whole by ``ymap``. No full-size Pillow image is converted back to
-    numpy (``tobytes``: the reference does it twice, once for the input's shape).
+    the same columns (checked per size, cached), else by a gather, then copied whole by ``ymap``.
+    No full-size Pillow image is converted back to numpy (``tobytes``: the reference does it twice,
+    once for the input's shape).
 
     Args:
         image: ``uint8 (H, W, 3)``.
