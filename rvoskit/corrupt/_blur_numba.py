@@ -74,22 +74,18 @@ def gauss_across_u8(v, w, out):  # pragma: no cover - compiled
 
 
 @numba.njit(nogil=True, cache=True)
-def split_scaled(x, table, f0, f1, f2):  # pragma: no cover - compiled
-    """The three channel planes of the uint8 ``(H, W, 3)`` image ``x`` as ``table[x]`` (float64)."""
+def plane_scaled(x, table, k, f):  # pragma: no cover - compiled
+    """Channel ``k`` of the uint8 ``(H, W, C)`` image ``x`` as ``table[x]`` (float64) into ``f``."""
     H, W, _ = x.shape
     for r in range(H):
         for i in range(W):
-            f0[r, i] = table[x[r, i, 0]]
-            f1[r, i] = table[x[r, i, 1]]
-            f2[r, i] = table[x[r, i, 2]]
+            f[r, i] = table[x[r, i, k]]
 
 
 @numba.njit(nogil=True, cache=True)
-def merge_u8(y0, y1, y2, out):  # pragma: no cover - compiled
-    """``out[..., k] = uint8(clip(yk, 0, 1) * 255)`` for the three float64 planes."""
-    H, W = y0.shape
+def put_plane_u8(y, k, out):  # pragma: no cover - compiled
+    """``out[..., k] = uint8(clip(y, 0, 1) * 255)`` for the float64 plane ``y``."""
+    H, W = y.shape
     for r in range(H):
         for i in range(W):
-            out[r, i, 0] = np.uint8(int(min(max(y0[r, i], 0.0), 1.0) * 255.0))
-            out[r, i, 1] = np.uint8(int(min(max(y1[r, i], 0.0), 1.0) * 255.0))
-            out[r, i, 2] = np.uint8(int(min(max(y2[r, i], 0.0), 1.0) * 255.0))
+            out[r, i, k] = np.uint8(int(min(max(y[r, i], 0.0), 1.0) * 255.0))

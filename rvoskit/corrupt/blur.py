@@ -256,12 +256,12 @@ def _draw_offsets(rng, delta: int, n: int) -> np.ndarray:
 
 
 def _rgb_loops():
-    """The compiled ``split_scaled`` and ``merge_u8`` of :mod:`rvoskit.corrupt._blur_numba`, or None without numba."""
+    """The compiled ``plane_scaled`` and ``put_plane_u8`` of :mod:`rvoskit.corrupt._blur_numba`, or None without numba."""
     try:
-        from rvoskit.corrupt._blur_numba import merge_u8, split_scaled
+        from rvoskit.corrupt._blur_numba import plane_scaled, put_plane_u8
     except ImportError:
         return None
-    return split_scaled, merge_u8
+    return plane_scaled, put_plane_u8
 
 
 def _is_grey(img3: np.ndarray) -> bool:
@@ -402,8 +402,8 @@ def filter2d_u8(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     ``np.uint8(np.clip(., 0, 1) * 255)``. Here the same ``filter2D`` call runs on the same float64
     plane values (``x / 255.`` through a 256-entry table, from OpenCV's channel split instead of the
     binding's copy of a strided view), so the filtered values are identical; the clip, scale and
-    truncation run in place per plane, and the planes are merged once (with numba, the planes are
-    made and the result interleaved by two compiled passes over the frame).
+    truncation run in place per plane, and the planes are merged once (with numba, each plane is
+    made from the frame and its result written into the interleaved output by compiled loops).
 
     Args:
         image: ``uint8 (H, W, C)``, C in 1..4, or ``(H, W)``.
@@ -414,18 +414,19 @@ def filter2d_u8(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """
     img3 = image if image.ndim == 3 else image[:, :, None]
     loops = _rgb_loops()
-    if loops is not None and img3.shape[2] == 3 and not _is_grey(img3):
-        # compiled: the three float64 planes in one pass over the frame, filter2D per plane as
-        # above, then clip, scale, truncate and interleave in one pass (no split, astype or merge)
-        split_scaled, merge_u8 = loops
+    if loops is not None and img3.shape[2] > 1 and not _is_grey(img3):
+        # compiled, plane by plane: the float64 plane straight from the interleaved frame, filter2D
+        # as above, then clip, scale and truncate straight into the interleaved result (no split,
+        # astype or merge; each plane's data still in cache)
+        plane_scaled, put_plane_u8 = loops
         H, W = img3.shape[:2]
-        f = [_scratch(f"f2d_in{k}", (H, W), np.float64) for k in range(3)]
-        y = [_scratch(f"f2d_out{k}", (H, W), np.float64) for k in range(3)]
-        split_scaled(img3, _X_OVER_255, f[0], f[1], f[2])
-        for k in range(3):
-            cv2.filter2D(f[k], -1, kernel, dst=y[k])
+        f = _scratch("f2d_in", (H, W), np.float64)
+        y = _scratch("f2d_out", (H, W), np.float64)
         out = np.empty(img3.shape, np.uint8)
-        merge_u8(y[0], y[1], y[2], out)
+        for k in range(img3.shape[2]):
+            plane_scaled(img3, _X_OVER_255, k, f)
+            cv2.filter2D(f, -1, kernel, dst=y)
+            put_plane_u8(y, k, out)
         return out.reshape(image.shape)
     src_planes, n = _planes(img3)  # n = 1 for a grey frame stacked to RGB: one plane filtered, copied
     planes = []
