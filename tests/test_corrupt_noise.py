@@ -64,6 +64,7 @@ def test_legacy_normals_scaled_float32_and_out():
 
 def test_legacy_normals_overshoot_falls_back_exactly(monkeypatch):
     """A chunk that accepts more pairs than needed (forced here) restores the state and draws with numpy."""
+    monkeypatch.setattr(rngmod, "_numba_kernels", lambda wait: None)  # numpy's chunked path
     monkeypatch.setattr(rngmod, "_pair_attempts", lambda pairs: rngmod._CHUNK)
     a, b = np.random.RandomState(9), np.random.RandomState(9)
     want = a.standard_normal(20_000)  # 10k pairs < the 32k attempts forced
@@ -208,16 +209,23 @@ def test_shot_noise_without_numba_is_still_the_reference(monkeypatch):
 
 
 @pytest.mark.parametrize("numba_draws", [True, False])
-def test_legacy_normals_with_and_without_numbas_mt19937(numba_draws, monkeypatch):
-    """The doubles come from numba's MT19937 port when numba is there, else from numpy: same values, same state."""
-    if not numba_draws:
-        monkeypatch.setattr(rngmod, "_mt_fill", lambda: None)
-    else:
+def test_legacy_normals_with_and_without_numba(numba_draws, monkeypatch):
+    """numba's kernels (MT19937, rejection, f) when numba is there and loaded, else numpy's whole-array
+    path: same values, same state, odd counts, cached normals, doubles straddling MT19937 blocks."""
+    if numba_draws:
         pytest.importorskip("numba")
-        assert rngmod._numba_kernels(wait=True) is not None and rngmod._mt_fill() is not None
-    for n, odd_word in ((150_001, False), (99_998, True)):
+        assert rngmod._numba_kernels(wait=True) is not None
+    else:
+        monkeypatch.setattr(rngmod, "_numba_kernels", lambda wait: None)
+    for n, odd_word, cached in ((150_001, False, False), (99_998, True, False), (70_001, True, True), (5, False, True)):
         a, b = np.random.RandomState(n), np.random.RandomState(n)
         if odd_word:  # the doubles then straddle MT19937 blocks
             a.randint(0, 2**32, dtype=np.uint32), b.randint(0, 2**32, dtype=np.uint32)
+        if cached:
+            a.standard_normal(1), b.standard_normal(1)
         want = a.standard_normal(n)
-        assert np.array_equal(legacy_normals(b, n).exact(np.arange(n)), want) and _same_state(a, b)
+        got = legacy_normals(b, n)
+        np.testing.assert_allclose(got.z, want, rtol=5e-16, atol=0)
+        assert np.array_equal(got.exact(np.arange(n)), want) and _same_state(a, b)
+        scaled = legacy_normals(np.random.RandomState(3), n, scale=0.5, dtype=np.float32).z
+        np.testing.assert_allclose(scaled, (0.5 * np.random.RandomState(3).standard_normal(n)).astype(np.float32), rtol=2e-7)

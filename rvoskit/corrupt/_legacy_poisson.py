@@ -8,6 +8,10 @@ A line-by-line port of numpy's ``random_poisson`` (numpy/random/src/distribution
 ``log(lam)``, ``a``, ``b``, ``1/alpha``, ``v_r``) come precomputed with the C library's functions
 (Python's ``math``), the same float64 operations in the same order as the C code; the loop's own
 ``log`` calls are the C library's too (LLVM calls libm; no fast-math, no contraction).
+
+For the polar method (``legacy_gauss``), :func:`polar_pairs` runs the same MT19937 and the
+rejection, keeping exactly the pairs needed; ``log(r2)`` is numpy's (vectorised, see
+``rng.LegacyNormals.exact`` for its ulps) and :func:`polar_finish` does the rest in C's order.
 """
 
 from __future__ import annotations
@@ -96,27 +100,49 @@ def _double_across(key, words, p):
 
 
 @numba.njit(nogil=True, cache=True)
-def mt_fill(key, pos, out):
-    """``out[:] = RandomState.random_sample(out.size)`` from the MT19937 state ``(key, pos)``
-    (numpy's ``get_state()`` layout; ``key`` updated in place), about 3x faster than numpy's
-    one-call-per-double loop: whole blocks are tempered at once and the pairs converted in a loop
-    LLVM vectorises. Returns the new ``pos``."""
+def polar_pairs(key, pos, x1, x2, r2):
+    """The accepted pairs of numpy's ``legacy_gauss`` (polar method), as many as ``x1`` holds, from
+    the MT19937 state ``(key, pos)`` (``key`` updated in place): ``x = 2 u - 1`` for two consecutive
+    ``next_double`` values, kept when ``0 < r2 = x1*x1 + x2*x2 < 1``. Each pair is written to slot
+    ``k`` and ``k`` advances only when accepted (no unpredictable branch), so ``x1``, ``x2`` and
+    ``r2`` need one spare slot at the end. Returns the new ``pos``."""
     words = np.empty(624, np.uint32)
     _temper(key, words)
     p = pos
-    n = out.size
-    j = 0
-    while j < n:
-        if p < 623:
-            m = min((624 - p) // 2, n - j)
-            for k in range(m):
-                out[j + k] = (np.float64(words[p + 2 * k] >> _U(5)) * 67108864.0 + np.float64(words[p + 2 * k + 1] >> _U(6))) * _TWO_M53
-            j += m
-            p += 2 * m
+    need = x1.size - 1
+    k = 0
+    while k < need:
+        if p < 621:  # two doubles, inline
+            u1 = (np.float64(words[p] >> _U(5)) * 67108864.0 + np.float64(words[p + 1] >> _U(6))) * _TWO_M53
+            u2 = (np.float64(words[p + 2] >> _U(5)) * 67108864.0 + np.float64(words[p + 3] >> _U(6))) * _TWO_M53
+            p += 4
         else:
-            out[j], p = _double_across(key, words, p)
-            j += 1
+            u1, p = _double_across(key, words, p)
+            if p < 623:
+                u2 = (np.float64(words[p] >> _U(5)) * 67108864.0 + np.float64(words[p + 1] >> _U(6))) * _TWO_M53
+                p += 2
+            else:
+                u2, p = _double_across(key, words, p)
+        a = 2.0 * u1 - 1.0
+        b = 2.0 * u2 - 1.0
+        s = a * a + b * b
+        x1[k] = a
+        x2[k] = b
+        r2[k] = s
+        k += (s < 1.0) & (s != 0.0)
     return p
+
+
+@numba.njit(nogil=True, cache=True)
+def polar_finish(log_r2, x1, x2, r2, scale, z):
+    """``f = sqrt(-2.0 * log(r2) / r2)`` as numpy's ``legacy_gauss`` computes it (given ``log(r2)``),
+    then ``z[2k] = f x2``, ``z[2k + 1] = f x1`` (``(scale f) x`` when ``scale != 1``)."""
+    for k in range(log_r2.size):
+        f = math.sqrt(-2.0 * log_r2[k] / r2[k])
+        if scale != 1.0:
+            f *= scale
+        z[2 * k] = f * x2[k]
+        z[2 * k + 1] = f * x1[k]
 
 
 @numba.njit(nogil=True, cache=True)
@@ -188,9 +214,17 @@ def poisson_mt(code, table, key, pos, out, cap, rhs):
     return p
 
 
+def warm_normals() -> None:
+    """Load (or compile) :func:`polar_pairs` and :func:`polar_finish` for float64 output."""
+    key = np.array(np.random.RandomState(0).get_state()[1], np.uint32)
+    x = np.empty(3)
+    polar_pairs(key, 624, x, x.copy(), x.copy())
+    polar_finish(np.zeros(2), x[:2], x[:2], np.ones(2), 1.0, np.empty(4))
+
+
 def warm() -> None:
     """Compile (or load from numba's on-disk cache) the kernels with the argument types the noise corruptions use."""
-    from rvoskit.corrupt.rng import legacy_normals, legacy_poisson
+    from rvoskit.corrupt.rng import legacy_poisson
 
+    warm_normals()
     legacy_poisson(np.random.RandomState(0), np.arange(256, dtype=np.uint8), np.arange(256) / 255.0 * 60, cap=60)
-    legacy_normals(np.random.RandomState(0), 10_000)
