@@ -185,7 +185,7 @@ def floor(mv: Path, out: Path) -> str:
     others = [n for n in t.schema.names if n != "rle"]
 
     def write():
-        w = pq.ParquetWriter(out / "floor.parquet", t.schema, compression="zstd", use_dictionary=others, write_statistics=others)
+        w = pq.ParquetWriter(out / "floor.parquet", t.schema, compression="zstd", use_dictionary=["video_id"], write_statistics=others)
         for g in groups:
             w.write_table(g)
         w.close()

@@ -52,6 +52,7 @@ class JsonObjectIndex:
         self.ranges: dict[str, tuple[int, int]] = {}
         self.fast = False
         self.sha256: str | None = None
+        self._raw_buf: np.ndarray | None = None  # read_raw(reuse=True)
         if fast and self._scan_fast(4 * chunk):
             self.fast = True
             return
@@ -226,9 +227,14 @@ class JsonObjectIndex:
             f.seek(start)
             return json.loads(f.read(end - start))
 
-    def read_raw(self, keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def read_raw(self, keys: Sequence[str], *, reuse: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The bytes of several values, concatenated: ``(uint8 (N,), starts int64 (K,), ends int64 (K,))``
         with value ``k`` at ``[starts[k], ends[k])`` (no parsing).
+
+        Args:
+            keys: the keys, in the order wanted.
+            reuse: read into a buffer the index keeps (no new memory per call; the array is then
+                only valid until the next ``reuse`` call).
 
         Raises:
             KeyError: unknown key.
@@ -236,7 +242,13 @@ class JsonObjectIndex:
         spans = [self.ranges[k] for k in keys]
         lens = np.fromiter((e - s for s, e in spans), np.int64, len(spans))
         ends = np.cumsum(lens)
-        buf = np.empty(int(ends[-1]) if len(spans) else 0, np.uint8)
+        size = int(ends[-1]) if len(spans) else 0
+        if reuse:
+            if self._raw_buf is None or self._raw_buf.size < size:
+                self._raw_buf = np.empty(max(size, 1 << 20), np.uint8)
+            buf = self._raw_buf[:size]
+        else:
+            buf = np.empty(size, np.uint8)
         fd = os.open(self.path, os.O_RDONLY)
         try:
             mv = memoryview(buf)

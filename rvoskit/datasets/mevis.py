@@ -274,7 +274,7 @@ def _fast_masks(index: JsonObjectIndex, vid: str, objects: list[tuple[int, str]]
 
     if not objects or not all(-(1 << 63) <= o < (1 << 63) for o, _ in objects):  # int64 obj_id: the exact path's error
         return None
-    raw, starts, ends = index.read_raw([a for _, a in objects])
+    raw, starts, ends = index.read_raw([a for _, a in objects], reuse=True)  # parse_values copies what it keeps
     ok, n_el, el_h, el_w, status, area, bbox, data, offsets = ms.parse_values(raw, starts, ends)
     if not ok or (n_el != T).any():
         return None
