@@ -206,7 +206,15 @@ class Masklets:
 
     def boxes(self) -> tuple[np.ndarray, np.ndarray]:
         """``(area int64 (n, T), bbox float64 (n, T, 4))``: the stored ones, or computed from the RLE
-        (:func:`rvoskit.format.rle.area_bbox`) where they were not given."""
+        (:func:`rvoskit.format.rle.area_bbox`) where they were not given. Stored boxes that cannot
+        be a non-empty mask's (``w * h`` below its area, or reaching outside the frame) are all
+        recomputed: a box too small would hide overlaps."""
+        if self.bbox is not None and self.area is not None:
+            b, full = self.bbox, self.area > 0
+            if full.any() and ((b[..., 2] * b[..., 3] < self.area)[full].any() or (b[..., 0] < 0)[full].any()
+                               or (b[..., 1] < 0)[full].any() or (b[..., 0] + b[..., 2] > self.width)[full].any()
+                               or (b[..., 1] + b[..., 3] > self.height)[full].any()):
+                self.bbox = None
         if self.area is None or self.bbox is None:
             n, T = self.grid.shape
             area, bbox = np.zeros((n, T), np.int64), np.zeros((n, T, 4), np.float64)

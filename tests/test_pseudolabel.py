@@ -554,6 +554,10 @@ def test_native_ious_touching_boxes_and_wrong_areas():
     wrong = _masklets(objs, "o")
     wrong.area = wrong.area + 1  # not the RLE's
     assert np.array_equal(L._native_ious(_masklets(tracks, "t"), wrong, unions, [0]), want)
+    small = _masklets(tracks, "t")
+    small.bbox = small.bbox.copy()
+    small.bbox[:, :, 2:] = 1  # boxes too small for their masks: not trusted, recomputed
+    assert np.array_equal(L._native_ious(small, _masklets(objs, "o"), unions, [0]), want)
 
 
 def test_pseudolabel_identical_to_reference_script(tmp_path):
