@@ -89,11 +89,14 @@ def frame_file_names(folder: Path, names: Sequence[str], *, video_id: str) -> li
     require(folder.is_dir(), "missing frame folder", file=folder, item=video_id)
     # one listdir instead of 3 stats per frame
     entries = os.listdir(folder)
-    if len(entries) == len(names) and all(isinstance(n, str) for n in names):
-        # the common case: the folder holds exactly <name>.jpg for every (plain) name
-        jpgs = [n + ".jpg" for n in names]
-        if set(jpgs) == set(entries) and all(n not in ("", ".", "..") and "/" not in n and "\\" not in n for n in names):
-            return jpgs
+    if len(entries) == len(names) and set(map(type, names)) <= {str}:
+        # the common case: the folder holds exactly <name>.jpg for every plain name (no separator in
+        # any name, none of "", ".", "..")
+        joined = "".join(names)
+        if "/" not in joined and "\\" not in joined and not {"", ".", ".."}.intersection(names):
+            jpgs = [n + ".jpg" for n in names]
+            if set(jpgs) == set(entries):
+                return jpgs
     present = {}
     for entry in entries:
         stem, ext = os.path.splitext(entry)
