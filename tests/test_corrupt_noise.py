@@ -141,8 +141,19 @@ def _frames() -> list[np.ndarray]:
     return out
 
 
+@pytest.fixture(params=["numba", "numpy"])
+def kernels_path(request, monkeypatch):
+    """Run a test with numba's compiled kernels loaded, and again with numpy's paths only."""
+    if request.param == "numba":
+        pytest.importorskip("numba")
+        assert rngmod._numba_kernels(wait=True) is not None
+    else:
+        monkeypatch.setattr(rngmod, "_numba_kernels", lambda wait: None)
+    return request.param
+
+
 @pytest.mark.parametrize("name", NOISES)
-def test_noise_equals_reference_fuzz(name):
+def test_noise_equals_reference_fuzz(name, kernels_path):
     """np.random.seed(s); imagecorruptions.corrupt(frame, S, name) (plus seed=s for impulse_noise) equals
     corrupt_image(frame, name, S, make_rng('legacy', s, name)): every frame, every severity, 2 seeds each."""
     g = np.random.default_rng(7)
@@ -229,3 +240,29 @@ def test_legacy_normals_with_and_without_numba(numba_draws, monkeypatch):
         assert np.array_equal(got.exact(np.arange(n)), want) and _same_state(a, b)
         scaled = legacy_normals(np.random.RandomState(3), n, scale=0.5, dtype=np.float32).z
         np.testing.assert_allclose(scaled, (0.5 * np.random.RandomState(3).standard_normal(n)).astype(np.float32), rtol=2e-7)
+
+
+@pytest.mark.parametrize("speckle", [False, True])
+def test_fused_noise_replays_the_true_draws_where_asked(speckle, monkeypatch):
+    """legacy_noise_image with every pixel sent to the exact path (tolerance 1: all of them replayed):
+    still the reference's pixels; and with a cached normal first and an odd count, the reference's state."""
+    pytest.importorskip("numba")
+    assert rngmod._numba_kernels(wait=True) is not None
+    name = "speckle_noise" if speckle else "gaussian_noise"
+    frame = _frames()[1]  # 37 x 53 x 3: odd
+    for tol in (1e-9, 1.0):
+        monkeypatch.setattr(rngmod, "_EXACT_TOL", tol)
+        for severity in (1, 5):
+            np.random.seed(5)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                want = ic.corrupt(frame, severity, name)
+            got, _ = corrupt_image(frame, name, severity, make_rng("legacy", 5))
+            assert np.array_equal(got, want)
+    sigma = 0.38
+    a, b = np.random.RandomState(8), np.random.RandomState(8)
+    a.standard_normal(1), b.standard_normal(1)  # a cached normal comes first
+    x = frame / 255.0
+    noise = a.normal(size=frame.shape, scale=sigma)
+    want = np.uint8(np.clip(x + x * noise if speckle else x + noise, 0, 1) * 255)
+    assert np.array_equal(rngmod.legacy_noise_image(b, frame, sigma, speckle), want) and _same_state(a, b)

@@ -146,6 +146,31 @@ def polar_finish(log_r2, x1, x2, r2, scale, z):
 
 
 @numba.njit(nogil=True, cache=True)
+def polar_apply(log_r2, x1, x2, r2, img, start, x_of, sigma, speckle, tol, out, near):
+    """:func:`polar_finish` fused with the reference's arithmetic on the image: for the pixels
+    ``start + 2k`` (``f x2``) and ``start + 2k + 1`` (``f x1``), ``v = x + sigma z`` (gaussian_noise)
+    or ``v = x + x (sigma z)`` (speckle_noise) with ``x = x_of[img[i]]`` (``img / 255.``), then
+    ``out[i] = uint8(clip(v, 0, 1) * 255)``, in float64 as numpy computes it. Pixels whose ``255 v``
+    lies within ``tol`` of an integer (where a one-ulp error of numpy's ``log`` could matter; not
+    speckle's ``x = 0``, which gives 0 whatever z) are listed in ``near``. Returns how many."""
+    m = 0
+    for k in range(log_r2.size):
+        f = math.sqrt(-2.0 * log_r2[k] / r2[k])
+        for j in range(2):
+            i = start + 2 * k + j
+            z = f * x2[k] if j == 0 else f * x1[k]
+            x = x_of[img[i]]
+            noise = sigma * z
+            v = x + x * noise if speckle else x + noise
+            w = v * 255.0
+            if abs(w - np.rint(w)) < tol and not (speckle and x == 0.0):
+                near[m] = i
+                m += 1
+            out[i] = np.uint8(min(max(v, 0.0), 1.0) * 255.0)
+    return m
+
+
+@numba.njit(nogil=True, cache=True)
 def poisson_mt(code, table, key, pos, out, cap, rhs):
     """``out[j] = min(poisson(lam of code[j]), cap)`` for every element, drawing from the MT19937
     state ``(key, pos)`` (numpy's ``get_state()`` layout) exactly as ``RandomState.poisson`` does.
@@ -220,6 +245,10 @@ def warm_normals() -> None:
     x = np.empty(3)
     polar_pairs(key, 624, x, x.copy(), x.copy())
     polar_finish(np.zeros(2), x[:2], x[:2], np.ones(2), 1.0, np.empty(4))
+    img = np.zeros(4, np.uint8)
+    for speckle in (False, True):
+        polar_apply(np.zeros(2), x[:2], x[:2], np.ones(2), img, 0, np.arange(256) / 255.0, 0.1, speckle, 1e-9,
+                    np.empty(4, np.uint8), np.empty(4, np.int64))
 
 
 def warm() -> None:

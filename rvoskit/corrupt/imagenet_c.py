@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from rvoskit.corrupt import blur, kernels, weather
-from rvoskit.corrupt.rng import Rng, legacy_normals, legacy_poisson, randint, standard_normal
+from rvoskit.corrupt.rng import Rng, legacy_noise_image, legacy_normals, legacy_poisson, randint, standard_normal
 from rvoskit.errors import RvosError
 
 Params = dict[str, float | int]
@@ -170,7 +170,10 @@ def gaussian_noise(x: np.ndarray, severity: int, rng: Rng) -> tuple[np.ndarray, 
     Source: imagecorruptions 1.1 (imagecorruptions-imaug 1.1.5), same tables and draw order.
     """
     c = kernels.GAUSSIAN_NOISE_SIGMA[severity - 1]
-    if isinstance(rng, np.random.RandomState):  # the reference's draws, vectorised (exact where it matters)
+    if isinstance(rng, np.random.RandomState):  # the reference's draws, compiled or vectorised (exact where it matters)
+        out = legacy_noise_image(rng, x, c, speckle=False)
+        if out is not None:
+            return out, {}
         nz = legacy_normals(rng, x.size, out=_scratch_f64(x.size))
         return kernels.gaussian_noise_apply(x, nz.z.reshape(x.shape), c, exact=nz.exact), {}
     return kernels.gaussian_noise_apply(x, standard_normal(rng, x.shape), c), {}
@@ -243,7 +246,10 @@ def speckle_noise(x, severity, rng):
     Source: imagecorruptions 1.1 (imagecorruptions-imaug 1.1.5), same tables and draw order.
     """
     c = [0.15, 0.2, 0.35, 0.45, 0.6][severity - 1]
-    if isinstance(rng, np.random.RandomState):  # the reference's draws, vectorised; exact float32 kernel
+    if isinstance(rng, np.random.RandomState):  # the reference's draws, compiled, or vectorised with an exact float32 kernel
+        out = legacy_noise_image(rng, x, c, speckle=True)
+        if out is not None:
+            return out, {}
         nz = legacy_normals(rng, x.size, out=_scratch_f64(x.size))
         return kernels.speckle_noise_apply(x, nz.z.reshape(x.shape), c, exact=nz.exact), {}
     x = np.array(x) / 255.0

@@ -367,3 +367,71 @@ def legacy_poisson(rs: np.random.RandomState, codes: np.ndarray, lam_values: np.
     pos = run(flat, table, key, int(pos), out, cap, rhs)
     rs.set_state((name, key, pos, has_gauss, gauss))
     return out.reshape(np.shape(codes))
+
+
+_X_OVER_255 = np.arange(256) / 255.0  # the reference's x / 255. for every uint8 value
+_EXACT_TOL = 1e-9  # legacy_noise_image: pixels this close to an integer (x 255) get the replayed true draws
+
+
+def legacy_noise_image(rs: np.random.RandomState, image: np.ndarray, sigma: float, speckle: bool) -> np.ndarray | None:
+    """gaussian_noise's ``uint8(clip(x + N, 0, 1) * 255)`` or speckle_noise's ``uint8(clip(x + x N, 0, 1) * 255)``
+    with ``x = image / 255.`` and ``N = rs.normal(size=image.shape, scale=sigma)``, the reference's
+    result and end state, the draws and the arithmetic in one compiled pass (numba).
+
+    The pairs come from ``polar_pairs`` (see :func:`legacy_normals`) and ``polar_apply`` computes each
+    pixel in float64 in numpy's order straight from them (no ``z`` array). ``z`` is exact up to
+    numpy's vectorised ``log`` (one ulp on ~0.3 % of pairs, ~1e-16 relative), so only a pixel whose
+    ``255 v`` lies within 1e-9 of an integer can differ; those (about one per 100 frames at 720p) are
+    recomputed with the true draws, replayed by ``standard_normal`` from the saved state. A cached
+    normal at the start and the last value of an odd count are numpy's own.
+
+    Returns:
+        ``uint8`` array of ``image``'s shape, or None when numba is not (yet) loaded (the caller then
+        uses :func:`legacy_normals` and a float32 kernel; the same result).
+    """
+    mod = _numba_kernels(wait=False)
+    if mod is None:
+        return None
+    state = rs.get_state()
+    img = np.ascontiguousarray(image).reshape(-1)
+    n = img.size
+    out = np.empty(n, np.uint8)
+    exact_idx, exact_z = [], []
+    pos = 0
+    if n and state[3]:  # the cached normal of an earlier odd-sized draw
+        exact_idx.append(np.array([0]))
+        exact_z.append(np.array([rs.standard_normal()]))
+        pos = 1
+    pairs = (n - pos) // 2
+    if pairs:
+        mt_name, key, mt_pos = rs.get_state()[:3]
+        key = np.array(key, np.uint32)
+        b = _buffers(_CHUNK)
+        x1, x2, r2, f = b["x1"], b["x2"], b["r2c"], b["f"]
+        near = np.empty(2 * _CHUNK, np.int64)
+        near_idx = []
+        for a in range(0, pairs, _CHUNK - 1):
+            k = min(_CHUNK - 1, pairs - a)
+            mt_pos = mod.polar_pairs(key, mt_pos, x1[: k + 1], x2[: k + 1], r2[: k + 1])
+            np.log(r2[:k], out=f[:k])
+            m = mod.polar_apply(f[:k], x1[:k], x2[:k], r2[:k], img, pos, _X_OVER_255, float(sigma), bool(speckle), _EXACT_TOL, out, near)
+            if m:
+                near_idx.append(near[:m].copy())
+            pos += 2 * k
+        rs.set_state((mt_name, key, mt_pos, 0, 0.0))  # no cached normal: whole pairs were used
+        if near_idx:  # replay the true draws (rare)
+            idx = np.concatenate(near_idx)
+            replay = np.random.RandomState()
+            replay.set_state(state)
+            exact_idx.append(idx)
+            exact_z.append(replay.standard_normal(n)[idx])
+    if pos < n:  # the odd last value (its twin cached in rs), numpy's own
+        exact_idx.append(np.arange(pos, n))
+        exact_z.append(rs.standard_normal(n - pos))
+    if exact_idx:
+        idx, z = np.concatenate(exact_idx), np.concatenate(exact_z)
+        x = _X_OVER_255[img[idx]]
+        noise = sigma * z
+        v = x + x * noise if speckle else x + noise
+        out[idx] = (np.clip(v, 0, 1) * 255).astype(np.uint8)
+    return out.reshape(np.shape(image))
