@@ -394,11 +394,18 @@ def _native_ious(tracks: Masklets, objects: Masklets, unions: Sequence[Sequence[
     tgrid, ggrid = tracks.grid[:, ts].T, objects.grid[:, ts].T  # (F, n), (F, m)
     iou = np.zeros((F, n, m), np.float64)
     size = [H, W]
-    for k in np.flatnonzero(rows_of.any(1)):
-        rows, cols = np.flatnonzero(rows_of[k]), np.flatnonzero(cols_of[k])
-        dt = [{"size": size, "counts": c} for c in tgrid[k, rows]]
-        gt = [{"size": size, "counts": c} for c in ggrid[k, cols]]
-        iou[k, rows[:, None], cols] = np.asarray(cocomask.iou(dt, gt, [0] * len(gt)), np.float64).reshape(rows.size, cols.size)
+    # every frame's tracks and objects in two passes (np.nonzero is in frame order), then one
+    # mask.iou per frame on slices of them
+    fr, tr = np.nonzero(rows_of)
+    fo, ob = np.nonzero(cols_of)
+    dts = [{"size": size, "counts": c} for c in tgrid[fr, tr]]
+    gts = [{"size": size, "counts": c} for c in ggrid[fo, ob]]
+    tb_ = np.searchsorted(fr, np.arange(F + 1)).tolist()
+    ob_ = np.searchsorted(fo, np.arange(F + 1)).tolist()
+    for k in np.unique(fr).tolist():
+        a0, a1, b0, b1 = tb_[k], tb_[k + 1], ob_[k], ob_[k + 1]
+        r = cocomask.iou(dts[a0:a1], gts[b0:b1], [0] * (b1 - b0))
+        iou[k, tr[a0:a1, None], ob[b0:b1]] = np.asarray(r, np.float64).reshape(a1 - a0, b1 - b0)
     out[:, :, :m] = np.where(~tfull[:, :, None] & ~gfull[:, None], 1.0, iou)
     out[:, :, -1] = ~tfull  # the empty target
     if unions:
