@@ -129,6 +129,42 @@ def video(rng, n_tracks, n_obj, T, H, W):
     return gt, tracks
 
 
+def synth(rng, n_tracks, n_obj, T, H, W):
+    """Dense masks, for benchmarks/bench_scaling.py (small videos). Objects: convex polygons drifting
+    over time, absent on a few frames. Tracks: noisy copies of objects (shifted, dilated or
+    partial), random blobs and a few empty frames."""
+    xx = np.arange(W)[None, :]
+    objects = np.zeros((n_obj, T, H, W), np.uint8)
+    present = rng.random((n_obj, T)) > 0.1
+    for o in range(n_obj):
+        pts = np.stack([rng.uniform(0.1, 0.9, 6) * W, rng.uniform(0.1, 0.9, 6) * H], 1)
+        v = rng.normal(0, 1.5, 2)
+        for t in range(T):
+            cv2.fillPoly(objects[o, t], [cv2.convexHull((pts + v * t).astype(np.int32))], 1)
+    kernel = np.ones((5, 5), np.uint8)
+
+    def tracks():  # one (T, H, W) track at a time: 64 tracks x 200 frames at 720p would be 12 GB at once
+        for i in range(n_tracks):
+            kind = i % 4
+            o = i % n_obj
+            dx, dy = rng.integers(-8, 9, 2)
+            track = np.zeros((T, H, W), np.uint8)
+            for t in range(T):
+                if kind == 0:
+                    track[t] = np.roll(objects[o, t], (dy, dx), (0, 1))
+                elif kind == 1:
+                    track[t] = cv2.dilate(objects[o, t], kernel)
+                elif kind == 2:
+                    track[t] = objects[o, t] & (xx < W * rng.uniform(0.3, 1.0))
+                else:
+                    c = rng.uniform(0, 1, 2) * (W, H)
+                    cv2.circle(track[t], (int(c[0]), int(c[1])), int(rng.uniform(5, H / 4)), 1, -1)
+            track[rng.random(T) < 0.05] = 0
+            yield track
+
+    return objects, present, tracks()
+
+
 def expressions(rng, n_expr, n_obj):
     """Object lists: 3 of 5 of one object, 2 of 5 of two or three (1.6 objects per expression;
     MeViS: 1.58)."""
