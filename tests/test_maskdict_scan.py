@@ -321,3 +321,26 @@ def test_convert_fast_path_on_real_rles(tmp_path, monkeypatch):
     for r in masks:
         obj = {"size": [r["height"], r["width"]], "counts": r["rle"]}
         assert r["area"] == int(cocomask.area(obj)) and r["bbox"] == cocomask.toBbox(obj).tolist()
+
+
+def test_convert_reports_the_first_videos_error_first(tmp_path):
+    """Masks are checked in a second thread while the next video is read: a mask error of the first
+    video (sorted order) still comes before a frame error of the second, as in a sequential run."""
+    import shutil
+
+    from rvoskit.datasets.mevis import convert_mevis
+    from rvoskit.datasets.synthetic import make_mevis
+
+    root = make_mevis(tmp_path / "m", split="train", num_videos=2, num_frames=4, height=16, width=16)
+    sdir = root / "train"
+    meta = json.loads((sdir / "meta_expressions.json").read_text())
+    first, second = sorted(meta["videos"])
+    d = json.loads((sdir / "mask_dict.json").read_text())
+    anno = str(meta["videos"][first]["expressions"]["0"]["anno_id"][0])
+    t = next(i for i, s in enumerate(d[anno]) if s)
+    d[anno][t]["counts"] = d[anno][t]["counts"][:-1] + "~"  # outside the RLE alphabet
+    (sdir / "mask_dict.json").write_text(json.dumps(d))
+    shutil.rmtree(sdir / "JPEGImages" / second)
+    with pytest.raises(RvosError, match=f"mask_dict.json.*anno_id {anno} \\(video {first}\\) frame {t}"):
+        convert_mevis(root, "train", tmp_path / "out")
+    assert not (tmp_path / "out").exists()

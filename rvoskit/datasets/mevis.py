@@ -160,20 +160,21 @@ def convert_mevis(
             w.add_input(mask_path, sha256=sha_note["sha256"] if sha_note else index.sha256)  # hashed while scanned
         if sha_note:
             w.set_extra("sha256_verified", sha_note)
-        # a video's masks are written (Parquet, zstd: no GIL) while the next video is read; one write in
-        # flight, and an earlier video's write error is raised before a later video's error
-        with progress_bar(disable=not show_progress) as bar, ThreadPoolExecutor(1) as writer:
+        # a video's masks are read, checked (compiled kernels: no GIL) and written (Parquet, zstd: no
+        # GIL) by a second thread while this one reads the next video's frames and expressions; one
+        # video in flight, and an earlier video's error is raised before a later video's
+        with progress_bar(disable=not show_progress) as bar, ThreadPoolExecutor(1) as masks_thread:
             task = bar.add_task(f"mevis/{split}", total=len(videos))
             pending = None
             for vid in sorted(videos):
                 try:
-                    masks = _convert_video(w, vid, videos[vid], jpeg_root, meta_path, mask_path, index)
+                    job = _convert_video(w, vid, videos[vid], jpeg_root, meta_path, mask_path, index)
                 finally:
                     if pending is not None:
                         pending, done = None, pending
                         done.result()
-                if masks is not None:
-                    pending = writer.submit(w.add_masks, vid, masks)
+                if job is not None:
+                    pending = masks_thread.submit(_write_masks, w, job)
                 bar.advance(task)
             if pending is not None:
                 pending.result()
@@ -183,8 +184,8 @@ def convert_mevis(
 
 
 def _convert_video(w: DatasetWriter, vid: str, v: dict, jpeg_root: Path, meta_path: Path, mask_path: Path, index: JsonObjectIndex | None):
-    """Add a video's videos/expressions/objects rows; returns its masks rows (a table, or row
-    dicts) for ``w.add_masks``, or None (a split without masks)."""
+    """Add a video's videos/expressions/objects rows; returns the job of its masks
+    (:func:`_write_masks`), or None (a split without masks)."""
     frames = v["frames"]
     files = frame_file_names(jpeg_root / vid, frames, video_id=vid)  # no path object per frame
     H, W = image_size(jpeg_root / vid / files[0])
@@ -228,12 +229,29 @@ def _convert_video(w: DatasetWriter, vid: str, v: dict, jpeg_root: Path, meta_pa
     if index is None:
         w.add_objects([])
         return None
-    w.add_objects({"video_id": vid, "obj_id": o, "anno_id": a, "category": None} for o, a in sorted(anno_of_obj.items()))
+    objects = sorted(anno_of_obj.items())
+    w.add_objects({"video_id": vid, "obj_id": o, "anno_id": a, "category": None} for o, a in objects)
+    return (vid, objects, frames, H, W, mask_path, index)
+
+
+def _write_masks(w: DatasetWriter, job: tuple) -> None:
+    """Read, check and write one video's masks (the job :func:`_convert_video` returns)."""
+    w.add_masks(job[0], _video_masks(*job))
+
+
+def _video_masks(vid: str, objects: list[tuple[int, str]], frames: list[str], H: int, W: int, mask_path: Path,
+                 index: JsonObjectIndex):
+    """The masks rows of one video: an Arrow table from the compiled path, or row dicts from the
+    exact path (any value outside the compiled parser's subset, and every error message).
+
+    Raises:
+        RvosError: a mask entry that is not a list or has another number of frames, malformed RLE,
+            a mask size other than the frame's (naming mask_dict.json and the anno_id / frame).
+    """
     if index.fast:
-        table = _fast_masks(index, vid, sorted(anno_of_obj.items()), len(frames), H, W)
+        table = _fast_masks(index, vid, objects, len(frames), H, W)
         if table is not None:
             return table
-    # the exact path: any value outside the compiled parser's subset, and every error message
     m_obj, m_t, m_counts, m_seg = [], [], [], []
 
     def native(seg, t: int, item: str, check_total: bool) -> bytes:
@@ -243,7 +261,7 @@ def _convert_video(w: DatasetWriter, vid: str, v: dict, jpeg_root: Path, meta_pa
             what = "mask size differs from the frame" if "differs" in str(exc) else "malformed RLE"
             raise RvosError(f"{what}: {exc}", file=mask_path, item=f"{item} frame {t} ({frames[t]})") from None
 
-    for o, a in sorted(anno_of_obj.items()):
+    for o, a in objects:
         segs = index.get(a)
         item = f"anno_id {a} (video {vid})"
         require(isinstance(segs, list), "mask entry is not a list", file=mask_path, item=item)
