@@ -160,24 +160,20 @@ def convert_mevis(
             w.add_input(mask_path, sha256=sha_note["sha256"] if sha_note else index.sha256)  # hashed while scanned
         if sha_note:
             w.set_extra("sha256_verified", sha_note)
-        # a video's masks are read, checked (compiled kernels: no GIL) and written (Parquet, zstd: no
-        # GIL) by a second thread while this one reads the next video's frames and expressions; one
-        # video in flight, and an earlier video's error is raised before a later video's
-        with progress_bar(disable=not show_progress) as bar, ThreadPoolExecutor(1) as masks_thread:
+        # a video's masks are read and checked (compiled kernels: no GIL) by a second thread and written
+        # (Parquet, zstd: no GIL) by a third while this one reads the next video's frames and
+        # expressions; errors are raised in the order a sequential run meets them
+        with progress_bar(disable=not show_progress) as bar, _MaskPipeline(w) as pipe:
             task = bar.add_task(f"mevis/{split}", total=len(videos))
-            pending = None
             for vid in sorted(videos):
                 try:
                     job = _convert_video(w, vid, videos[vid], jpeg_root, meta_path, mask_path, index)
-                finally:
-                    if pending is not None:
-                        pending, done = None, pending
-                        done.result()
-                if job is not None:
-                    pending = masks_thread.submit(_write_masks, w, job)
+                except BaseException:
+                    pipe.drain()  # an earlier video's error comes first
+                    raise
+                pipe.add(job)
                 bar.advance(task)
-            if pending is not None:
-                pending.result()
+            pipe.drain()
         if extra is not None:
             extra(w, videos)
     return Path(out)
@@ -234,9 +230,55 @@ def _convert_video(w: DatasetWriter, vid: str, v: dict, jpeg_root: Path, meta_pa
     return (vid, objects, frames, H, W, mask_path, index)
 
 
-def _write_masks(w: DatasetWriter, job: tuple) -> None:
-    """Read, check and write one video's masks (the job :func:`_convert_video` returns)."""
-    w.add_masks(job[0], _video_masks(*job))
+class _MaskPipeline:
+    """Masks jobs (:func:`_convert_video`'s) through two threads: one reads and checks a video's
+    masks (:func:`_video_masks`), one writes them (``w.add_masks``), in video order. At most one
+    video is being read and two are waiting to be written (memory stays flat). :meth:`add` and
+    :meth:`drain` raise the first error in video order, reads before writes of the same video, as
+    a sequential run would: a write error of video k before a read error of video k + 1."""
+
+    def __init__(self, w: DatasetWriter):
+        self.w = w
+        self.reading: tuple | None = None  # (future, video_id)
+        self.writes: list = []  # futures, in video order
+
+    def __enter__(self) -> "_MaskPipeline":
+        self._read_pool = ThreadPoolExecutor(1)
+        self._write_pool = ThreadPoolExecutor(1)
+        return self
+
+    def __exit__(self, *exc) -> None:  # threads finish before the writer closes
+        self._read_pool.shutdown(wait=True)
+        self._write_pool.shutdown(wait=True)
+
+    def _wait_writes(self, keep: int = 0) -> None:
+        while len(self.writes) > keep:
+            self.writes.pop(0).result()
+
+    def _collect(self) -> None:
+        if self.reading is None:
+            return
+        (fut, vid), self.reading = self.reading, None
+        try:
+            table = fut.result()
+        except BaseException:
+            self._wait_writes()  # earlier videos' write errors first
+            raise
+        while self.writes and self.writes[0].done():
+            self.writes.pop(0).result()
+        self._wait_writes(keep=1)
+        self.writes.append(self._write_pool.submit(self.w.add_masks, vid, table))
+
+    def add(self, job: tuple | None) -> None:
+        """Start reading a video's masks (after handing the previous one to the writer)."""
+        self._collect()
+        if job is not None:
+            self.reading = (self._read_pool.submit(_video_masks, *job), job[0])
+
+    def drain(self) -> None:
+        """Finish every job; raise the first error."""
+        self._collect()
+        self._wait_writes()
 
 
 def _video_masks(vid: str, objects: list[tuple[int, str]], frames: list[str], H: int, W: int, mask_path: Path,
