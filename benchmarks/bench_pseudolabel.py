@@ -260,8 +260,8 @@ def main() -> None:
             a = pd.read_parquet(ref_out)
             b = pd.read_parquet(out / "labels.parquet")
             m = a.merge(b, on=["expression_id", "track_id"], suffixes=("_ref", ""))
-            same = (len(m) == len(a) == len(b) and (m.miou_max_ref == m.miou_max).all() and (m.miou_union_ref == m.miou_union).all()
-                    and (m.label_ref == m.label).all())
+            same = (len(m) == len(a) == len(b) and np.array_equal(m.miou_max_ref, m.miou_max, equal_nan=True)
+                    and (m.miou_union_ref == m.miou_union).all() and (m.label_ref == m.label).all())
             print(f"    identical mIoU and labels to the reference ({len(m)} rows): {same}")
             if not same:
                 raise SystemExit("values differ")

@@ -574,7 +574,7 @@ def test_pseudolabel_identical_to_reference_script(tmp_path):
             objs[o] &= ~np.any(objs[:o], axis=0)
         ds_videos[vid] = {"size": (h, w), "T": t, "objects": {o + 1: {f: objs[o, f] for f in range(t) if rng.random() < 0.85}
                                                                 for o in range(3)},
-                          "expressions": [[1], [2, 3], [1, 2, 3], [3], [1, 3]]}
+                          "expressions": [[1], [2, 3], [1, 2, 3], [3], [1, 3], []]}
         tr = _fuzz_masks(rng, 9, t, h, w)
         tr[0] = objs[1]
         store_videos[vid] = tr
@@ -587,7 +587,8 @@ def test_pseudolabel_identical_to_reference_script(tmp_path):
         subprocess.run([sys.executable, str(script), str(ds), str(store), res, str(tmp_path / f"ref_{res}.parquet")], check=True)
         ref = pd.read_parquet(tmp_path / f"ref_{res}.parquet")
         both = ref.merge(ours, on=["expression_id", "track_id"], suffixes=("_ref", ""))
-        assert len(both) == len(ref) == len(ours) == 2 * 5 * 9
-        assert (both["miou_max_ref"] == both["miou_max"]).all()
+        assert len(both) == len(ref) == len(ours) == 2 * 6 * 9
+        assert np.array_equal(both["miou_max_ref"], both["miou_max"], equal_nan=True)  # NaN: no target
+        assert both["miou_max"].isna().sum() == 2 * 9
         assert (both["miou_union_ref"] == both["miou_union"]).all()
         assert (both["label_ref"] == both["label"]).all()

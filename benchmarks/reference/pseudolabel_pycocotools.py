@@ -5,7 +5,8 @@
 
 Per video: every mask resized once when asked (decode, float32, cv2 INTER_LINEAR, > 0.5, encode),
 then per frame one ``pycocotools.mask.iou`` of all tracks against the targets (each object and, for
-multi-object expressions, the union of their native masks), both empty = 1; averaged over frames.
+multi-object expressions, the union of their native masks; for no-target expressions the empty
+mask), both empty = 1; averaged over frames.
 """
 
 import sys
@@ -47,6 +48,8 @@ for v in videos.itertuples():
             targets[key] = [prep(M.merge([{"size": [H, W], "counts": gt_native[o][t]} for o in key if gt_native.get(o, [None] * T)[t]],
                                          intersect=False)["counts"]) if any(gt_native.get(o, [None] * T)[t] for o in key) else None
                             for t in range(T)]
+    if any(len(ol) == 0 for ol in exprs[exprs.video_id == v.video_id].obj_ids):
+        targets[()] = [None] * T  # no-target expressions: the empty mask
     keys = list(targets)
     acc = np.zeros((len(ids), len(keys)))
     for t in range(T):
@@ -65,7 +68,7 @@ for v in videos.itertuples():
         ol = sorted(set(int(o) for o in e.obj_ids))
         per = np.stack([miou[:, col[(o,)]] for o in ol], 1) if ol else np.zeros((len(ids), 0))
         mx = per.max(1) if ol else np.full(len(ids), np.nan)
-        un = miou[:, col[tuple(ol)]] if ol else np.zeros(len(ids))
+        un = miou[:, col[tuple(ol)]]
         rows += [{"expression_id": e.expression_id, "track_id": i, "miou_max": mx[r], "miou_union": un[r], "label": bool(mx[r] > 0.7)}
                  for r, i in enumerate(ids)]
 pd.DataFrame(rows).to_parquet(out)
