@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rvoskit.metrics.jf import BOUND_TH, crop_jf, frame_jf
+from rvoskit.metrics.jf import BOUND_TH, crop_jf, crops_jf, frame_jf
 
 MAX_PROPOSALS = 20
 """The DAVIS unsupervised protocol refuses results with a label above this."""
@@ -166,6 +166,11 @@ def davis_semi_frames(
         lab = labels[t]
         if lab.size and int(lab.max()) > n:
             raise ValueError(f"the result has label {_label_max(labels)} but the sequence has {n} objects")
+        if radius is not None:  # every object of the frame in one pass (crops of one box)
+            scores = crops_jf([lab == i + 1 for i in range(n)], [gt_objects[i][t] for i in range(n)], None, radius)
+            for i, (j, f) in enumerate(scores):
+                J[i, t], F[i, t] = j, f
+            continue
         for i in range(n):
             J[i, t], F[i, t] = jf(lab == i + 1, gt_objects[i][t], None)
     return J, F
@@ -221,6 +226,18 @@ def davis_unsup_frames(
         top = max(top, present[-1] if present else 0)
         vt = None if void is None else void[t]
         zero = _zeros_like(lab)
+        if radius is not None:  # every (proposal, object) pair of the frame in one pass
+            gs = [gt_objects[ii][t] for ii in range(n)]
+            props = {p: lab == p for p in present}
+            keys = [(None, ii) for ii in range(n)] + [(p, ii) for ii in range(n) for p in present]
+            scores = crops_jf([zero if p is None else props[p] for p, _ in keys], [gs[ii] for _, ii in keys],
+                              None if vt is None else [vt] * len(keys), radius)
+            for (p, ii), jf_ in zip(keys, scores):
+                if p is None:
+                    EJ[ii, t], EF[ii, t] = jf_
+                else:
+                    seen[(p - 1, ii, t)] = jf_
+            continue
         for ii in range(n):
             g = gt_objects[ii][t]
             EJ[ii, t], EF[ii, t] = jf(zero, g, vt)
