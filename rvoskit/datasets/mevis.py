@@ -180,8 +180,8 @@ def convert_mevis(
 
 
 def _convert_video(w: DatasetWriter, vid: str, v: dict, jpeg_root: Path, meta_path: Path, mask_path: Path, index: JsonObjectIndex | None):
-    """Add a video's videos/expressions/objects rows; returns the job of its masks
-    (:func:`_write_masks`), or None (a split without masks)."""
+    """Add a video's videos/expressions/objects rows; returns the job of its masks (the arguments
+    of :func:`_video_masks`, run by :class:`_MaskPipeline`), or None (a split without masks)."""
     frames = v["frames"]
     files = frame_file_names(jpeg_root / vid, frames, video_id=vid)  # no path object per frame
     H, W = image_size(jpeg_root / vid / files[0])
