@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 
 # name -> (script, default args, --quick args)
 BENCHMARKS = {
-    "convert": ("bench_convert.py", [], ["--videos", "12", "--frames", "30"]),
+    "convert": ("bench_convert.py", [], ["--videos", "400", "--small-videos", "12"]),  # quick: ~75 MB mask_dict.json
     "eval": ("bench_eval.py", [], ["--frames", "30"]),  # default: the whole sequences (153 frames)
     "pseudolabel": ("bench_pseudolabel.py", [], ["--tracks", "24", "--frames", "40"]),
     "corrupt": ("bench_corrupt.py", [], ["--frames", "50"]),
