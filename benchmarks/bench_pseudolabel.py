@@ -26,6 +26,7 @@ The mIoU and labels of both are checked identical (float equality).
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import tempfile
 import time
@@ -241,6 +242,8 @@ def main() -> None:
         print(f"synthetic split: {args.videos} videos x {args.frames} frames at {H}x{W}, {args.tracks} tracks, "
               f"{args.objects} objects and {args.expressions} expressions per video ({args.distinct} drawn; "
               f"set up in {time.perf_counter() - t0:.0f} s)", flush=True)
+        # the native kernels into numba's disk cache, as scripts/install.sh does (else the first run compiles them)
+        subprocess.run([PY, "-c", "from rvoskit import _labels_kernels as K; K.warm()"], check=True)
         for res in args.resolution or ("native", "540x960"):
             n, T = args.videos, args.frames
             if res != "native":

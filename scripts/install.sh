@@ -102,6 +102,8 @@ $PIP install -e ".[$extras]"
 $PY -c "from rvoskit.datasets import maskdict_scan; maskdict_scan.warm()"
 # corrupt --rng legacy noise: numpy's MT19937 and Poisson loop compiled (rvoskit/corrupt/_legacy_poisson.py), same cache
 $PY -c "from rvoskit.corrupt import _legacy_poisson; _legacy_poisson.warm()"
+# pseudolabel --resolution native: the RLE intersection kernels (rvoskit/_labels_kernels.py), same cache
+$PY -c "from rvoskit import _labels_kernels; _labels_kernels.warm()"
 
 # Only the headless OpenCV: an earlier install (rvoskit 0.1's script) may have pulled the GUI build.
 # Both wheels own the same cv2/ folder, so removing one breaks the other: reinstall the headless one.

@@ -525,14 +525,16 @@ def test_native_ious_bit_identical_to_pycocotools(seed):
     tracks[0] = objs[0]  # a perfect track
     unions = [list(c) for c in ([0, 1], [1, 2, 3], [0, 2]) if max(c) < m]
     want = _reference_ious(_masklets(tracks, "t"), _masklets(objs, "o"), unions)
-    for stored in (True, False):
-        got = L._native_ious(_masklets(tracks, "t", stored), _masklets(objs, "o", stored), unions, range(T))
-        assert got.dtype == np.float64 and got.shape == want.shape
-        assert np.array_equal(got, want), np.argwhere(got != want)[:5]
-    # a subset of frames, in order
-    frames = [t for t in range(T) if t % 2 == 0]
-    got = L._native_ious(_masklets(tracks, "t"), _masklets(objs, "o"), unions, frames)
-    assert np.array_equal(got, want[:, :, frames])
+    assert L.load_kernels()  # numba is a dependency: the compiled path must be there
+    for compiled in (False, True):
+        for stored in (True, False):
+            got = L._native_ious(_masklets(tracks, "t", stored), _masklets(objs, "o", stored), unions, range(T), compiled)
+            assert got.dtype == np.float64 and got.shape == want.shape
+            assert np.array_equal(got, want), (compiled, np.argwhere(got != want)[:5])
+        # a subset of frames, in order
+        frames = [t for t in range(T) if t % 2 == 0]
+        got = L._native_ious(_masklets(tracks, "t"), _masklets(objs, "o"), unions, frames, compiled)
+        assert np.array_equal(got, want[:, :, frames])
 
 
 def test_native_ious_touching_boxes_and_wrong_areas():
@@ -548,23 +550,68 @@ def test_native_ious_touching_boxes_and_wrong_areas():
     objs = np.concatenate([b, c])
     unions = [[0, 1]]
     want = _reference_ious(_masklets(tracks, "t"), _masklets(objs, "o"), unions)
-    got = L._native_ious(_masklets(tracks, "t"), _masklets(objs, "o"), unions, [0])
-    assert np.array_equal(got, want)
-    assert got[0, 0, 0] == 0.0 and got[2, 1, 0] == 1.0 and 0 < got[0, 1, 0] < 1
-    wrong = _masklets(objs, "o")
-    wrong.area = wrong.area + 1  # not the RLE's
-    assert np.array_equal(L._native_ious(_masklets(tracks, "t"), wrong, unions, [0]), want)
-    small = _masklets(tracks, "t")
-    small.bbox = small.bbox.copy()
-    small.bbox[:, :, 2:] = 1  # boxes too small for their masks: not trusted, recomputed
-    assert np.array_equal(L._native_ious(small, _masklets(objs, "o"), unions, [0]), want)
+    assert L.load_kernels()
+    for compiled in (False, True):
+        got = L._native_ious(_masklets(tracks, "t"), _masklets(objs, "o"), unions, [0], compiled)
+        assert np.array_equal(got, want)
+        assert got[0, 0, 0] == 0.0 and got[2, 1, 0] == 1.0 and 0 < got[0, 1, 0] < 1
+        wrong = _masklets(objs, "o")
+        wrong.area = wrong.area + 1  # not the RLE's
+        assert np.array_equal(L._native_ious(_masklets(tracks, "t"), wrong, unions, [0], compiled), want)
+        small = _masklets(tracks, "t")
+        small.bbox = small.bbox.copy()
+        small.bbox[:, :, 2:] = 1  # boxes too small for their masks: not trusted, recomputed
+        assert np.array_equal(L._native_ious(small, _masklets(objs, "o"), unions, [0], compiled), want)
 
 
-def test_pseudolabel_identical_to_reference_script(tmp_path):
+def test_compiled_kernels_against_pycocotools():
+    """rvoskit._labels_kernels: areas and |A & B| of random masks (every awkward kind) equal
+    pycocotools' area and the intersection behind its IoU; strings pycocotools' encoder cannot
+    write are refused (status 1), so the caller uses pycocotools for them."""
+    import pycocotools.mask as cm
+
+    from rvoskit import _labels_kernels as K
+
+    K.warm()
+    rng = np.random.default_rng(3)
+    for _ in range(60):
+        h, w = int(rng.integers(2, 40)), int(rng.integers(2, 40))
+        ms = _fuzz_masks(rng, 6, 1, h, w)[:, 0]
+        cs = [cm.encode(np.asfortranarray(m))["counts"] for m in ms]
+        lens = np.array([len(c) for c in cs], np.int64)
+        ends = np.cumsum(lens)
+        starts = ends - lens
+        runs = np.zeros(int(lens.sum()), np.int64)
+        nruns, area, first, last, status = (np.zeros(6, np.int64) for _ in range(5))
+        K.parse(np.frombuffer(b"".join(cs), np.uint8), starts, ends, h * w, runs, nruns, area, first, last, status)
+        assert not status.any()
+        assert area.tolist() == [int(a) for a in cm.area([{"size": [h, w], "counts": c} for c in cs])]
+        pa, pb = np.repeat(np.arange(6), 6), np.tile(np.arange(6), 6)
+        got = np.zeros(36, np.int64)
+        K.intersections(runs, starts, nruns, first, last, pa, pb, got)
+        assert got.tolist() == [int((ms[a].astype(bool) & ms[b].astype(bool)).sum()) for a, b in zip(pa, pb)]
+    for bad, total in ((b"2", 6), (b"a", 6), (b"\x7f1", 6), (b"0" * 14, 6), (b"16", 6), (b"3O", 6)):  # truncated, alphabet, alphabet, too long, 7 pixels, negative
+        runs = np.zeros(len(bad), np.int64)
+        nruns, area, first, last, status = (np.zeros(1, np.int64) for _ in range(5))
+        K.parse(np.frombuffer(bad, np.uint8), np.zeros(1, np.int64), np.full(1, len(bad), np.int64), total, runs,
+                nruns, area, first, last, status)
+        assert status[0] == 1, bad
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_pseudolabel_identical_to_reference_script(tmp_path, monkeypatch, compiled):
     """End to end against benchmarks/reference/pseudolabel_pycocotools.py (the straightforward
-    pycocotools script the benchmark times): every mIoU and label equal, native and 540x960."""
+    pycocotools script the benchmark times): every mIoU and label equal, native (through
+    pycocotools, and through the compiled kernels) and 540x960."""
     import subprocess
     import sys
+
+    if compiled:
+        assert L.load_kernels()
+        monkeypatch.setattr(L, "KERNELS_MIN_TRACK_FRAMES", 0)
+    else:
+        monkeypatch.setattr(L, "_KERNELS", {})
+        monkeypatch.setattr(L, "KERNELS_MIN_TRACK_FRAMES", 10**12)
 
     rng = np.random.default_rng(11)
     ds_videos, store_videos = {}, {}
@@ -581,8 +628,9 @@ def test_pseudolabel_identical_to_reference_script(tmp_path):
     ds = make_dataset(tmp_path / "ds", ds_videos)
     store = make_store(tmp_path / "s", store_videos)
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "reference" / "pseudolabel_pycocotools.py"
-    for res in ("native", "540x960"):
+    for res in ("native", "540x960") if not compiled else ("native",):
         L.pseudolabel({"s": store}, ds, tmp_path / f"out_{res}", resolution=res)
+        assert ("module" in L._KERNELS) == compiled
         ours = pd.read_parquet(tmp_path / f"out_{res}" / "labels.parquet")
         subprocess.run([sys.executable, str(script), str(ds), str(store), res, str(tmp_path / f"ref_{res}.parquet")], check=True)
         ref = pd.read_parquet(tmp_path / f"ref_{res}.parquet")
