@@ -344,3 +344,17 @@ def test_convert_reports_the_first_videos_error_first(tmp_path):
     with pytest.raises(RvosError, match=f"mask_dict.json.*anno_id {anno} \\(video {first}\\) frame {t}"):
         convert_mevis(root, "train", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_numba_is_a_core_dependency_and_install_compiles_the_kernels():
+    """convert mevis needs numba at run time: a core dependency, its kernels compiled once by
+    scripts/install.sh into numba's on-disk cache (cache=True on every kernel)."""
+    import tomllib
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    deps = tomllib.loads((repo / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert any(d.replace(" ", "").startswith("numba") for d in deps)
+    assert "maskdict_scan.warm()" in (repo / "scripts" / "install.sh").read_text()
+    for k in (ms.scan_top, ms.parse_values, ms.rle_stats):
+        assert k._cache.__class__.__name__ != "NullCache"
