@@ -247,9 +247,10 @@ class _MaskPipeline:
         self._write_pool = ThreadPoolExecutor(1)
         return self
 
-    def __exit__(self, *exc) -> None:  # threads finish before the writer closes
-        self._read_pool.shutdown(wait=True)
-        self._write_pool.shutdown(wait=True)
+    def __exit__(self, exc_type, *exc) -> None:
+        # the threads finish before the writer closes; on an error (or Ctrl-C) queued jobs are dropped
+        self._read_pool.shutdown(wait=True, cancel_futures=exc_type is not None)
+        self._write_pool.shutdown(wait=True, cancel_futures=exc_type is not None)
 
     def _wait_writes(self, keep: int = 0) -> None:
         while len(self.writes) > keep:
