@@ -255,7 +255,6 @@ def legacy_normals(rs: np.random.RandomState, n: int, *, scale: float = 1.0, dty
     if n and state[3]:  # the cached normal of an odd-sized earlier draw
         z[0] = scale * rs.standard_normal()
         pos = 1
-    start = pos
     mod = _numba_kernels(wait=False)
     if mod is not None and (n - pos) // 2:  # numba: exactly the pairs needed, drawn and tested in one loop
         mt_name, key, mt_pos = rs.get_state()[:3]
