@@ -232,11 +232,18 @@ def impulse_noise(x, severity, rng):
         np.less_equal(u[: b - a], c, out=flipped[a:b])
     out = cv2.LUT(x, _ROUND_TRIP_255).reshape(-1)  # x not flipped: uint8(clip(k / 255.) * 255)
     salted = np.empty(min(n, step), bool)
+    fmask = np.empty(min(n, step), np.uint8)
     for a in range(0, n, step):
         b = min(n, a + step)
         rng.random(out=u[: b - a])
-        s = np.less_equal(u[: b - a], 0.5, out=salted[: b - a])
-        np.copyto(out[a:b], np.negative(s.view(np.uint8)), where=flipped[a:b])  # 255 salted, 0 peppered
+        s = np.less_equal(u[: b - a], 0.5, out=salted[: b - a]).view(np.uint8)
+        f = np.negative(flipped[a:b].view(np.uint8), out=fmask[: b - a])  # 255 where flipped, else 0
+        np.negative(s, out=s)  # 255 where salted
+        s &= f  # 255 where flipped and salted, 0 elsewhere
+        np.bitwise_not(f, out=f)
+        o = out[a:b]
+        o &= f  # flipped pixels to 0 (pepper) ...
+        o |= s  # ... and salted ones to 255
     return out.reshape(x.shape), {}
 
 
