@@ -94,7 +94,20 @@ def pil_png(path: Path, arr: np.ndarray) -> None:
     Image.fromarray(arr).save(path)
 
 
-def write_dataset(path: Path, seqs: dict[str, np.ndarray], exprs: dict[str, list[list[int]]]) -> None:
+def same_content(seqs: dict[str, np.ndarray]) -> dict[str, str]:
+    """``{video: the first video of split() with the same frames}`` (the variants repeat after 12)."""
+    first: dict[tuple[str, int], str] = {}
+    out = {}
+    for v in seqs:
+        name, k = v.rsplit("-", 1)
+        out[v] = first.setdefault((name, int(k) % 4), v)
+    return out
+
+
+def write_dataset(path: Path, seqs: dict[str, np.ndarray], exprs: dict[str, list[list[int]]], same: dict[str, str] | None = None) -> None:
+    """The common-format dataset; ``same`` (:func:`same_content`) reuses the mask rows of a video
+    with the same frames instead of encoding them again."""
+    done: dict[str, list[dict]] = {}
     with DatasetWriter(path, dataset="mevis", split="valid_u", frame_root=path / "frames") as w:
         for vid, lab in sorted(seqs.items()):
             T, H, W = lab.shape
@@ -105,14 +118,19 @@ def write_dataset(path: Path, seqs: dict[str, np.ndarray], exprs: dict[str, list
             w.add_objects([{"video_id": vid, "obj_id": o, "anno_id": None, "category": None} for o in objs])
             w.add_expressions([{"video_id": vid, "exp_id": str(i), "exp_index": i, "text": f"e{i}", "obj_ids": ol, "anno_ids": None,
                                 "annotator": None, "kind": None} for i, ol in enumerate(exprs[vid])])
-            rows = []
-            for o in objs:
-                for t in range(T):
-                    m = (lab[t] == o).astype(np.uint8)
-                    if m.any():
-                        c = rlemod.encode(m)
-                        a, b = rlemod.area_bbox([c], H, W)
-                        rows.append({"video_id": vid, "obj_id": o, "frame_idx": t, "height": H, "width": W, "rle": c, "area": int(a[0]), "bbox": b[0].tolist()})
+            src = (same or {}).get(vid)
+            if src in done:
+                rows = [{**r, "video_id": vid} for r in done[src]]
+            else:
+                rows = []
+                for o in objs:
+                    for t in range(T):
+                        m = (lab[t] == o).astype(np.uint8)
+                        if m.any():
+                            c = rlemod.encode(m)
+                            a, b = rlemod.area_bbox([c], H, W)
+                            rows.append({"video_id": vid, "obj_id": o, "frame_idx": t, "height": H, "width": W, "rle": c, "area": int(a[0]), "bbox": b[0].tolist()})
+            done[vid] = rows
             w.add_masks(vid, rows)
 
 
@@ -124,7 +142,8 @@ def make_case(tmp: Path, protocol: str, size: tuple[int, int], n: int, videos: i
     seqs = split(videos, size, n)
     objs = {v: sorted(int(o) for o in np.unique(lab) if 0 < o < 255) for v, lab in seqs.items()}
     exprs = {v: [[o] for o in ol] + [ol] for v, ol in objs.items()}
-    write_dataset(tmp / "ds", seqs, exprs)
+    same = same_content(seqs)
+    write_dataset(tmp / "ds", seqs, exprs, same)
     gt, pred = tmp / "gt", tmp / "pred_vos"
     frames = sum(len(lab) for lab in seqs.values())
     if protocol == "davis":
@@ -132,7 +151,11 @@ def make_case(tmp: Path, protocol: str, size: tuple[int, int], n: int, videos: i
             for root, arr in ((gt, lab), (pred, later(lab))):
                 (root / v).mkdir(parents=True)
                 for t, x in enumerate(arr):
-                    (root / v / f"{t:05d}.png").write_bytes(label_png_bytes(x))
+                    f = root / v / f"{t:05d}.png"
+                    if same[v] != v:  # the same frames as an earlier video: link its file
+                        os.link(root / same[v] / f.name, f)
+                    else:
+                        f.write_bytes(label_png_bytes(x))
         return {"ds": tmp / "ds", "rv_pred": pred, "gt": gt, "vos_pred": pred, "protocol": "davis-semi", "all_frames": False,
                 "what": f"{len(seqs)} videos, {frames} frames ({frames - 2 * len(seqs)} scored), {sum(map(len, objs.values()))} objects"}
     rv = tmp / "pred_mevis"
