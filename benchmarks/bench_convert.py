@@ -150,7 +150,7 @@ def floor(mv: Path, out: Path) -> str:
     """CPU time of the parts of ``convert mevis`` that no converter of this output can skip, as
     multiples of json.load's: hashing + scanning the file (the manifest's sha256, the byte-range
     index), parsing + checking every RLE with its area and box (the compiled kernel), writing
-    masks.parquet (zstd, one row group per video, the converter's options), and the start-up of
+    masks.parquet (snappy, one row group per video, the converter's options), and the start-up of
     the command and of numba's cached kernels."""
     import subprocess
 
@@ -185,7 +185,7 @@ def floor(mv: Path, out: Path) -> str:
     others = [n for n in t.schema.names if n != "rle"]
 
     def write():
-        w = pq.ParquetWriter(out / "floor.parquet", t.schema, compression="zstd", use_dictionary=["video_id"], write_statistics=others)
+        w = pq.ParquetWriter(out / "floor.parquet", t.schema, compression="snappy", use_dictionary=["video_id"], write_statistics=others)
         for g in groups:
             w.write_table(g)
         w.close()
@@ -195,7 +195,7 @@ def floor(mv: Path, out: Path) -> str:
     py0 = child_cpu("pass")
     cli = child_cpu("import rvoskit.cli") - py0
     numba_s = child_cpu("from rvoskit.datasets import maskdict_scan as m; m.warm()") - py0
-    parts = {"sha256 + index scan": scan, "RLE parse/check/area/bbox (all values)": parse, "masks.parquet write (zstd)": pq_s,
+    parts = {"sha256 + index scan": scan, "RLE parse/check/area/bbox (all values)": parse, "masks.parquet write (snappy)": pq_s,
              "CLI import": cli, "numba import + cached kernels": numba_s}
     return f"json.load {ref:.2f} s; " + "; ".join(f"{k} {v:.2f} s ({v / ref:.2f}x)" for k, v in parts.items()) + \
         f"; sum {sum(parts.values()) / ref:.2f}x json.load"

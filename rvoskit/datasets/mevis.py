@@ -10,6 +10,8 @@ Native layout (``docs: dataset-formats.md`` §1; henghuiding/MeViS ``lmpm/data/d
 
 from __future__ import annotations
 
+import importlib
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
@@ -143,6 +145,9 @@ def convert_mevis(
         digest = sha256_file(mask_path)
         require(digest == expected, f"sha256 {digest} differs from the published {expected}", file=mask_path)
         sha_note = {"file": "mask_dict.json", "sha256": digest, "published": expected, "ok": True}
+    # pyarrow imports pandas on its first pa.array (~0.3-0.5 s, under the GIL): imported on a thread while
+    # this one hashes and scans mask_dict.json (compiled, no GIL) instead of after the masks are written
+    threading.Thread(target=importlib.import_module, args=("pandas",), name="rvoskit-import-pandas").start()
     index = JsonObjectIndex(mask_path) if has_masks else None
     jpeg_root = split_dir / "JPEGImages"
 
@@ -346,13 +351,21 @@ def _fast_masks(index: JsonObjectIndex, vid: str, objects: list[tuple[int, str]]
     n = int(is_rle.sum())
     obj = np.repeat(np.fromiter((o for o, _ in objects), np.int64, len(objects)), T)[is_rle]
     t = np.tile(np.arange(T, dtype=np.int32), len(objects))[is_rle]
+
+    def col(a: np.ndarray):  # a numpy column as Arrow, from its buffer: pa.array would import pandas (~0.3 s)
+        a = np.ascontiguousarray(a)
+        return pa.Array.from_buffers(pa.from_numpy_dtype(a.dtype), len(a), [None, pa.py_buffer(a)])
+
+    v = vid.encode()
     return pa.table({
-        "video_id": pa.array([vid] * n, pa.string()),
-        "obj_id": obj,
-        "frame_idx": t,
-        "height": np.full(n, H, np.int32),
-        "width": np.full(n, W, np.int32),
+        "video_id": pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(np.arange(0, len(v) * (n + 1), len(v), dtype=np.int32)),
+                                                          pa.py_buffer(v * n)]),
+        "obj_id": col(obj),
+        "frame_idx": col(t),
+        "height": col(np.full(n, H, np.int32)),
+        "width": col(np.full(n, W, np.int32)),
         "rle": pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)]),
-        "area": area[is_rle],
-        "bbox": pa.ListArray.from_arrays(pa.array(np.arange(0, 4 * n + 1, 4, dtype=np.int32)), pa.array(bbox[is_rle].ravel())),
+        "area": col(area[is_rle]),
+        "bbox": pa.ListArray.from_buffers(pa.list_(pa.float64()), n, [None, pa.py_buffer(np.arange(0, 4 * n + 1, 4, dtype=np.int32))],
+                                          children=[col(bbox[is_rle].ravel())]),
     })
