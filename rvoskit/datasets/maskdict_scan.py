@@ -9,7 +9,9 @@ Two kernels read its bytes directly, without building a Python object per mask:
   counts as :func:`rvoskit.format.rle.pixel_count` does (alphabet, truncation, runs of at most 12
   characters, no negative run, total = H x W), computes its area and box exactly as
   ``pycocotools.mask.area`` / ``toBbox`` (``maskApi.c`` ``rleArea`` / ``rleToBbox``, unsigned 32-bit
-  arithmetic) do, and copies its counts into one contiguous buffer (an Arrow binary column).
+  arithmetic) do, and copies its counts into one contiguous buffer (an Arrow binary column). An
+  RLE whose size comes first and that passes is read, copied and checked in one pass over the JSON
+  bytes (:func:`_counts_ok`); every other one is redone by :func:`_counts` + :func:`rle_stats`.
 
 Both accept only a strict subset of JSON: ASCII strings without escapes other than the escaped
 backslash (two backslashes: the RLE alphabet has the backslash), ``null`` entries, RLE
@@ -198,6 +200,113 @@ def rle_stats(b, s, e, h, w, bb, k):
 
 
 @njit(cache=True, nogil=True)
+def _counts_ok(b, i, n, h, w, data, p, bb, k):
+    """:func:`_counts` with ``decode`` for an RLE that passes its check, in one pass: the counts string
+    at b[i] (``"``) read from the JSON bytes, copied to ``data[p:]`` and checked as
+    :func:`rle_stats` does (same loop, same arithmetic). Returns ``(j, p, area)``, ``j`` the index
+    after the closing quote and the box in ``bb[k]``; ``j = -3`` for anything else (the caller
+    redoes the string with :func:`_counts`, which decides every other answer)."""
+    hw = h * w
+    if h <= 0 or w <= 0 or hw > _U32:
+        return -3, p, 0
+    q = i + 1
+    x = 0
+    k5 = 0
+    m = 0
+    c1 = 0  # cnts[m - 1]
+    c2 = 0  # cnts[m - 2]
+    cc = 0  # pixels so far = col * h + row, 0 <= row < h
+    col = 0
+    row = 0
+    area = 0
+    xs = w
+    ys = h
+    xe = 0
+    ye = 0
+    while True:
+        if q >= n:
+            return -3, p, 0
+        c = np.int64(b[q]) - 48
+        if c < 0 or c > 63:
+            if c == -14:  # the closing quote
+                break
+            return -3, p, 0
+        if c == 44:  # the RLE alphabet's backslash: escaped in JSON
+            if q + 1 >= n or b[q + 1] != 92:
+                return -3, p, 0
+            q += 1
+        data[p] = b[q]
+        p += 1
+        q += 1
+        if k5 == 0 and c < 32:  # a run of one character (the common case)
+            x = (c & 0xF) - (c & 0x10)
+        else:
+            x |= (c & 0x1F) << k5
+            k5 += 5
+            if c & 0x20:
+                if k5 >= 60:
+                    return -3, p, 0
+                continue
+            if c & 0x10:
+                x -= np.int64(1) << k5
+            if x >= _BIG or x <= -_BIG:
+                return -3, p, 0
+        if m > 2:
+            x += c2
+        if x < 0:
+            return -3, p, 0
+        cc += x
+        if cc > hw:
+            return -3, p, 0
+        x0 = col
+        y0 = row
+        row += x
+        if row >= h:
+            if row < 2 * h:
+                col += 1
+                row -= h
+            else:
+                r = row // h
+                col += r
+                row -= r * h
+        if m & 1 and x > 0:  # a foreground run: pycocotools rleToBbox
+            area += x
+            if row > 0:
+                x1 = col
+                y1 = row - 1
+            else:
+                x1 = col - 1
+                y1 = h - 1
+            if xs == w:  # the first foreground run: columns only grow
+                xs = x0
+            xe = x1
+            if x0 < x1:
+                ys = 0
+                ye = h - 1
+            else:
+                ys = min(ys, y0)
+                ye = max(ye, y1)
+        c2 = c1
+        c1 = x
+        m += 1
+        x = 0
+        k5 = 0
+    if k5 != 0 or cc != hw:
+        return -3, p, 0
+    if m < 2:
+        bb[k, 0] = 0.0
+        bb[k, 1] = 0.0
+        bb[k, 2] = 0.0
+        bb[k, 3] = 0.0
+    else:
+        bb[k, 0] = xs
+        bb[k, 1] = ys
+        bb[k, 2] = (xe - xs + 1) & _U32
+        bb[k, 3] = (ye - ys + 1) & _U32
+    return q + 1, p, area
+
+
+@njit(cache=True, nogil=True)
 def _counts(b, i, n, h, w, decode, data, p, bb, k):
     """The counts string at b[i] (``"``): copied, unescaped, to ``data[p:]`` and, when ``decode``
     (its size came first), checked (:func:`rle_stats`). Returns ``(j, p, status, area)``: ``j`` the
@@ -329,7 +438,12 @@ def _rle_list(b, i, n, record, el_h, el_w, el_de, status, area, bb, data, p, ne,
                     cs = i
                     if record:
                         decoded = hh >= 0
-                        j, p, st, ar = _counts(b, i, n, hh, ww, decoded, data, ds, bb, ne)
+                        j = -3
+                        if decoded:  # the common case in one pass; anything else the general way
+                            j, p, ar = _counts_ok(b, i, n, hh, ww, data, ds, bb, ne)
+                            st = RLE_OK
+                        if j == -3:
+                            j, p, st, ar = _counts(b, i, n, hh, ww, decoded, data, ds, bb, ne)
                     else:
                         j = _string(b, i, n)
                     if j == -1:
