@@ -97,13 +97,9 @@ explain_expected() {
 explain_expected
 $PIP install --no-deps "${no_deps[@]}"
 $PIP install -e ".[$extras]"
-# convert mevis's compiled mask_dict.json kernels (numba): compiled once here, then loaded from numba's
-# on-disk cache by every run (rvoskit/datasets/maskdict_scan.py)
-$PY -c "from rvoskit.datasets import maskdict_scan; maskdict_scan.warm()"
-# corrupt --rng legacy noise: numpy's MT19937 and Poisson loop compiled (rvoskit/corrupt/_legacy_poisson.py), same cache
-$PY -c "from rvoskit.corrupt import _legacy_poisson; _legacy_poisson.warm()"
-# pseudolabel --resolution native: the RLE intersection kernels (rvoskit/_labels_kernels.py), same cache
-$PY -c "from rvoskit import _labels_kernels; _labels_kernels.warm()"
+# rvoskit's compiled kernels (numba: convert mevis, pseudolabel native, corrupt's legacy noise and blurs):
+# compiled once here into numba's on-disk cache, then loaded by every run (rvoskit/_jit.py)
+$PY -m rvoskit._jit
 
 # Only the headless OpenCV: an earlier install (rvoskit 0.1's script) may have pulled the GUI build.
 # Both wheels own the same cv2/ folder, so removing one breaks the other: reinstall the headless one.

@@ -89,3 +89,14 @@ def put_plane_u8(y, k, out):  # pragma: no cover - compiled
     for r in range(H):
         for i in range(W):
             out[r, i, k] = np.uint8(int(min(max(y[r, i], 0.0), 1.0) * 255.0))
+
+
+def warm() -> None:
+    """Compile (or load from numba's on-disk cache) these loops with the argument types
+    :mod:`rvoskit.corrupt.blur` passes, by running the three corruptions on a small frame."""
+    from rvoskit.corrupt.imagenet_c import corrupt_image
+    from rvoskit.corrupt.rng import make_rng
+
+    frame = np.random.default_rng(0).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    for name in ("gaussian_blur", "glass_blur", "defocus_blur"):
+        corrupt_image(frame, name, 1, make_rng("legacy", 0, name))
