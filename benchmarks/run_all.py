@@ -1,13 +1,15 @@
 """Run every benchmark and write one markdown table (the README's benchmark table).
 
-    python benchmarks/run_all.py [--out benchmarks/RESULTS.md] [--quick] [--only eval,corrupt] [--skip tracks]
+    python benchmarks/run_all.py [--out benchmarks/RESULTS.md] [--quick] [--only eval,corrupt] [--skip tracks] [--update]
 
 Each ``bench_*.py`` runs as its own process with ``RVOSKIT_BENCH_JSON`` set; the rows it reports
 through ``_ab.report`` (ratio reference / rvoskit: median with min-max over alternating pairs, the
 goal and whether it is met) become the table. A benchmark that reports no rows (bench_tracks.py and
 the ones of other areas keep their own output) gets one row with the last line of its output; the
 full output of every benchmark is kept in ``<out>.log``. ``--quick`` passes smaller sizes (fewer
-frames, the same number of pairs) for a shared or slow machine; the table says so.
+frames, the same number of pairs) for a shared or slow machine; the table says so. ``--update`` keeps
+the rows of the benchmarks not run this time (from ``<out>.json``) and says in the header when each
+part was measured.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", default="")
     ap.add_argument("--skip", default="")
+    ap.add_argument("--update", action="store_true", help="keep the other benchmarks' rows of <out>.json")
     a = ap.parse_args()
     names = [n for n in BENCHMARKS if (not a.only or n in a.only.split(",")) and n not in a.skip.split(",")]
     rows: list[dict] = []
@@ -98,6 +101,15 @@ def main() -> None:
             f"on {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()} "
             f"({time.perf_counter() - t_all:.0f} s in all). Ratios are reference time / rvoskit time (higher is faster), "
             "alternating runs, median with min-max; CPU ratios count user + sys time of the whole process tree.")
+    if a.update and Path(a.out + ".json").is_file():
+        ran = {BENCHMARKS[n][0][:-3] for n in names}
+        kept = [r for r in json.loads(Path(a.out + ".json").read_text()) if r["benchmark"] not in ran]
+        order = [script[:-3] for script, _, _ in BENCHMARKS.values()]
+        rows = sorted(kept + rows, key=lambda r: order.index(r["benchmark"]) if r["benchmark"] in order else len(order))
+        old_head = Path(a.out).read_text(encoding="utf-8").split("\n\n")[0] if Path(a.out).is_file() else ""
+        head = f"{head} Benchmarks run: {', '.join(names)}.\n\nThe other rows: {old_head}"
+        if Path(a.out + ".log").is_file():
+            log_parts.insert(0, Path(a.out + ".log").read_text(encoding="utf-8"))
     md = f"{head}\n\n{table(rows)}\n"
     Path(a.out).write_text(md, encoding="utf-8")
     Path(a.out + ".log").write_text("\n".join(log_parts), encoding="utf-8")
