@@ -152,8 +152,6 @@ def floor(mv: Path, out: Path) -> str:
     index), parsing + checking every RLE with its area and box (the compiled kernel), writing
     masks.parquet (snappy, one row group per video, the converter's options), and the start-up of
     the command and of numba's cached kernels."""
-    import subprocess
-
     import pyarrow.parquet as pq
 
     from rvoskit.datasets import maskdict_scan as ms
@@ -178,7 +176,7 @@ def floor(mv: Path, out: Path) -> str:
     scan = cpu(lambda: JsonObjectIndex(mask))
     raws = [ix.read_raw([k]) for k in ix.ranges]
     parse = cpu(lambda: [ms.parse_values(*r) for r in raws])
-    del raws
+    raws.clear()
     t = pq.read_table(out / "masks.parquet")
     _, starts, counts = np.unique(t.column("video_id").to_numpy(), return_index=True, return_counts=True)
     groups = [t.slice(int(o), int(n)) for o, n in zip(starts, counts)]
