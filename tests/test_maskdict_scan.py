@@ -360,3 +360,24 @@ def test_numba_is_a_core_dependency_and_install_compiles_the_kernels():
     assert "rvoskit.datasets.maskdict_scan" in _jit.KERNEL_MODULES  # install.sh: python -m rvoskit._jit
     for k in (ms.scan_top, ms.parse_values, ms.rle_stats):
         assert k._cache.__class__.__name__ != "NullCache"
+
+
+def test_int_column_reads_the_buffers_as_to_numpy_does():
+    """store._int_column (the masks writer's sort check without pandas) on sliced, multi-chunk and
+    nullable integer columns."""
+    import pyarrow as pa
+
+    from rvoskit.format.store import _int_column
+
+    rng = np.random.default_rng(5)
+    for dtype in (np.int64, np.int32):
+        for _ in range(20):
+            parts = [pa.array(rng.integers(-1000, 1000, int(rng.integers(0, 30))).astype(dtype)) for _ in range(int(rng.integers(1, 4)))]
+            parts = [p.slice(int(rng.integers(0, len(p) + 1))) if len(p) else p for p in parts]
+            t = pa.table({"x": pa.chunked_array(parts, pa.from_numpy_dtype(dtype))})
+            if rng.random() < 0.5:
+                t = t.slice(int(rng.integers(0, t.num_rows + 1)))
+            got = _int_column(t, "x")
+            assert got.dtype == dtype and got.tolist() == t.column("x").to_pylist()
+    t = pa.table({"x": pa.array([1, None, 3], pa.int64())})
+    assert np.isnan(_int_column(t, "x")[1])  # nulls: pyarrow's own conversion
