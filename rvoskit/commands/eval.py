@@ -132,7 +132,7 @@ def eval_command(
     _print_skipped(console, result.summary)
     for name, p in paths.items():
         console.print(f"  {name}: {p}")
-    console.print(f"[dim]{len(result.items)} {result.item_name}s in {time.perf_counter() - t0:.1f} s[/]")
+    console.print(f"[dim]{result.n_items} {result.item_name}s in {time.perf_counter() - t0:.1f} s[/]")
 
 
 def _print_skipped(console, s: dict) -> None:

@@ -11,12 +11,14 @@ import sys
 import datetime as _dt
 import json
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:  # annotations only: eval reads predictions without pandas (issue 13)
+    import pandas as pd
 
 from rvoskit import __version__
 from rvoskit.errors import RvosError

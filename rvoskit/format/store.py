@@ -172,6 +172,46 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
+def _read_parquet(path: Path, filters, columns: list[str] | None) -> pa.Table:
+    """``pq.read_table(path, filters=filters, columns=columns)``, the same table, without pyarrow's
+    dataset API when ``filters`` is None or only ``(column, "=", value)`` terms: that API imports
+    pandas (~0.3 s of an ``eval`` that never needs it, issue 13). Row groups whose statistics
+    exclude a value are skipped, the others are read and their matching rows taken (nulls never
+    match), in file order. Other filters go to ``pq.read_table``."""
+    simple = filters is None or (isinstance(filters, list) and all(
+        isinstance(f, tuple) and len(f) == 3 and f[1] in ("=", "==") and isinstance(f[2], (str, int)) and not isinstance(f[2], bool)
+        for f in filters))
+    if not simple:
+        return pq.read_table(path, filters=filters, columns=columns)
+    pf = pq.ParquetFile(path)
+    if not filters:
+        return pf.read(columns=columns)
+    names = pf.schema_arrow.names
+    if any(name not in names for name, _, _ in filters):
+        return pq.read_table(path, filters=filters, columns=columns)
+    md = pf.metadata
+    leaf = {md.schema.column(i).path: i for i in range(md.num_columns)}
+    groups = []
+    for g in range(md.num_row_groups):
+        rg = md.row_group(g)
+        keep = True
+        for name, _, value in filters:
+            st = rg.column(leaf[name]).statistics if name in leaf else None
+            if st is not None and st.has_min_max and type(st.min) is type(value) and not (st.min <= value <= st.max):
+                keep = False
+                break
+        if keep:
+            groups.append(g)
+    want = list(dict.fromkeys((columns if columns is not None else names) + [name for name, _, _ in filters]))
+    t = pf.read_row_groups(groups, columns=want) if groups else pf.schema_arrow.empty_table().select(want)
+    hit = np.ones(t.num_rows, bool)
+    for name, _, value in filters:
+        hit &= np.fromiter((x == value for x in t.column(name).to_pylist()), bool, t.num_rows)
+    idx = np.flatnonzero(hit).astype(np.int64)
+    t = t.take(pa.Array.from_buffers(pa.int64(), len(idx), [None, pa.py_buffer(idx)]))  # pa.array would import pandas
+    return t.select(columns if columns is not None else names)
+
+
 def read_table(path: str | Path, table: str, *, filters=None, columns: list[str] | None = None) -> pa.Table:
     """Read and schema-check one v1 table.
 
@@ -193,7 +233,7 @@ def read_table(path: str | Path, table: str, *, filters=None, columns: list[str]
     if columns is not None:  # an optional column an older file lacks is filled with nulls below
         columns = [c for c in columns if c in file_schema.names or c in optional_columns(table)]
     try:
-        t = pq.read_table(path, filters=filters, columns=None if columns is None else [c for c in columns if c in file_schema.names])
+        t = _read_parquet(path, filters, None if columns is None else [c for c in columns if c in file_schema.names])
     except (pa.ArrowException, OSError) as exc:
         raise RvosError(f"unreadable Parquet: {_one_line(exc)}", file=path) from None
     problems = check_table(table, t, columns)
@@ -293,6 +333,28 @@ class RvosDataset:
     def expressions(self) -> pd.DataFrame:
         """``expressions.parquet`` as a DataFrame indexed by ``expression_id``."""
         return self.table("expressions").to_pandas().set_index("expression_id", drop=False)
+
+    @cached_property
+    def video_rows(self) -> dict[str, dict[str, Any]]:
+        """``videos.parquet`` as ``{video_id: row}``, rows as dicts of plain Python values (lists,
+        None for nulls), in file order: :attr:`videos` without pandas (``eval`` start-up)."""
+        return {r["video_id"]: r for r in self.table("videos").to_pylist()}
+
+    def video_row(self, video_id: str) -> dict[str, Any]:
+        """:meth:`video` as a dict of plain Python values (no pandas).
+
+        Raises:
+            RvosError: unknown video id.
+        """
+        try:
+            return self.video_rows[video_id]
+        except KeyError:
+            raise RvosError("unknown video", file=self.path / "videos.parquet", item=video_id) from None
+
+    @cached_property
+    def expression_rows(self) -> list[dict[str, Any]]:
+        """``expressions.parquet`` rows as dicts of plain Python values, in file order (no pandas)."""
+        return self.table("expressions").to_pylist()
 
     def void_masks(self, video_id: str) -> np.ndarray:
         """DAVIS void pixels (label 255) of a video as ``uint8 (T, H, W)`` 0/1 (zeros without ``void.parquet``)."""

@@ -24,12 +24,12 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 
 from rvoskit import __version__
 from rvoskit.errors import RvosError
@@ -56,6 +56,9 @@ from rvoskit.metrics.sources import (
     rows_by_video,
 )
 
+if TYPE_CHECKING:  # eval never imports pandas (~0.3 s of start-up, issue 13): EvalResult makes DataFrames on demand
+    import pandas as pd
+
 PROTOCOLS = ("mevis", "davis-semi", "davis-unsup", "ref-davis")
 DAVIS_TASKS = ("unsupervised", "semi-supervised")
 REF_DAVIS_SETS = {0: (1, "first_frame"), 1: (1, "full_video"), 2: (2, "first_frame"), 3: (2, "full_video")}
@@ -69,6 +72,12 @@ def ref_davis_set_expressions(expressions: pd.DataFrame, video_id: str, k: int) 
     return e[(e["video_id"] == video_id) & (e["annotator"] == annotator) & (e["kind"] == kind)]
 
 
+def _set_rows(ds: RvosDataset, video_id: str, k: int) -> list[dict]:
+    """:func:`ref_davis_set_expressions` on ``ds.expression_rows`` (plain dicts, no pandas)."""
+    annotator, kind = REF_DAVIS_SETS[k]
+    return [e for e in ds.expression_rows if e["video_id"] == video_id and e.get("annotator") == annotator and e.get("kind") == kind]
+
+
 @dataclass(frozen=True)
 class EvalOptions:
     """Options of one evaluation (picklable; sent to the workers)."""
@@ -80,20 +89,68 @@ class EvalOptions:
     bound_th: float = BOUND_TH
 
 
-@dataclass
 class EvalResult:
     """What :func:`evaluate` returns.
 
     Attributes:
         summary: JSON-serialisable headline numbers (values in [0, 1]) and run facts.
         items: per expression (``mevis``), per object (``davis-*``) or per (set, object)
-            (``ref-davis``) scores.
-        frames: per-frame J and F of every item (``frame_idx``, ``frame``).
+            (``ref-davis``) scores, a DataFrame.
+        frames: per-frame J and F of every item (``frame_idx``, ``frame``), a DataFrame.
+        items_table, frames_table: the same as Arrow tables.
+
+    The tables are kept as Arrow and made DataFrames when :attr:`items` / :attr:`frames` are
+    first read: ``rvoskit eval`` writes them without importing pandas (~0.3 s of start-up).
+    Either form may be given (or assigned).
     """
 
-    summary: dict[str, Any]
-    items: pd.DataFrame
-    frames: pd.DataFrame = field(repr=False)
+    def __init__(self, summary: dict[str, Any], items: pa.Table | pd.DataFrame, frames: pa.Table | pd.DataFrame):
+        self.summary = summary
+        self._items, self._frames = items, frames
+
+    @staticmethod
+    def _df(x):
+        return x.to_pandas() if isinstance(x, pa.Table) else x
+
+    @staticmethod
+    def _arrow(x) -> pa.Table:
+        return x if isinstance(x, pa.Table) else pa.Table.from_pandas(x, preserve_index=False)
+
+    @property
+    def items(self) -> pd.DataFrame:
+        self._items = self._df(self._items)
+        return self._items
+
+    @items.setter
+    def items(self, value) -> None:
+        self._items = value
+
+    @property
+    def frames(self) -> pd.DataFrame:
+        self._frames = self._df(self._frames)
+        return self._frames
+
+    @frames.setter
+    def frames(self, value) -> None:
+        self._frames = value
+
+    @property
+    def items_table(self) -> pa.Table:
+        """:attr:`items` as Arrow (no pandas when it was made as Arrow)."""
+        return self._arrow(self._items)
+
+    @property
+    def frames_table(self) -> pa.Table:
+        """:attr:`frames` as Arrow (no pandas when it was made as Arrow)."""
+        return self._arrow(self._frames)
+
+    @property
+    def n_items(self) -> int:
+        """Number of rows of :attr:`items`."""
+        return self._items.num_rows if isinstance(self._items, pa.Table) else len(self._items)
+
+    def __repr__(self) -> str:
+        return f"EvalResult(summary={self.summary!r}, items={self.n_items} rows)"
 
     @property
     def item_name(self) -> str:
@@ -118,7 +175,8 @@ class _GtFrames:
     only inside the box that is scored (:func:`rvoskit.metrics.jf.crop_jf`)."""
 
     def __init__(self, ds: RvosDataset, video_id: str, shape: tuple[int, int]):
-        rows = ds.masks(video_id, columns=["obj_id", "frame_idx", "rle", "area"])
+        t = ds.table("masks", filters=[("video_id", "=", video_id)], columns=["obj_id", "frame_idx", "rle", "area"])
+        rows = {c: t.column(c).to_pylist() for c in t.column_names}
         self.shape = shape
         self.zeros = np.zeros(shape, np.uint8)
         self.where = ds.path / "masks.parquet"
@@ -191,9 +249,10 @@ def _missing(opts: EvalOptions, what: str, file, item: str) -> None:
 
 
 def _mevis_video(ds: RvosDataset, spec: PredictionSpec, opts: EvalOptions, video_id: str, rows) -> list[dict]:
-    v = ds.video(video_id)
+    v = ds.video_row(video_id)
     T, shape = int(v["num_frames"]), (int(v["height"]), int(v["width"]))
-    exprs = ds.expressions[ds.expressions["video_id"] == video_id]
+    sel = [e for e in ds.expression_rows if e["video_id"] == video_id]
+    exprs = {c: [e[c] for e in sel] for c in ("expression_id", "exp_id", "obj_ids")}
     for eid, obj_ids in zip(exprs["expression_id"], exprs["obj_ids"]):
         if obj_ids is None:
             raise RvosError("expression has no ground truth (obj_ids is null): not an evaluation split", file=ds.path, item=eid)
@@ -254,7 +313,7 @@ def _sets(ds: RvosDataset, spec: PredictionSpec, opts: EvalOptions) -> list[int 
     return [opts.anno_set]
 
 
-def _label_source(ds: RvosDataset, spec: PredictionSpec, video: pd.Series, k: int | None, rows, opts: EvalOptions):
+def _label_source(ds: RvosDataset, spec: PredictionSpec, video, k: int | None, rows, opts: EvalOptions):
     """``(has_video, get(t) -> label map or None, expression_id by obj_id, where)`` for set ``k``."""
     if spec.kind in ("png-labels", "png-sets"):
         root = spec.path if k is None else spec.set_root(k)
@@ -263,7 +322,7 @@ def _label_source(ds: RvosDataset, spec: PredictionSpec, video: pd.Series, k: in
     return (*ref_davis_set(ds, video, k, ExpressionMasks(spec, video, rows), opts.missing_frame_empty), spec.path)
 
 
-def ref_davis_set(ds: RvosDataset, video: pd.Series, k: int, src: ExpressionMasks, missing_frame_empty: bool):
+def ref_davis_set(ds: RvosDataset, video, k: int, src: ExpressionMasks, missing_frame_empty: bool):
     """The label maps of Ref-DAVIS17 expression set ``k`` of one video, from per-expression masks.
 
     Each object's mask is its set-``k`` expression's prediction; they are merged per frame by
@@ -278,9 +337,9 @@ def ref_davis_set(ds: RvosDataset, video: pd.Series, k: int, src: ExpressionMask
     Raises:
         RvosError: an expression of the set without exactly one target object.
     """
-    sel = ref_davis_set_expressions(ds.expressions, video["video_id"], k)
+    sel = _set_rows(ds, video["video_id"], k)
     by_obj = {}
-    for eid, x, o in zip(sel["expression_id"], sel["exp_id"], sel["obj_ids"]):
+    for eid, x, o in ((e["expression_id"], e["exp_id"], e["obj_ids"]) for e in sel):
         if o is None or len(o) != 1:
             raise RvosError("a Ref-DAVIS expression must have exactly one target object", file=ds.path, item=eid)
         by_obj[int(o[0])] = (eid, str(x))
@@ -319,8 +378,8 @@ def _void_frames(ds: RvosDataset, video_id: str, shape: tuple[int, int]) -> Call
     when the video has none)."""
     if not (ds.path / "void.parquet").is_file():
         return None
-    rows = ds.table("void", filters=[("video_id", "=", video_id)]).to_pandas()
-    rles = {int(t): r for t, r, a in zip(rows["frame_idx"], rows["rle"], rows["area"]) if int(a) > 0}
+    rows = ds.table("void", filters=[("video_id", "=", video_id)], columns=["frame_idx", "rle", "area"])
+    rles = {int(t): r for t, r, a in zip(*(rows.column(c).to_pylist() for c in ("frame_idx", "rle", "area"))) if int(a) > 0}
     if not rles:
         return None  # no void pixel: the same numbers, without the extra work
     zeros = np.zeros(shape, np.uint8)
@@ -340,7 +399,7 @@ def _void_frames(ds: RvosDataset, video_id: str, shape: tuple[int, int]) -> Call
 def _davis_video(ds: RvosDataset, spec: PredictionSpec, opts: EvalOptions, video_id: str, rows) -> list[dict]:
     """DAVIS protocols on one video, one frame in memory at a time (ground truth decoded from its
     RLE per frame, result label maps read per frame)."""
-    v = ds.video(video_id)
+    v = ds.video_row(video_id)
     T, shape = int(v["num_frames"]), (int(v["height"]), int(v["width"]))
     task = {"davis-semi": "semi-supervised", "davis-unsup": "unsupervised"}.get(opts.protocol, opts.davis_task)
     gt = _GtFrames(ds, video_id, shape)
@@ -508,15 +567,15 @@ def _evaluate(ds, spec, protocol, workers, executor, ray_address, missing_frame_
     if protocol == "mevis" and spec.kind not in ("table", "png-expr"):
         raise RvosError(f"the mevis protocol needs per-expression predictions; this folder looks like {spec.kind}", file=spec.path)
     if protocol == "ref-davis":
-        e = ds.expressions
-        if e["annotator"].isna().all() or e["kind"].isna().all():
+        e = ds.expression_rows
+        if all(r.get("annotator") is None for r in e) or all(r.get("kind") is None for r in e):
             raise RvosError("ref-davis needs a Ref-DAVIS17 dataset (expressions with annotator and kind)", file=ds.path)
     report: dict = {}
     index = check_predictions(spec, ds, ignore_unknown=ignore_unknown, report=report)
     opts = EvalOptions(protocol, missing_frame_empty, davis_task, anno_set, bound_th)
-    vids = list(dict.fromkeys(ds.videos.index if videos is None else videos))
+    vids = list(dict.fromkeys(ds.video_rows if videos is None else videos))
     for vid in vids:
-        ds.video(vid)
+        ds.video_row(vid)
     jobs = ((str(ds.path), spec, opts, vid, rows) for vid, rows in rows_by_video(spec, index, vids))
     ex = resolve_executor(executor, workers, ray_address).for_units(len(vids))
     if ex.kind == "local":
@@ -580,11 +639,12 @@ def _collect(ds: RvosDataset, spec: PredictionSpec, opts: EvalOptions, aggregate
                 }
             )
             if ok:
-                frame_rows.append(pd.DataFrame({"expression_id": r["expression_id"], "video_id": r["video_id"], "exp_id": r["exp_id"], "frame_idx": np.asarray(r["frames"], dtype=np.int32), "J": r["J_t"], "F": r["F_t"]}))
-        items_df = pd.DataFrame(items, columns=["expression_id", "video_id", "exp_id", "n_frames", "J", "F", "J&F", "status"])
-        summ = mevis_summary(items_df["J"].tolist(), items_df["F"].tolist())
+                frame_rows.append(({"expression_id": r["expression_id"], "video_id": r["video_id"], "exp_id": r["exp_id"]}, r["frames"], r["J_t"], r["F_t"]))
+        items_df = _table(items, {"expression_id": "str", "video_id": "str", "exp_id": "str", "n_frames": "int64", "J": "float64",
+                                  "F": "float64", "J&F": "float64", "status": "str"})
+        summ = mevis_summary([r["J"] for r in items], [r["F"] for r in items])
         missing = sorted({r["video_id"] for r in rows if r["status"] == "missing_video"})
-        summary = {**base, **summ, "n_expressions": len(items_df), "n_missing_videos": len(missing), "missing_videos": missing}
+        summary = {**base, **summ, "n_expressions": len(items), "n_missing_videos": len(missing), "missing_videos": missing}
     else:
         items = []
         for r in rows:
@@ -606,27 +666,17 @@ def _collect(ds: RvosDataset, spec: PredictionSpec, opts: EvalOptions, aggregate
                     "F-Decay": fd,
                 }
             )
-            frame_rows.append(
-                pd.DataFrame(
-                    {
-                        "set": r["set"],
-                        "video_id": r["video_id"],
-                        "obj_id": r["obj_id"],
-                        "proposal": r["proposal"],
-                        "frame_idx": np.asarray(r["frames"], dtype=np.int32),
-                        "J": r["J_t"],
-                        "F": r["F_t"],
-                    }
-                )
-            )
-        items_df = pd.DataFrame(items, columns=["set", "video_id", "obj_id", "proposal", "expression_id", "J", "F", "J&F", "J-Recall", "J-Decay", "F-Recall", "F-Decay"])
+            frame_rows.append(({"set": r["set"], "video_id": r["video_id"], "obj_id": r["obj_id"], "proposal": r["proposal"]},
+                               r["frames"], r["J_t"], r["F_t"]))
+        items_df = _table(items, {"set": "str", "video_id": "str", "obj_id": "int64", "proposal": "int64", "expression_id": "str",
+                                  **{c: "float64" for c in ("J", "F", "J&F", "J-Recall", "J-Decay", "F-Recall", "F-Decay")}})
         sets = sorted({r["set"] for r in rows}, key=lambda s: (s is None, s))
         per_set = {}
         for s in sets:
             sel = [r for r in rows if r["set"] == s]
             per_set[s] = davis_summary([r["J_t"] for r in sel], [r["F_t"] for r in sel])
         task = {"davis-semi": "semi-supervised", "davis-unsup": "unsupervised"}.get(opts.protocol, opts.davis_task)
-        summary = {**base, "davis_task": task, "n_objects": len(items_df)}
+        summary = {**base, "davis_task": task, "n_objects": len(items)}
         if opts.protocol == "ref-davis":
             summary["aggregate"] = aggregate
             summary["sets"] = {s: {**per_set[s], "n_objects": sum(1 for r in rows if r["set"] == s)} for s in sets}
@@ -639,8 +689,81 @@ def _collect(ds: RvosDataset, spec: PredictionSpec, opts: EvalOptions, aggregate
             summary.update(per_set[sets[0]] if sets else {k: math.nan for k in DAVIS_COLUMNS})
         if "J-Mean" in summary:
             summary["J"], summary["F"], summary["J&F"] = summary["J-Mean"], summary["F-Mean"], summary["J&F-Mean"]
-    frames_df = pd.concat(frame_rows, ignore_index=True) if frame_rows else pd.DataFrame()
-    if not frames_df.empty:
-        names = {vid: list(fr) for vid, fr in zip(ds.videos.index, ds.videos["frames"])}
-        frames_df.insert(frames_df.columns.get_loc("frame_idx") + 1, "frame", [names[v][t] for v, t in zip(frames_df["video_id"], frames_df["frame_idx"])])
+    frames_df = _frames_table(frame_rows, {vid: r["frames"] for vid, r in ds.video_rows.items()})
     return EvalResult(summary=summary, items=items_df, frames=frames_df)
+
+
+# -- Arrow tables without pandas -----------------------------------------------------------------
+# pyarrow's ``pa.array`` / ``Table.from_pandas`` import pandas (~0.3 s); the tables are built from
+# buffers, with the types and nulls ``pa.Table.from_pandas`` gave the DataFrames they replace:
+# an all-None (or empty) text column is of type null, NaN in a float column is null.
+
+
+def _large_strings() -> bool:
+    """Whether pandas' text columns become ``large_string`` in Arrow (pandas >= 3, its ``str``
+    dtype) rather than ``string`` (pandas 2, object columns): the installed version is read from
+    its metadata, without importing it."""
+    global _LARGE
+    if _LARGE is None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            _LARGE = int(version("pandas").split(".")[0]) >= 3
+        except (PackageNotFoundError, ValueError):
+            _LARGE = True
+    return _LARGE
+
+
+_LARGE: bool | None = None
+
+
+def _arrow_array(values, kind: str) -> pa.Array:
+    """One column from a list (``kind`` ``str``) or a number sequence (``int32``, ``int64``, ``float64``)."""
+    if kind == "str":
+        n = len(values)
+        valid = np.fromiter((v is not None for v in values), bool, n)
+        if not valid.any():
+            return pa.nulls(n)
+        enc = [b"" if v is None else str(v).encode() for v in values]
+        offsets = np.zeros(n + 1, np.int64)
+        np.cumsum(np.fromiter(map(len, enc), np.int64, n), out=offsets[1:])
+        typ, offsets = (pa.string(), offsets.astype(np.int32)) if not _large_strings() and offsets[-1] < 2**31 else (pa.large_string(), offsets)
+        bitmap = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+        return pa.Array.from_buffers(typ, n, [bitmap, pa.py_buffer(offsets), pa.py_buffer(b"".join(enc))], null_count=int(n - valid.sum()))
+    a = np.ascontiguousarray(np.asarray(values, dtype=kind))
+    bitmap, nulls = None, 0
+    if kind == "float64":
+        valid = ~np.isnan(a)
+        if not valid.all():
+            bitmap, nulls = pa.py_buffer(np.packbits(valid, bitorder="little")), int(len(a) - valid.sum())
+    return pa.Array.from_buffers(pa.from_numpy_dtype(a.dtype), len(a), [bitmap, pa.py_buffer(a)], null_count=nulls)
+
+
+def _table(rows: list[dict], kinds: dict[str, str]) -> pa.Table:
+    """``rows`` as a table of ``kinds`` (column -> kind), as ``pd.DataFrame(rows, columns=...)``
+    converted by pyarrow (no rows: every column of type null)."""
+    if not rows:
+        return pa.Table.from_arrays([pa.nulls(0) for _ in kinds], names=list(kinds))
+    return pa.Table.from_arrays([_arrow_array([r[c] for r in rows], k) for c, k in kinds.items()], names=list(kinds))
+
+
+def _frames_table(parts: list[tuple[dict, list, np.ndarray, np.ndarray]], frame_names: dict[str, list[str]]) -> pa.Table:
+    """The per-frame table: for each item ``(keys, frames, J_t, F_t)`` one row per frame, the
+    item's keys repeated, then ``frame_idx`` (int32), ``frame`` (the frame's name), ``J``, ``F``.
+    The same table as the concatenation of one DataFrame per item (no item: no column; no
+    frame at all: no ``frame`` column)."""
+    if not parts:
+        return pa.Table.from_arrays([], names=[])
+    n = [len(p[1]) for p in parts]
+    cols: dict[str, pa.Array] = {}
+    for key, value in parts[0][0].items():
+        vals = [p[0][key] for p, k in zip(parts, n) for _ in range(k)]
+        kind = "str" if key in ("expression_id", "video_id", "exp_id", "set") else "int64"
+        cols[key] = _arrow_array(vals, kind) if vals or kind != "str" else pa.nulls(0)
+    idx = np.concatenate([np.asarray(p[1], np.int32) for p in parts]) if sum(n) else np.zeros(0, np.int32)
+    cols["frame_idx"] = _arrow_array(idx, "int32")
+    if sum(n):
+        cols["frame"] = _arrow_array([frame_names[p[0]["video_id"]][t] for p in parts for t in p[1]], "str")
+    for name, i in (("J", 2), ("F", 3)):
+        cols[name] = _arrow_array(np.concatenate([np.asarray(p[i], np.float64) for p in parts]), "float64")
+    return pa.Table.from_arrays(list(cols.values()), names=list(cols))

@@ -38,11 +38,13 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from pycocotools import mask as maskUtils
+
+if TYPE_CHECKING:  # DataFrames are made where needed: eval's DAVIS / MeViS paths never import pandas
+    import pandas as pd
 
 from rvoskit import __version__
 from rvoskit.errors import RvosError
@@ -128,6 +130,8 @@ def referring_samples(ds: RvosDataset, protocol: str) -> pd.DataFrame:
             rows.append((image_id, eid, vid, str(xid), t, name, H, W, gt, area))
     if not rows:
         raise RvosError("the dataset has no evaluated sample (no ground-truth mask on an annotated frame)", file=ds.path)
+    import pandas as pd
+
     return pd.DataFrame(rows, columns=["image_id", "expression_id", "video_id", "exp_id", "frame_idx", "frame", "height", "width", "gt_rle", "gt_area"])
 
 

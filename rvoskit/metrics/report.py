@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 from rich.table import Table
 
 from rvoskit.format.atomic import atomic_dir
@@ -43,16 +46,47 @@ def write_results(result: EvalResult, out: str | Path, *, per_frame: bool = Fals
     with atomic_dir(out, overwrite=overwrite) as tmp:
         (tmp / "summary.json").write_text(json.dumps(_json_safe(result.summary), indent=2) + "\n", encoding="utf-8")
         written["summary"] = "summary.json"
-        result.items.to_parquet(tmp / f"{name}.parquet", index=False)
-        result.items.to_csv(tmp / f"{name}.csv", index=False, float_format="%.17g")
+        _write_table(result._items, tmp / f"{name}.parquet", tmp / f"{name}.csv")
         written[name] = f"{name}.parquet"
         if per_frame:
-            result.frames.to_parquet(tmp / "per_frame.parquet", index=False)
-            result.frames.to_csv(tmp / "per_frame.csv", index=False, float_format="%.17g")
+            _write_table(result._frames, tmp / "per_frame.parquet", tmp / "per_frame.csv")
             written["per_frame"] = "per_frame.parquet"
         histogram(result, tmp / "histogram.png")
         written["histogram"] = "histogram.png"
     return {k: out / v for k, v in written.items()}
+
+
+def _write_table(t, parquet: Path, csv_path: Path) -> None:
+    """One table as Parquet and CSV: a DataFrame with pandas (``to_parquet``, ``to_csv`` with
+    ``float_format="%.17g"``), an Arrow table without pandas, same content: the same Parquet
+    values and types (no pandas metadata) and the same CSV bytes (:func:`write_csv`)."""
+    if isinstance(t, pa.Table):
+        pq.write_table(t, parquet)
+        write_csv(t, csv_path)
+    else:
+        t.to_parquet(parquet, index=False)
+        t.to_csv(csv_path, index=False, float_format="%.17g")
+
+
+def write_csv(t: pa.Table, path: str | Path) -> None:
+    """Write an Arrow table as ``DataFrame.to_csv(index=False, float_format="%.17g")`` writes it
+    (Python's csv writer, minimal quoting, ``\\n`` line ends; nulls and NaN empty, floats ``%.17g``),
+    without pandas (~0.3 s of start-up). Column types: null, strings, integers, floats."""
+    cols = []
+    for name in t.column_names:
+        c, typ = t.column(name), t.schema.field(name).type
+        vals = c.to_pylist()
+        if pa.types.is_floating(typ):
+            vals = ["" if v is None or v != v else "%.17g" % v for v in vals]
+        elif pa.types.is_integer(typ) or pa.types.is_null(typ) or pa.types.is_string(typ) or pa.types.is_large_string(typ):
+            vals = ["" if v is None else str(v) for v in vals]
+        else:
+            raise TypeError(f"write_csv: column {name!r} of type {typ} is not supported")
+        cols.append(vals)
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+        w.writerow(t.column_names)
+        w.writerows(zip(*cols))
 
 
 def histogram(result: EvalResult, path: str | Path) -> Path:
@@ -63,7 +97,8 @@ def histogram(result: EvalResult, path: str | Path) -> Path:
     """
     import cv2
 
-    vals = result.items["J&F"].to_numpy(float) * 100 if len(result.items) else np.zeros(0)
+    jf = result.items_table.column("J&F").to_pylist() if result.n_items else []
+    vals = np.array([np.nan if v is None else v for v in jf], float) * 100
     counts, edges = np.histogram(vals[np.isfinite(vals)], bins=20, range=(0, 100))
     H, W = 432, 768
     x0, x1, y0, y1 = 70, W - 20, 40, H - 60

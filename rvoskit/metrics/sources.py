@@ -21,10 +21,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -33,6 +33,9 @@ from rvoskit.format import rle as rlemod
 from rvoskit.format.atomic import safe_name
 from rvoskit.format.predictions import read_manifest
 from rvoskit.format.store import RvosDataset, read_schema, read_table
+
+if TYPE_CHECKING:  # the PNG paths of eval never import pandas (~0.3 s); the table paths import it where used
+    import pandas as pd
 
 _SET_DIR = re.compile(r"anno_([0-3])")
 _IGNORED = ("__MACOSX",)
@@ -215,6 +218,8 @@ def table_rows_by_video(path: Path, rows_per_video: dict[str, int], batch_rows: 
     Raises:
         RvosError: unreadable Parquet, null RLE or area values.
     """
+    import pandas as pd
+
     try:
         batches = pq.ParquetFile(path, buffer_size=1 << 22).iter_batches(batch_size=batch_rows, columns=TABLE_COLUMNS)
         pending: dict[str, list[pa.Table]] = {}
@@ -280,8 +285,8 @@ def check_predictions(spec: PredictionSpec, ds: RvosDataset, *, ignore_unknown: 
     report.setdefault("unknown_expressions", [])
     report.setdefault("extra_frames", 0)
     report.setdefault("extra_frame_examples", [])
-    videos = ds.videos
     if spec.kind == "table":
+        videos = ds.videos
         idx = table_index(spec.path)
         if idx.empty:
             raise RvosError("the predictions table has no rows", file=spec.path)
@@ -327,18 +332,22 @@ def check_predictions(spec: PredictionSpec, ds: RvosDataset, *, ignore_unknown: 
             raise RvosError("duplicate prediction rows", file=spec.path, item=f"{known['expression_id'].iloc[i]} frame {known['frame_idx'].iloc[i]}")
         return idx
     roots = [spec.set_root(k) for k in range(4) if spec.set_root(k).is_dir()] if spec.kind == "png-sets" else [spec.path]
-    frames_of = {v: set(f) for v, f in zip(videos.index, videos["frames"])}
+    frames_of = {v: set(r["frames"]) for v, r in ds.video_rows.items()}  # plain rows: no pandas on the PNG paths
     any_known = False
     for root in roots:
         dirs = _subdirs(root)
         if not dirs:
             raise RvosError("empty prediction folder", file=root)
-        bad_v = sorted(set(dirs) - set(videos.index))
+        bad_v = sorted(set(dirs) - set(frames_of))
         if bad_v:
             if not ignore_unknown:
                 raise _unknown("video", bad_v, root)
             report["unknown_videos"] += [f"{root.name}/{v}" if spec.kind == "png-sets" else v for v in bad_v]
-        by_video = ds.expressions.groupby("video_id")["exp_id"].agg(set) if spec.kind == "png-expr" else None
+        by_video: dict[str, set] | None = None
+        if spec.kind == "png-expr":
+            by_video = {}
+            for e in ds.expression_rows:
+                by_video.setdefault(e["video_id"], set()).add(e["exp_id"])
         for vid in dirs:
             if vid not in frames_of:
                 continue
@@ -549,6 +558,8 @@ def prediction_rows(spec: PredictionSpec, ds: RvosDataset, video_id: str, rows: 
                 for x, o in targets.items():
                     b = (lab == o).astype(np.uint8)
                     out.append((f"{video_id}/{x}", video_id, x, t, H, W, rlemod.encode(b), int(b.sum())))
+    import pandas as pd
+
     return pd.DataFrame(out, columns=PREDICTION_ROW_COLUMNS)
 
 
@@ -556,6 +567,8 @@ def prediction_keys(spec: PredictionSpec, ds: RvosDataset, index: pd.DataFrame |
     """One row per predicted expression (``expression_id``, ``video_id``, ``exp_id``) of the videos
     the dataset has, for any layout (``index`` from :func:`check_predictions`). ``png-labels``
     folders give one row per video (``exp_id`` ``"*"``): their label values are known per frame."""
+    import pandas as pd
+
     cols = ["expression_id", "video_id", "exp_id"]
     if index is not None:
         k = index[cols].astype(str).drop_duplicates()
