@@ -218,6 +218,24 @@ def test_rewritten_filters_equal_reference_on_a_large_frame(frames, name):
         np.testing.assert_array_equal(ours, ref, err_msg=f"{name} severity {severity}")
 
 
+def test_frost_cached_textures_equal_reference_frame_after_frame(frames):
+    """frost reads and resizes each texture once per frame size (rvoskit caches it): frame after frame,
+    sizes alternating, every texture drawn, the output stays the reference's."""
+    from rvoskit.corrupt import imagenet_c
+
+    imagenet_c._frost_resized.cache_clear()
+    small = cv2.resize(frames[1], (160, 90), interpolation=cv2.INTER_AREA)
+    seen = set()
+    for seed in range(14):
+        x = frames[0] if seed % 2 else small
+        np.random.seed(seed)
+        ref = ic.corrupt(x, 3, "frost")
+        ours, params = corrupt_image(x, "frost", 3, make_rng("legacy", seed, "frost"))
+        np.testing.assert_array_equal(ours, ref, err_msg=f"seed {seed}")
+        seen.add(params["texture"])
+    assert len(seen) >= 4 and imagenet_c._frost_resized.cache_info().hits > 0
+
+
 def test_jpeg_compression_equals_reference_at_every_quality(frames):
     """jpeg_compression through OpenCV's libjpeg-turbo: the same pixels as the reference's Pillow
     save / open, at every severity, on real frames and on noise (odd sizes: partial MCUs)."""

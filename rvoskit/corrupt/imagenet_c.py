@@ -159,6 +159,38 @@ def _frost_texture(idx: int) -> np.ndarray:
     return img
 
 
+@lru_cache(maxsize=12)
+def _frost_resized(idx: int, h: int, w: int) -> np.ndarray:
+    """Frost texture ``idx`` (BGR uint8) scaled as the reference scales it for an ``h x w`` frame
+    (1.1 x the factor that makes it cover the frame, ``cv2.resize`` INTER_CUBIC); read and resized
+    once per (texture, frame size) instead of once per frame, the same pixels. Read-only."""
+    texture = _frost_texture(idx)
+    fh, fw = texture.shape[:2]
+    if fh >= h and fw >= w:
+        scaling_factor = 1
+    elif fh < h and fw >= w:
+        scaling_factor = h / fh
+    elif fh >= h and fw < w:
+        scaling_factor = w / fw
+    else:
+        scaling_factor = np.maximum(h / fh, w / fw)
+    scaling_factor *= 1.1
+    new_shape = (int(np.ceil(fw * scaling_factor)), int(np.ceil(fh * scaling_factor)))
+    out = cv2.resize(texture, dsize=new_shape, interpolation=cv2.INTER_CUBIC)
+    out.flags.writeable = False
+    return out
+
+
+@lru_cache(maxsize=5)
+def _frost_lut(c: tuple[float, float]) -> np.ndarray:
+    """Frost's blend ``uint8(clip(c0 x + c1 t, 0, 255))`` for every (image value x, texture value t)
+    pair, indexed by ``x << 8 | t``: the reference's float64 formula, truncated as corrupt_image does."""
+    v = np.arange(256, dtype=np.float64)
+    lut = np.uint8(np.clip(c[0] * v[:, None] + c[1] * v[None, :], 0, 255)).ravel()
+    lut.flags.writeable = False
+    return lut
+
+
 # -- the corruptions ------------------------------------------------------------------------------
 # Each takes (uint8 (H, W, 3) RGB, severity 1..5, rng) and returns (image with values in [0, 255],
 # the scalar parameters it drew).
@@ -361,31 +393,15 @@ def frost(x, severity, rng):
     """
     c = [(1, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75)][severity - 1]
     idx = int(randint(rng, 0, 6))
-    texture = _frost_texture(idx)
-    fh, fw = texture.shape[:2]
     h, w = x.shape[:2]
-    scaling_factor = 1
-    if fh >= h and fw >= w:
-        scaling_factor = 1
-    elif fh < h and fw >= w:
-        scaling_factor = h / fh
-    elif fh >= h and fw < w:
-        scaling_factor = w / fw
-    else:
-        scaling_factor = np.maximum(h / fh, w / fw)
-    scaling_factor *= 1.1
-    new_shape = (int(np.ceil(fw * scaling_factor)), int(np.ceil(fh * scaling_factor)))
-    texture = cv2.resize(texture, dsize=new_shape, interpolation=cv2.INTER_CUBIC)
+    texture = _frost_resized(idx, h, w)
     x_start = int(randint(rng, 0, texture.shape[0] - h))
     y_start = int(randint(rng, 0, texture.shape[1] - w))
-    texture = texture[x_start : x_start + h, y_start : y_start + w][..., ::-1]
-    # each output value depends only on (image value, texture value): the reference's float64
-    # formula on all 256 x 256 pairs, truncated to uint8 as corrupt_image does, then a look-up
-    v = np.arange(256, dtype=np.float64)
-    lut = np.uint8(np.clip(c[0] * v[:, None] + c[1] * v[None, :], 0, 255)).ravel()
-    pair = np.left_shift(np.asarray(x, np.uint16), 8)
+    texture = cv2.cvtColor(texture[x_start : x_start + h, y_start : y_start + w], cv2.COLOR_BGR2RGB)  # [..., ::-1], contiguous
+    pair = np.asarray(x).astype(np.uint16)
+    pair <<= 8
     pair |= texture
-    return lut[pair], {"texture": idx, "row": x_start, "col": y_start}
+    return np.take(_frost_lut(c), pair), {"texture": idx, "row": x_start, "col": y_start}
 
 
 def fog(x, severity, rng):
