@@ -36,12 +36,10 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pycocotools.mask as cocomask
 
 from rvoskit import __version__
@@ -57,7 +55,11 @@ from rvoskit.format import (
     safe_name,
     write_table,
 )
+from rvoskit.format import arrowbuf
 from rvoskit.format.trackstore import TrackStore
+
+if TYPE_CHECKING:  # pseudolabel never imports pandas (~0.3 s of start-up, issue 13); DataFrames are accepted
+    import pandas as pd
 
 FORMAT_NAME = "rvoskit-labels"
 FORMAT_VERSION = 1
@@ -295,12 +297,13 @@ def _column(rows: pd.DataFrame | pa.Table | _Columns, name: str) -> np.ndarray:
         return rows[name]
     if isinstance(rows, pa.Table):
         c = rows.column(name)
+        # from the buffers: to_numpy / pyarrow.compute would import pandas (arrowbuf)
         if name == "bbox":
             c = c.combine_chunks() if c.num_chunks != 1 else c.chunk(0)
-            if len(c) and (pc.min(pc.list_value_length(c)).as_py() != 4 or pc.max(pc.list_value_length(c)).as_py() != 4):
+            if len(c) and (arrowbuf.list_lengths(c) != 4).any():
                 raise RvosError("bbox must hold 4 numbers [x, y, w, h] on every row")
-            return c.flatten().to_numpy(zero_copy_only=False).astype(np.float64).reshape(-1, 4)
-        return c.to_numpy() if c.null_count == 0 or name in ("rle",) else np.asarray(c.to_pylist(), dtype=object)
+            return arrowbuf.to_numpy(c.flatten()).astype(np.float64).reshape(-1, 4)
+        return arrowbuf.to_numpy(c) if c.null_count == 0 or name in ("rle",) else np.asarray(c.to_pylist(), dtype=object)
     v = rows[name].to_numpy()
     if name == "bbox":
         return np.stack(v).astype(np.float64).reshape(-1, 4) if len(v) else np.zeros((0, 4), np.float64)
@@ -778,20 +781,20 @@ def video_labels(
     if E == 0 or R == 0:
         return arrow_schema("labels").empty_table()
     k = np.repeat(np.asarray(counts, np.int64), R)  # list lengths, one per row
-    offsets = pa.array(np.concatenate([[0], np.cumsum(k)]).astype(np.int32))
+    offsets = arrowbuf.from_numpy(np.concatenate([[0], np.cumsum(k)]).astype(np.int32))  # pa.array would import pandas
     obj_values = np.concatenate([np.tile(np.asarray(ol, np.int64), R) for ol in obj_lists] or [np.zeros(0, np.int64)])
     schema = arrow_schema("labels")
     cols = {
-        "expression_id": pa.array(np.repeat(np.asarray(eids, object), R), pa.string()),
-        "video_id": pa.array([vid] * (E * R), pa.string()),
-        "source": pa.array([o[0] for o in owners] * E, pa.string()),
-        "track_id": pa.array(np.tile(np.asarray([o[1] for o in owners], np.int32), E)),
-        "obj_ids": pa.ListArray.from_arrays(offsets, pa.array(obj_values, pa.int64())),
-        "miou_per_obj": pa.ListArray.from_arrays(offsets, pa.array(np.concatenate(per_objs), pa.float64())),
-        "miou_max": pa.array(np.concatenate(maxes), pa.float64()),
-        "miou_union": pa.array(np.concatenate(union_ious), pa.float64()),
-        "label": pa.array(np.zeros(E * R, bool)),
-        "moment_rule": pa.array(np.repeat(np.asarray(rules, object), R), pa.string()),
+        "expression_id": arrowbuf.strings([e for e in eids for _ in range(R)]),
+        "video_id": arrowbuf.strings([vid] * (E * R)),
+        "source": arrowbuf.strings([o[0] for o in owners] * E),
+        "track_id": arrowbuf.from_numpy(np.tile(np.asarray([o[1] for o in owners], np.int32), E)),
+        "obj_ids": pa.ListArray.from_arrays(offsets, arrowbuf.from_numpy(np.asarray(obj_values, np.int64))),
+        "miou_per_obj": pa.ListArray.from_arrays(offsets, arrowbuf.from_numpy(np.concatenate(per_objs).astype(np.float64))),
+        "miou_max": arrowbuf.from_numpy(np.concatenate(maxes).astype(np.float64)),
+        "miou_union": arrowbuf.from_numpy(np.concatenate(union_ious).astype(np.float64)),
+        "label": arrowbuf.from_numpy(np.zeros(E * R, bool)),
+        "moment_rule": arrowbuf.strings([r for r in rules for _ in range(R)]),
     }
     return pa.Table.from_arrays([cols[f.name].cast(f.type) for f in schema], schema=schema)
 
@@ -912,14 +915,17 @@ def _video_masks(ds, video_id: str) -> pa.Table:
     return t
 
 
-def _video_expressions(ds, video_id: str) -> pd.DataFrame:
-    """The ``expressions`` rows of one video (grouped once per process)."""
+def _video_expressions(ds, video_id: str) -> dict[str, list]:
+    """The ``expressions`` rows of one video as ``{column: values}`` (grouped once per process;
+    plain Python values: no pandas)."""
     key = ("expressions", str(ds.path))
     if key not in _CACHE:
-        e = ds.expressions
-        _CACHE[key] = (e, {v: idx for v, idx in e.groupby("video_id", sort=False).indices.items()})
-    e, index = _CACHE[key]
-    return e.iloc[index.get(video_id, [])]
+        by_video: dict[str, list[dict]] = {}
+        for e in ds.expression_rows:
+            by_video.setdefault(e["video_id"], []).append(e)
+        _CACHE[key] = by_video
+    rows = _CACHE[key].get(video_id, [])
+    return {c: [e[c] for e in rows] for c in ("expression_id", "video_id", "exp_id", "obj_ids")}
 
 
 #: A local run's read-ahead (set by :func:`pseudolabel` around its loop, empty otherwise): a thread,
@@ -942,7 +948,7 @@ def _label_video(dataset: str, sources: Mapping[str, str], video_id: str, resolu
     nxt = _READ_AHEAD.get("next", {}).get(video_id)
     if nxt is not None:  # a local run: read the next video's tracks while this one is computed
         _READ_AHEAD["futures"][nxt[0]] = _READ_AHEAD["pool"].submit(_read_tracks, stores, nxt[1], nxt[0])
-    video = ds.video(video_id)
+    video = ds.video_row(video_id)
     check_store_video(stores, store_names, video, tracks)
     return video_labels(video, exprs, _Columns(_video_masks(ds, video_id)), tracks, resolution,
                         moments=moment_frames(ds, video_id, int(video["num_frames"])) if moments else None)
@@ -1050,22 +1056,22 @@ def pseudolabel(
     stores = {n: TrackStore(p) for n, p in sources.items()}
     split = "{}/{}".format(ds.manifest.get("source", {}).get("dataset"), ds.manifest.get("source", {}).get("split"))
 
-    exprs = ds.expressions
-    known = set(ds.videos["video_id"])
+    exprs = ds.expression_rows  # plain rows, no pandas (issue 13)
+    known = set(ds.video_rows)
     store_videos = {n: s.done_videos() for n, s in stores.items()}
     for n, vids in store_videos.items():
         for v in vids:
             if v not in known:
                 raise RvosError(f"track store {n!r} has video {v!r}, which dataset {split} does not have", file=sources[n], item=v)
-    no_gt = exprs[exprs["obj_ids"].isna()]
+    no_gt = [e for e in exprs if e["obj_ids"] is None]
     if len(no_gt):
         raise RvosError(
             f"pseudo-labels need ground truth: {len(no_gt)} expressions of {split} have none (obj_ids null)",
             file=ds.path / "expressions.parquet",
-            item=str(no_gt["expression_id"].iloc[0]),
+            item=str(no_gt[0]["expression_id"]),
         )
-    with_exprs = set(exprs["video_id"])
-    videos = [v for v in ds.videos["video_id"] if v in with_exprs]
+    with_exprs = {e["video_id"] for e in exprs}
+    videos = [v for v in ds.video_rows if v in with_exprs]
     have = {n: set(v) for n, v in store_videos.items()}
     missing = {n: [v for v in videos if v not in have[n]] for n in sources}
     for n, vs in missing.items():
@@ -1105,7 +1111,7 @@ def pseudolabel(
     if res is None and jobs:
         # the compiled kernels cost ~1.2 s of CPU to load (numba and LLVM) per process and save ~6 us
         # per track and frame: worth it only on large splits
-        track_frames = sum(int(ds.video(v)["num_frames"]) * sum(int(stores[n].video_info(v).get("num_tracks") or 0) for n in names)
+        track_frames = sum(int(ds.video_row(v)["num_frames"]) * sum(int(stores[n].video_info(v).get("num_tracks") or 0) for n in names)
                            for _, _, v, _, names, _ in jobs)
         per_process = track_frames / (1 if ex.kind == "local" else max(ex.workers, 1))
         if per_process >= KERNELS_MIN_TRACK_FRAMES:
@@ -1131,12 +1137,13 @@ def pseudolabel(
     table = pa.concat_tables([done[v].cast(schema) if v in done else read_table(_part(parts, v), "labels") for v in work]
                              or [schema.empty_table()])
     value = table["miou_max" if target == "max" else "miou_union"]
-    label = pc.fill_null(pc.greater(value, float(iou)), False)  # NaN (no target under max) is not > iou
-    table = table.set_column(table.schema.get_field_index("label"), "label", label)
+    with np.errstate(invalid="ignore"):  # NaN (no target under max) is not > iou, nor is a null
+        label = np.nan_to_num(_floats(value), nan=-np.inf) > float(iou)
+    table = table.set_column(table.schema.get_field_index("label"), "label", arrowbuf.from_numpy(label))
     table = table.sort_by([(k, "ascending") for k in ("video_id", "expression_id", "source", "track_id")])
-    scalars = table.select(["expression_id", "video_id", "source", "track_id", "miou_max", "miou_union", "label"]).to_pandas()
+    scalars = _scalar_columns(table)
 
-    summary = summarize(scalars, exprs, sources=list(sources), missing=missing, videos=videos)
+    summary = _summarize(scalars, exprs, sources=list(sources), missing=missing, videos=videos)
     meta = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -1197,6 +1204,26 @@ def _open_parts(parts: Path, options: Mapping[str, Any], videos: Sequence[str]) 
 
 
 # -- summary and picture -----------------------------------------------------------------------------
+def _floats(c: pa.ChunkedArray) -> np.ndarray:
+    """A float column as ``float64`` numpy, nulls as NaN (as pandas reads them), from its buffers."""
+    c = c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c
+    if c.null_count == 0:
+        return arrowbuf.to_numpy(c).astype(np.float64)
+    return np.array([np.nan if v is None else v for v in c.to_pylist()], np.float64)
+
+
+def _scalar_columns(table: pa.Table) -> dict[str, np.ndarray]:
+    """The scalar columns :func:`summarize` and :func:`plot_histogram` read, as numpy (no pandas)."""
+    out: dict[str, np.ndarray] = {}
+    for name in ("expression_id", "video_id", "source"):
+        out[name] = np.asarray(table.column(name).to_pylist(), dtype=object).reshape(-1)
+    out["track_id"] = arrowbuf.to_numpy(table.column("track_id").combine_chunks()).astype(np.int64)
+    out["miou_max"], out["miou_union"] = _floats(table.column("miou_max")), _floats(table.column("miou_union"))
+    lab = table.column("label").combine_chunks()
+    out["label"] = np.array(lab.to_pylist(), bool).reshape(-1) if len(lab) else np.zeros(0, bool)
+    return out
+
+
 def summarize(
     table: pd.DataFrame,
     expressions: pd.DataFrame,
@@ -1206,33 +1233,56 @@ def summarize(
     videos: Sequence[str],
 ) -> dict:
     """Counts for ``labels.json``: positives per expression, expressions with none (lost for
-    training), mIoU means, per-source counts, videos missing from each store."""
-    exprs = expressions[expressions["video_id"].isin(set(videos))]
-    labelled = set(table["expression_id"].unique())  # not an iteration over every row
-    pos = table.groupby("expression_id")["label"].sum().reindex(list(exprs["expression_id"]), fill_value=0)
-    no_target = set(exprs.loc[exprs["obj_ids"].map(len) == 0, "expression_id"])
-    no_tracks = [e for e in exprs["expression_id"] if e not in labelled]
-    none = pos[pos == 0].index
-    hist = pos.value_counts().sort_index()
+    training), mIoU means, per-source counts, videos missing from each store.
+
+    ``table``: the labels rows (``expression_id``, ``video_id``, ``source``, ``track_id``,
+    ``miou_max``, ``miou_union``, ``label``); ``expressions``: the dataset's expressions rows."""
+    cols = {c: table[c].to_numpy() for c in ("expression_id", "video_id", "source", "track_id", "label")}
+    cols.update({c: table[c].to_numpy(np.float64) for c in ("miou_max", "miou_union")})
+    cols["label"] = cols["label"].astype(bool)
+    rows = [{"expression_id": e, "video_id": v, "obj_ids": o}
+            for e, v, o in zip(expressions["expression_id"], expressions["video_id"], expressions["obj_ids"])]
+    return _summarize(cols, rows, sources=sources, missing=missing, videos=videos)
+
+
+def _summarize(table: Mapping[str, np.ndarray], expressions: Sequence[Mapping[str, Any]], *, sources: Sequence[str],
+               missing: Mapping[str, Sequence[str]], videos: Sequence[str]) -> dict:
+    """:func:`summarize` on numpy columns and expression rows (dicts): the same numbers as the
+    pandas code it replaces (groupby sums, ``value_counts``, means as ``sum(float64) / n``)."""
+    vset = set(videos)
+    exprs = [e for e in expressions if e["video_id"] in vset]
+    eids = [e["expression_id"] for e in exprs]
+    labelled = set(table["expression_id"].tolist())  # not an iteration over every row
+    lab = np.asarray(table["label"], bool)
+    n_pos: dict = {}
+    for e in table["expression_id"][lab].tolist():
+        n_pos[e] = n_pos.get(e, 0) + 1
+    pos = np.array([n_pos.get(e, 0) for e in eids], np.int64)
+    no_target = {e["expression_id"] for e in exprs if len(e["obj_ids"]) == 0}
+    no_tracks = [e for e in eids if e not in labelled]
+    none = [e for e, p in zip(eids, pos.tolist()) if p == 0]
+    ks, vs = np.unique(pos, return_counts=True)
     per_source = {}
     for s in sources:
-        t = table[table["source"] == s]
+        sel = table["source"] == s
+        pairs = set(zip(table["video_id"][sel].tolist(), table["track_id"][sel].tolist()))
         per_source[s] = {
-            "rows": len(t),
-            "tracks": int(t[["video_id", "track_id"]].drop_duplicates().shape[0]),
-            "positives": int(t["label"].sum()),
-            "expressions_with_positive": int(t.loc[t["label"], "expression_id"].nunique()),
+            "rows": int(sel.sum()),
+            "tracks": len(pairs),
+            "positives": int((lab & sel).sum()),
+            "expressions_with_positive": len(set(table["expression_id"][lab & sel].tolist())),
             "missing_videos": len(missing.get(s, [])),
             "missing_video_ids": list(missing.get(s, []))[:20],
         }
 
-    def _mean(x: pd.Series) -> float | None:
-        x = x.dropna()
-        return float(x.mean()) if len(x) else None
+    def _mean(x: np.ndarray) -> float | None:
+        x = np.asarray(x, np.float64)
+        x = x[~np.isnan(x)]
+        return float(x.sum(dtype=np.float64) / len(x)) if len(x) else None
 
     return {
-        "rows": len(table),
-        "positives": int(table["label"].sum()),
+        "rows": len(lab),
+        "positives": int(lab.sum()),
         "videos": len(videos),
         "expressions": len(exprs),
         "expressions_labelled": len(labelled),
@@ -1241,10 +1291,10 @@ def summarize(
         "expressions_without_positive_no_target": len(no_target.intersection(none)),
         "lost_for_training_fraction": float(len(none) / len(exprs)) if len(exprs) else 0.0,
         "positives_per_expression": {
-            "mean": float(pos.mean()) if len(pos) else 0.0,
-            "median": float(pos.median()) if len(pos) else 0.0,
+            "mean": float(pos.sum(dtype=np.float64) / len(pos)) if len(pos) else 0.0,
+            "median": float(np.median(pos.astype(np.float64))) if len(pos) else 0.0,
             "max": int(pos.max()) if len(pos) else 0,
-            "histogram": {str(int(k)): int(v) for k, v in hist.items()},
+            "histogram": {str(int(k)): int(v) for k, v in zip(ks, vs)},
         },
         "miou_max_mean": _mean(table["miou_max"]),
         "miou_union_mean": _mean(table["miou_union"]),
@@ -1261,7 +1311,7 @@ def count_label(n: int) -> str:
     return str(n)
 
 
-def plot_histogram(table: pd.DataFrame, summary: Mapping[str, Any], threshold: float, target: str, path: str | Path) -> None:
+def plot_histogram(table: pd.DataFrame | Mapping[str, np.ndarray], summary: Mapping[str, Any], threshold: float, target: str, path: str | Path) -> None:
     """PNG (1100 x 400): histogram of mIoU (max over objects: bars, union: outline; log counts;
     threshold line) and the number of positives per expression (from :func:`summarize`, so
     expressions without tracks count as 0).
@@ -1287,8 +1337,8 @@ def plot_histogram(table: pd.DataFrame, summary: Mapping[str, Any], threshold: f
     # left: mIoU histogram, log counts
     x0, x1, y0, y1 = 70, 530, 40, 340
     bins = np.linspace(0, 1, 51)
-    mx = table["miou_max"].dropna().to_numpy(np.float64)
-    un = table["miou_union"].dropna().to_numpy(np.float64)
+    mx, un = np.asarray(table["miou_max"], np.float64), np.asarray(table["miou_union"], np.float64)  # a DataFrame or numpy columns
+    mx, un = mx[~np.isnan(mx)], un[~np.isnan(un)]
     hm, _ = np.histogram(mx, bins)
     hu, _ = np.histogram(un, bins)
     top = max(1.0, float(max(hm.max(initial=0), hu.max(initial=0))))

@@ -94,3 +94,105 @@ def test_write_csv_is_pandas_to_csv(tmp_path):
         assert (tmp_path / "x.csv").read_bytes() == df.to_csv(index=False, float_format="%.17g").encode(), n
         back = list(csv.reader(io.StringIO((tmp_path / "x.csv").read_text(), newline="")))
         assert len(back) == n + 1 and back[0] == list(cols)
+
+
+# -- pseudolabel -------------------------------------------------------------------------------------
+
+
+def pandas_summary(table: pd.DataFrame, expressions: pd.DataFrame, *, sources, missing, videos) -> dict:
+    """The reference: ``labels.summarize`` as it was written with pandas (rvoskit 0.2), verbatim."""
+    exprs = expressions[expressions["video_id"].isin(set(videos))]
+    labelled = set(table["expression_id"].unique())
+    pos = table.groupby("expression_id")["label"].sum().reindex(list(exprs["expression_id"]), fill_value=0)
+    no_target = set(exprs.loc[exprs["obj_ids"].map(len) == 0, "expression_id"])
+    no_tracks = [e for e in exprs["expression_id"] if e not in labelled]
+    none = pos[pos == 0].index
+    hist = pos.value_counts().sort_index()
+    per_source = {}
+    for s in sources:
+        t = table[table["source"] == s]
+        per_source[s] = {
+            "rows": len(t),
+            "tracks": int(t[["video_id", "track_id"]].drop_duplicates().shape[0]),
+            "positives": int(t["label"].sum()),
+            "expressions_with_positive": int(t.loc[t["label"], "expression_id"].nunique()),
+            "missing_videos": len(missing.get(s, [])),
+            "missing_video_ids": list(missing.get(s, []))[:20],
+        }
+
+    def _mean(x: pd.Series) -> float | None:
+        x = x.dropna()
+        return float(x.mean()) if len(x) else None
+
+    return {
+        "rows": len(table),
+        "positives": int(table["label"].sum()),
+        "videos": len(videos),
+        "expressions": len(exprs),
+        "expressions_labelled": len(labelled),
+        "expressions_without_tracks": len(no_tracks),
+        "expressions_without_positive": len(none),
+        "expressions_without_positive_no_target": len(no_target.intersection(none)),
+        "lost_for_training_fraction": float(len(none) / len(exprs)) if len(exprs) else 0.0,
+        "positives_per_expression": {
+            "mean": float(pos.mean()) if len(pos) else 0.0,
+            "median": float(pos.median()) if len(pos) else 0.0,
+            "max": int(pos.max()) if len(pos) else 0,
+            "histogram": {str(int(k)): int(v) for k, v in hist.items()},
+        },
+        "miou_max_mean": _mean(table["miou_max"]),
+        "miou_union_mean": _mean(table["miou_union"]),
+        "sources": per_source,
+    }
+
+
+@pytest.mark.parametrize("args", [["--resolution", "native"], ["--resolution", "24x32", "--target", "union", "--iou", "0.4"]])
+def test_pseudolabel_does_not_import_pandas_and_summary_is_pandas(tmp_path, args):
+    from test_pseudolabel import make_dataset, make_store
+
+    from rvoskit.format import open_dataset
+
+    rng = np.random.default_rng(len(args))
+    T, H, W = 5, 30, 40
+
+    def blob():
+        m = np.zeros((H, W), np.uint8)
+        y, x = rng.integers(0, H - 8), rng.integers(0, W - 8)
+        m[y : y + rng.integers(3, 12), x : x + rng.integers(3, 14)] = 1
+        return m
+
+    videos, stores = {}, {}
+    for v in ("a", "b"):
+        objects = {o: {t: blob() for t in range(T) if rng.random() < 0.9} for o in (1, 2, 3)}
+        videos[v] = {"size": (H, W), "T": T, "objects": objects, "expressions": [[1], [2, 3], [], [3], [1, 2]]}
+        stores[v] = np.stack([np.stack([objects[1 + i % 3].get(t, blob()) if i < 3 else blob() for t in range(T)]) for i in range(6)])
+    ds = make_dataset(tmp_path / "ds", videos)
+    grid = make_store(tmp_path / "grid", stores)
+    out = tmp_path / "labels"
+    r = subprocess.run([sys.executable, "-c", RUN, "pseudolabel", str(ds), "--tracks", f"grid={grid}", "--out", str(out), "-q", *args],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "PANDAS_IMPORTED False" in r.stdout, r.stdout
+    meta = json.loads((out / "labels.json").read_text())
+    table = pd.read_parquet(out / "labels.parquet")
+    assert 0 < table["label"].sum() < len(table)
+    ref = pandas_summary(table, open_dataset(ds).expressions, sources=["grid"], missing={"grid": []}, videos=["a", "b"])
+    assert meta["summary"] == ref
+
+
+def test_summarize_is_the_pandas_code_on_random_tables():
+    from rvoskit.labels import summarize
+
+    rng = np.random.default_rng(1)
+    for n in (0, 1, 40, 300):
+        eids = [f"v{i % 3}/{i}" for i in range(12)]
+        exprs = pd.DataFrame({"expression_id": eids, "video_id": [e.split("/")[0] for e in eids],
+                              "obj_ids": [list(range(rng.integers(0, 3))) for _ in eids]})
+        e = rng.choice(eids[:10], n)
+        miou = rng.random(n)
+        miou[rng.random(n) < 0.2] = np.nan
+        table = pd.DataFrame({"expression_id": e, "video_id": [x.split("/")[0] for x in e], "source": rng.choice(["g", "h"], n),
+                              "track_id": rng.integers(0, 5, n).astype(np.int32), "miou_max": miou, "miou_union": rng.random(n),
+                              "label": rng.random(n) < 0.3})
+        kw = {"sources": ["g", "h", "k"], "missing": {"h": ["v9"]}, "videos": ["v0", "v1"]}
+        assert summarize(table, exprs, **kw) == pandas_summary(table, exprs, **kw), n

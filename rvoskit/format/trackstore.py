@@ -13,10 +13,12 @@ from __future__ import annotations
 import datetime as _dt
 import json
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # annotations only: pseudolabel reads track stores without pandas (issue 13)
+    import pandas as pd
 
 from rvoskit import __version__
 from rvoskit.errors import RvosError
