@@ -300,9 +300,17 @@ def _column(rows: pd.DataFrame | pa.Table | _Columns, name: str) -> np.ndarray:
         # from the buffers: to_numpy / pyarrow.compute would import pandas (arrowbuf)
         if name == "bbox":
             c = c.combine_chunks() if c.num_chunks != 1 else c.chunk(0)
+            if c.null_count:  # null boxes: the compute path (rare; stored boxes are never null)
+                import pyarrow.compute as pc
+
+                if len(c) and (pc.min(pc.list_value_length(c)).as_py() != 4 or pc.max(pc.list_value_length(c)).as_py() != 4):
+                    raise RvosError("bbox must hold 4 numbers [x, y, w, h] on every row")
+                return c.flatten().to_numpy(zero_copy_only=False).astype(np.float64).reshape(-1, 4)
             if len(c) and (arrowbuf.list_lengths(c) != 4).any():
                 raise RvosError("bbox must hold 4 numbers [x, y, w, h] on every row")
-            return arrowbuf.to_numpy(c.flatten()).astype(np.float64).reshape(-1, 4)
+            off = arrowbuf.to_numpy(c.offsets)  # the values of these lists (flatten() imports pyarrow.compute)
+            vals = c.values.slice(int(off[0]), int(off[-1] - off[0])) if len(c) else c.values.slice(0, 0)
+            return arrowbuf.to_numpy(vals).astype(np.float64).reshape(-1, 4)
         return arrowbuf.to_numpy(c) if c.null_count == 0 or name in ("rle",) else np.asarray(c.to_pylist(), dtype=object)
     v = rows[name].to_numpy()
     if name == "bbox":

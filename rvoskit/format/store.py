@@ -207,8 +207,9 @@ def _read_parquet(path: Path, filters, columns: list[str] | None) -> pa.Table:
     hit = np.ones(t.num_rows, bool)
     for name, _, value in filters:
         hit &= np.fromiter((x == value for x in t.column(name).to_pylist()), bool, t.num_rows)
-    idx = np.flatnonzero(hit).astype(np.int64)
-    t = t.take(pa.Array.from_buffers(pa.int64(), len(idx), [None, pa.py_buffer(idx)]))  # pa.array would import pandas
+    if not hit.all():  # runs of matching rows as slices: take() would import pyarrow.compute (~0.1 s)
+        edges = np.flatnonzero(np.diff(np.concatenate([[False], hit, [False]]).astype(np.int8)))
+        t = pa.concat_tables([t.slice(a, b - a) for a, b in zip(edges[::2], edges[1::2])]) if len(edges) else t.slice(0, 0)
     return t.select(columns if columns is not None else names)
 
 
