@@ -118,6 +118,7 @@ class EvalResult:
 
     @property
     def items(self) -> pd.DataFrame:
+        """Per-item scores as a DataFrame (converted from Arrow, and kept, on first use)."""
         self._items = self._df(self._items)
         return self._items
 
@@ -127,6 +128,7 @@ class EvalResult:
 
     @property
     def frames(self) -> pd.DataFrame:
+        """Per-frame J and F as a DataFrame (converted from Arrow, and kept, on first use)."""
         self._frames = self._df(self._frames)
         return self._frames
 
