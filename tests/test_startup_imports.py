@@ -17,6 +17,7 @@ import pytest
 from test_eval import OSVOS, build_dataset, read_labels, write_png_expr
 
 from rvoskit.datasets.submission import label_png_bytes
+from rvoskit.format import open_dataset
 from rvoskit.metrics import evaluate
 from rvoskit.metrics.report import write_csv
 
@@ -44,11 +45,16 @@ def case(tmp_path_factory):
     labels.mkdir(parents=True)
     for f, m in zip(frames, nxt):
         (labels / f"{f}.png").write_bytes(label_png_bytes(m))
-    return {"ds": ds, "png": png, "labels": labels.parent, "tmp": tmp}
+    from rvoskit.format.predictions import write_predictions
+    from rvoskit.metrics.sources import open_predictions, prediction_rows
+
+    rows = prediction_rows(open_predictions(png), open_dataset(ds), "judo").assign(score=None).to_dict("records")
+    table = write_predictions(tmp / "table", rows[::-1], dataset=ds)  # any row order
+    return {"ds": ds, "png": png, "labels": labels.parent, "table": table, "tmp": tmp}
 
 
 CASES = [("mevis", "png", []), ("davis-semi", "labels", []), ("davis-unsup", "labels", []), ("ref-davis", "png", []),
-         ("davis-unsup", "png", ["--anno-set", "1"])]
+         ("davis-unsup", "png", ["--anno-set", "1"]), ("mevis", "table", []), ("ref-davis", "table", [])]
 
 
 @pytest.mark.parametrize("protocol,pred,extra", CASES)
@@ -149,8 +155,6 @@ def pandas_summary(table: pd.DataFrame, expressions: pd.DataFrame, *, sources, m
 @pytest.mark.parametrize("args", [["--resolution", "native"], ["--resolution", "24x32", "--target", "union", "--iou", "0.4"]])
 def test_pseudolabel_does_not_import_pandas_and_summary_is_pandas(tmp_path, args):
     from test_pseudolabel import make_dataset, make_store
-
-    from rvoskit.format import open_dataset
 
     rng = np.random.default_rng(len(args))
     T, H, W = 5, 30, 40

@@ -573,7 +573,7 @@ def _evaluate(ds, spec, protocol, workers, executor, ray_address, missing_frame_
         if all(r.get("annotator") is None for r in e) or all(r.get("kind") is None for r in e):
             raise RvosError("ref-davis needs a Ref-DAVIS17 dataset (expressions with annotator and kind)", file=ds.path)
     report: dict = {}
-    index = check_predictions(spec, ds, ignore_unknown=ignore_unknown, report=report)
+    index = check_predictions(spec, ds, ignore_unknown=ignore_unknown, report=report, counts_only=True)
     opts = EvalOptions(protocol, missing_frame_empty, davis_task, anno_set, bound_th)
     vids = list(dict.fromkeys(ds.video_rows if videos is None else videos))
     for vid in vids:

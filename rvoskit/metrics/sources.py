@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rvoskit.errors import RvosError
+from rvoskit.format import arrowbuf
 from rvoskit.format import rle as rlemod
 from rvoskit.format.atomic import safe_name
 from rvoskit.format.predictions import read_manifest
@@ -218,22 +219,22 @@ def table_rows_by_video(path: Path, rows_per_video: dict[str, int], batch_rows: 
     Raises:
         RvosError: unreadable Parquet, null RLE or area values.
     """
-    import pandas as pd
-
     try:
         batches = pq.ParquetFile(path, buffer_size=1 << 22).iter_batches(batch_size=batch_rows, columns=TABLE_COLUMNS)
         pending: dict[str, list[pa.Table]] = {}
         left = dict(rows_per_video)
         for batch in batches:
             t = _no_nulls(pa.Table.from_batches([batch]), path)
-            codes, uniques = pd.factorize(t.column("video_id").to_numpy(zero_copy_only=False))
+            first: dict[str, int] = {}  # codes in order of first appearance (pd.factorize, without pandas)
+            codes = np.fromiter((first.setdefault(v, len(first)) for v in t.column("video_id").to_pylist()), np.int64, t.num_rows)
+            uniques = list(first)
             counts = np.bincount(codes, minlength=len(uniques))
             order = np.argsort(codes, kind="stable")  # rows of one video together, in file order
             for vid, end, n in zip(uniques, np.cumsum(counts), counts):
                 if vid not in left:
                     continue
                 # a compact copy, not a slice: a pickled slice (to a worker) carries the whole batch
-                pending.setdefault(vid, []).append(t.take(order[end - n : end]))
+                pending.setdefault(vid, []).append(t.take(arrowbuf.from_numpy(order[end - n : end].astype(np.int64))))
                 left[vid] -= n
                 if left[vid] == 0:
                     del left[vid]
@@ -250,14 +251,14 @@ def rows_by_video(spec: PredictionSpec, index: pd.DataFrame | None, videos: list
     if index is None:
         yield from ((v, None) for v in videos)
         return
-    n_rows = index["video_id"].value_counts().to_dict()
+    n_rows = index if isinstance(index, dict) else index["video_id"].value_counts().to_dict()
     counts = {v: int(n_rows[v]) for v in videos if v in n_rows}
     yield from ((v, None) for v in videos if v not in counts)
     yield from table_rows_by_video(spec.path, counts)
 
 
 def check_predictions(spec: PredictionSpec, ds: RvosDataset, *, ignore_unknown: bool = False,
-                      report: dict | None = None) -> pd.DataFrame | None:
+                      report: dict | None = None, counts_only: bool = False) -> pd.DataFrame | dict[str, int] | None:
     """Check that every id in the predictions exists in the dataset, sizes match, no duplicates,
     and count prediction frames the dataset does not have.
 
@@ -271,9 +272,12 @@ def check_predictions(spec: PredictionSpec, ds: RvosDataset, *, ignore_unknown: 
             ``ignore_unknown``) and ``extra_frames`` (count) / ``extra_frame_examples``: PNG files
             whose name is not a frame of the video (never scored, always counted).
 
+        counts_only: for a table, return ``{video_id: rows}`` instead of the key columns (the same
+            checks, the same errors, without pandas: ``rvoskit eval``'s start-up).
+
     Returns:
-        For a table, its key columns (:func:`table_index`) of the videos the dataset has; None for
-        PNG folders.
+        For a table, its key columns (:func:`table_index`) of the videos the dataset has (or their
+        row counts per video, with ``counts_only``); None for PNG folders.
 
     Raises:
         RvosError: unknown video / expression ids (without ``ignore_unknown``), frame indices
@@ -285,6 +289,8 @@ def check_predictions(spec: PredictionSpec, ds: RvosDataset, *, ignore_unknown: 
     report.setdefault("unknown_expressions", [])
     report.setdefault("extra_frames", 0)
     report.setdefault("extra_frame_examples", [])
+    if spec.kind == "table" and counts_only:
+        return _check_table_counts(spec, ds, ignore_unknown, report)
     if spec.kind == "table":
         videos = ds.videos
         idx = table_index(spec.path)
@@ -371,6 +377,57 @@ def check_predictions(spec: PredictionSpec, ds: RvosDataset, *, ignore_unknown: 
     if not any_known:
         raise RvosError("no prediction folder is for a video of the dataset", file=spec.path)
     return None
+
+
+def _check_table_counts(spec: PredictionSpec, ds: RvosDataset, ignore_unknown: bool, report: dict) -> dict[str, int]:
+    """The table checks of :func:`check_predictions` on plain columns (no pandas), the same
+    errors on the same first offending row; returns the rows per known video."""
+    cols = ["expression_id", "video_id", "exp_id", "frame_idx", "height", "width"]
+    t = _no_nulls(read_table(spec.path, "predictions", columns=cols), spec.path)
+    if t.num_rows == 0:
+        raise RvosError("the predictions table has no rows", file=spec.path)
+    c = {k: t.column(k).to_pylist() for k in cols}
+    vrows = ds.video_rows
+    bad_v = sorted(set(c["video_id"]) - set(vrows))
+    if bad_v:
+        if not ignore_unknown:
+            raise _unknown("video", bad_v, spec.path)
+        report["unknown_videos"] += bad_v
+        keep = [i for i, v in enumerate(c["video_id"]) if v in vrows]
+        c = {k: [x[i] for i in keep] for k, x in c.items()}
+    erows = {e["expression_id"]: e for e in ds.expression_rows}
+    bad_e = sorted(set(c["expression_id"]) - set(erows))
+    if bad_e:
+        if not ignore_unknown:
+            raise _unknown("expression", bad_e, spec.path)
+        report["unknown_expressions"] += bad_e
+    known = [i for i, e in enumerate(c["expression_id"]) if e in erows]  # rows of skipped expressions are never read
+    if not known:
+        raise RvosError("no prediction row is for an expression of the dataset", file=spec.path)
+    E, V, X, T, Hs, Ws = (c[k] for k in cols)
+    for i in known:
+        e = erows[E[i]]
+        if e["video_id"] != V[i] or e["exp_id"] != X[i]:
+            raise RvosError("video_id/exp_id do not match the expression", file=spec.path, item=E[i])
+    for col in ("height", "width"):
+        for i in known:
+            if c[col][i] != vrows[V[i]][col]:
+                v = vrows[V[i]]
+                raise RvosError(f"prediction size {Hs[i]}x{Ws[i]} differs from the video's {v['height']}x{v['width']}",
+                                file=spec.path, item=f"{E[i]} frame {T[i]}")
+    for i in known:
+        n = vrows[V[i]]["num_frames"]
+        if T[i] < 0 or T[i] >= n:
+            raise RvosError(f"frame_idx {T[i]} outside the video's {n} frames", file=spec.path, item=f"{E[i]} frame {T[i]}")
+    seen: set = set()
+    for i in known:
+        if (E[i], T[i]) in seen:
+            raise RvosError("duplicate prediction rows", file=spec.path, item=f"{E[i]} frame {T[i]}")
+        seen.add((E[i], T[i]))
+    counts: dict[str, int] = {}
+    for v in V:
+        counts[v] = counts.get(v, 0) + 1
+    return counts
 
 
 # -- reading per video ---------------------------------------------------------------------------
