@@ -106,7 +106,7 @@ def main() -> None:
         kept = [r for r in json.loads(Path(a.out + ".json").read_text()) if r["benchmark"] not in ran]
         order = [script[:-3] for script, _, _ in BENCHMARKS.values()]
         rows = sorted(kept + rows, key=lambda r: order.index(r["benchmark"]) if r["benchmark"] in order else len(order))
-        old_head = Path(a.out).read_text(encoding="utf-8").split("\n\n")[0] if Path(a.out).is_file() else ""
+        old_head = Path(a.out).read_text(encoding="utf-8").split("\n| benchmark |")[0].strip() if Path(a.out).is_file() else ""
         head = f"{head} Benchmarks run: {', '.join(names)}.\n\nThe other rows: {old_head}"
         if Path(a.out + ".log").is_file():
             log_parts.insert(0, Path(a.out + ".log").read_text(encoding="utf-8"))
