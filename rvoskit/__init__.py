@@ -17,8 +17,7 @@ The stage functions a notebook needs are importable from here; they are loaded o
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from rvoskit._lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -75,14 +74,4 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rvoskit' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())

@@ -11,8 +11,7 @@ See ``schemas/FORMAT.md`` for the specification. Public API:
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from rvoskit._lazy import lazy_attributes
 
 #: public name -> module that defines it, loaded on first use: light modules of this package
 #: (:mod:`rvoskit.format.outputs`, :mod:`rvoskit.format.atomic`), which every command imports on
@@ -48,14 +47,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rvoskit.format' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
