@@ -10,8 +10,6 @@ Native layout (``docs: dataset-formats.md`` §1; henghuiding/MeViS ``lmpm/data/d
 
 from __future__ import annotations
 
-import importlib
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
@@ -145,9 +143,6 @@ def convert_mevis(
         digest = sha256_file(mask_path)
         require(digest == expected, f"sha256 {digest} differs from the published {expected}", file=mask_path)
         sha_note = {"file": "mask_dict.json", "sha256": digest, "published": expected, "ok": True}
-    # pyarrow imports pandas on its first pa.array (~0.3-0.5 s, under the GIL): imported on a thread while
-    # this one hashes and scans mask_dict.json (compiled, no GIL) instead of after the masks are written
-    threading.Thread(target=importlib.import_module, args=("pandas",), name="rvoskit-import-pandas").start()
     index = JsonObjectIndex(mask_path) if has_masks else None
     jpeg_root = split_dir / "JPEGImages"
 

@@ -29,6 +29,7 @@ from rvoskit import __version__
 from rvoskit.errors import RvosError
 from rvoskit.format import rle as rlemod
 from rvoskit.format.atomic import atomic_dir
+from rvoskit.format import arrowbuf
 from rvoskit.format.jsonfile import read_json_object
 from rvoskit.format.schema import (
     FORMAT_VERSION,
@@ -84,7 +85,9 @@ def to_arrow(table: str, data: pa.Table | pd.DataFrame | Iterable[Mapping[str, A
             t = pa.Table.from_arrays(cols, schema=schema)
         else:
             rows = list(data)
-            t = pa.Table.from_pylist(rows, schema=schema) if rows else schema.empty_table()
+            t = arrowbuf.from_pylist(rows, schema) if rows and all(r.__class__ is dict for r in rows) else None
+            if t is None:  # values pa.array must judge (it imports pandas), or no rows
+                t = pa.Table.from_pylist(rows, schema=schema) if rows else schema.empty_table()
     except (KeyError, pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
         raise RvosError(f"rows do not fit the {table} schema: {exc}") from None
     problems = check_table(table, t)  # pyarrow does not enforce non-nullable fields on construction
