@@ -346,6 +346,49 @@ def test_convert_reports_the_first_videos_error_first(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("mask_at,frame_at,write_at,want", [
+    (2, 9, None, "mask"), (5, 1, None, "frame"), (3, 3, None, "frame"), (6, None, 4, "write"), (4, None, 4, "mask"),
+    (None, 7, 7, "frame"), (None, 8, 2, "write")])
+def test_convert_errors_come_in_sequential_order_with_the_reader_behind(tmp_path, monkeypatch, mask_at, frame_at, write_at, want):
+    """The video thread runs ahead of the masks reader and writer: whichever error a sequential run
+    meets first (video order; in one video: its frames, then its masks' read, then their write)
+    is the one raised, and nothing is left at the output."""
+    import shutil
+
+    from rvoskit.datasets.mevis import convert_mevis
+    from rvoskit.datasets.synthetic import make_mevis
+    from rvoskit.format import DatasetWriter
+
+    root = make_mevis(tmp_path / "m", split="train", num_videos=10, num_frames=3, height=12, width=16)
+    sdir = root / "train"
+    meta = json.loads((sdir / "meta_expressions.json").read_text())
+    vids = sorted(meta["videos"])
+    if mask_at is not None:
+        d = json.loads((sdir / "mask_dict.json").read_text())
+        anno = str(meta["videos"][vids[mask_at]]["expressions"]["0"]["anno_id"][0])
+        t = next(i for i, s in enumerate(d[anno]) if s)
+        d[anno][t]["counts"] = d[anno][t]["counts"][:-1] + "~"
+        (sdir / "mask_dict.json").write_text(json.dumps(d))
+    if frame_at is not None:
+        shutil.rmtree(sdir / "JPEGImages" / vids[frame_at])
+    if write_at is not None:
+        real = DatasetWriter.add_masks
+
+        def add_masks(self, video_id, rows):
+            if video_id == vids[write_at]:
+                raise OSError(28, "No space left on device (test)")
+            return real(self, video_id, rows)
+
+        monkeypatch.setattr(DatasetWriter, "add_masks", add_masks)
+    at = {"mask": mask_at, "frame": frame_at, "write": write_at}[want]
+    match = {"mask": f"video {vids[at]}.*malformed RLE", "frame": f"{vids[at]}", "write": "No space left"}[want]
+    with pytest.raises((RvosError, OSError), match=match) as e:
+        convert_mevis(root, "train", tmp_path / "out")
+    if want == "frame":
+        assert "missing frame folder" in str(e.value)
+    assert not (tmp_path / "out").exists()
+
+
 def test_numba_is_a_core_dependency_and_install_compiles_the_kernels():
     """convert mevis needs numba at run time: a core dependency, its kernels compiled once by
     scripts/install.sh into numba's on-disk cache (cache=True on every kernel)."""

@@ -10,6 +10,8 @@ Native layout (``docs: dataset-formats.md`` §1; henghuiding/MeViS ``lmpm/data/d
 
 from __future__ import annotations
 
+import queue
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
@@ -161,19 +163,19 @@ def convert_mevis(
         if sha_note:
             w.set_extra("sha256_verified", sha_note)
         # a video's masks are read and checked (compiled kernels: no GIL) by a second thread and written
-        # (Parquet, zstd: no GIL) by a third while this one reads the next video's frames and
+        # (Parquet: no GIL) by a third while this one goes on with the next videos' frames and
         # expressions; errors are raised in the order a sequential run meets them
-        with progress_bar(disable=not show_progress) as bar, _MaskPipeline(w) as pipe:
+        with progress_bar(disable=not show_progress) as bar:
             task = bar.add_task(f"mevis/{split}", total=len(videos))
-            for vid in sorted(videos):
-                try:
-                    job = _convert_video(w, vid, videos[vid], jpeg_root, meta_path, mask_path, index)
-                except BaseException:
-                    pipe.drain()  # an earlier video's error comes first
-                    raise
-                pipe.add(job)
-                bar.advance(task)
-            pipe.drain()
+            with _MaskPipeline(w, on_done=lambda: bar.advance(task)) as pipe:
+                for vid in sorted(videos):
+                    try:
+                        job = _convert_video(w, vid, videos[vid], jpeg_root, meta_path, mask_path, index)
+                    except BaseException:
+                        pipe.drain()  # an earlier video's error comes first
+                        raise
+                    pipe.add(job)
+                pipe.drain()
         if extra is not None:
             extra(w, videos)
     return Path(out)
@@ -231,55 +233,91 @@ def _convert_video(w: DatasetWriter, vid: str, v: dict, jpeg_root: Path, meta_pa
 
 
 class _MaskPipeline:
-    """Masks jobs (:func:`_convert_video`'s) through two threads: one reads and checks a video's
-    masks (:func:`_video_masks`), one writes them (``w.add_masks``), in video order. At most one
-    video is being read and two are waiting to be written (memory stays flat). :meth:`add` and
-    :meth:`drain` raise the first error in video order, reads before writes of the same video, as
-    a sequential run would: a write error of video k before a read error of video k + 1."""
+    """Masks jobs (:func:`_convert_video`'s) through two threads, in video order: a reader that reads
+    and checks each video's masks (:func:`_video_masks`: compiled kernels, no GIL) and a writer
+    (``w.add_masks``: Parquet, no GIL), while the caller's thread goes on with the next videos'
+    frames and expressions without waiting (a job is a few references). At most two videos' masks
+    wait for the writer (memory stays flat).
 
-    def __init__(self, w: DatasetWriter):
+    Errors come out as a sequential run meets them: :meth:`add` and :meth:`drain` raise the error
+    of the earliest video, a read error of video k before its write error, and the caller, after an
+    error of its own in video k, calls :meth:`drain` first (any error of videos < k wins)."""
+
+    _READ, _WRITE = 0, 1
+
+    def __init__(self, w: DatasetWriter, on_done: Callable[[], None] = lambda: None):
         self.w = w
-        self.reading: tuple | None = None  # (future, video_id)
-        self.writes: list = []  # futures, in video order
+        self._on_done = on_done  # called by the reader after each video (the progress bar)
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._errors: list[tuple[int, int, BaseException]] = []  # (video index, stage, error)
+        self._stop = threading.Event()
+        self._n = 0
 
     def __enter__(self) -> "_MaskPipeline":
-        self._read_pool = ThreadPoolExecutor(1)
-        self._write_pool = ThreadPoolExecutor(1)
+        self._write_pool = ThreadPoolExecutor(1, thread_name_prefix="rvoskit-masks-write")
+        self._reader = threading.Thread(target=self._read_loop, name="rvoskit-masks-read", daemon=True)
+        self._reader.start()
         return self
 
     def __exit__(self, exc_type, *exc) -> None:
         # the threads finish before the writer closes; on an error (or Ctrl-C) queued jobs are dropped
-        self._read_pool.shutdown(wait=True, cancel_futures=exc_type is not None)
+        if exc_type is not None:
+            self._stop.set()
+        self._jobs.put(None)
+        self._reader.join()
         self._write_pool.shutdown(wait=True, cancel_futures=exc_type is not None)
 
-    def _wait_writes(self, keep: int = 0) -> None:
-        while len(self.writes) > keep:
-            self.writes.pop(0).result()
+    def _read_loop(self) -> None:
+        writes: list = []  # (video index, future), in video order
 
-    def _collect(self) -> None:
-        if self.reading is None:
-            return
-        (fut, vid), self.reading = self.reading, None
-        try:
-            table = fut.result()
-        except BaseException:
-            self._wait_writes()  # earlier videos' write errors first
-            raise
-        while self.writes and self.writes[0].done():
-            self.writes.pop(0).result()
-        self._wait_writes(keep=1)
-        self.writes.append(self._write_pool.submit(self.w.add_masks, vid, table))
+        def settle(keep: int) -> None:
+            while len(writes) > keep:
+                k, fut = writes.pop(0)
+                try:
+                    fut.result()
+                except BaseException as exc:
+                    self._fail(k, self._WRITE, exc)
+
+        while (item := self._jobs.get()) is not None:
+            k, job = item
+            if self._stop.is_set():
+                continue  # an error: the rest is dropped
+            if job is None:  # a split without masks
+                self._on_done()
+                continue
+            try:
+                table = _video_masks(*job)
+            except BaseException as exc:
+                self._fail(k, self._READ, exc)
+                continue
+            settle(keep=1)
+            writes.append((k, self._write_pool.submit(self.w.add_masks, job[0], table)))
+            self._on_done()
+        settle(keep=0)
+
+    def _fail(self, k: int, stage: int, exc: BaseException) -> None:
+        self._errors.append((k, stage, exc))
+        self._stop.set()
+
+    def _raise_first(self) -> None:
+        self._jobs.put(None)
+        self._reader.join()
+        k, stage, exc = min(self._errors, key=lambda e: e[:2])
+        raise exc
 
     def add(self, job: tuple | None) -> None:
-        """Start reading a video's masks (after handing the previous one to the writer)."""
-        self._collect()
-        if job is not None:
-            self.reading = (self._read_pool.submit(_video_masks, *job), job[0])
+        """Queue a video's masks job (None: a video without masks); raises an earlier video's error."""
+        if self._stop.is_set():
+            self._raise_first()
+        self._jobs.put((self._n, job))
+        self._n += 1
 
     def drain(self) -> None:
         """Finish every job; raise the first error."""
-        self._collect()
-        self._wait_writes()
+        self._jobs.put(None)
+        self._reader.join()
+        if self._errors:
+            self._raise_first()
 
 
 def _video_masks(vid: str, objects: list[tuple[int, str]], frames: list[str], H: int, W: int, mask_path: Path,
