@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -54,6 +55,10 @@ def test_mevis_passes_rle_through_and_keeps_absence(mevis_root, tmp_path):
     assert n_rows == len(ds.masks())
     n_obj = ds.expressions["obj_ids"].map(len)
     assert (n_obj == 0).sum() == 3 and (n_obj == 3).sum() == 3  # no-target and multi-object kept
+    digests = {i["path"]: i["sha256"] for i in ds.manifest["inputs"]}  # mask_dict.json is hashed on a thread
+    assert list(digests) == ["train/meta_expressions.json", "train/mask_dict.json"]
+    for name, d in digests.items():
+        assert d == hashlib.sha256((mevis_root / name).read_bytes()).hexdigest()
 
 
 def test_mevis_union_ground_truth_of_multi_object_expression(mevis_root, tmp_path):

@@ -171,9 +171,7 @@ def test_index_fast_scan_equals_the_python_scan(tmp_path):
     assert taken > 20
 
 
-def test_index_fast_scan_hashes_the_file_and_handles_chunk_edges(tmp_path):
-    import hashlib
-
+def test_index_fast_scan_handles_chunk_edges(tmp_path):
     rng = np.random.default_rng(2)
     d = {str(a): [None if rng.random() < 0.3 else {"size": [7, 9], "counts": _random_counts(rng, 7, 9).decode()}
                   for _ in range(int(rng.integers(0, 30)))] for a in range(300)}
@@ -182,7 +180,6 @@ def test_index_fast_scan_hashes_the_file_and_handles_chunk_edges(tmp_path):
     fast = JsonObjectIndex(p, chunk=1 << 10)  # the buffer grows and refills many times
     slow = JsonObjectIndex(p, fast=False)
     assert fast.fast and fast.ranges == slow.ranges
-    assert fast.sha256 == hashlib.sha256(p.read_bytes()).hexdigest()
     raw, s, e = fast.read_raw(["5", "299", "0"])
     assert [json.loads(raw[a:b].tobytes()) for a, b in zip(s, e)] == [d["5"], d["299"], d["0"]]
 

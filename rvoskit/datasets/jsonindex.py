@@ -7,7 +7,6 @@ only each key's byte range, then parses one value at a time on demand.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -25,8 +24,7 @@ class JsonObjectIndex:
 
     A file in the shape of MeViS ``mask_dict.json`` (lists of ``{"size", "counts"}`` / ``null``
     values, plain ASCII strings) is scanned by a compiled kernel
-    (:mod:`rvoskit.datasets.maskdict_scan`), which also hashes the bytes it reads
-    (:attr:`sha256`); any other file, and any file the kernel does not take whole (escapes, other
+    (:mod:`rvoskit.datasets.maskdict_scan`); any other file, and any file the kernel does not take whole (escapes, other
     values, invalid JSON), by the exact Python scan, which gives the same ranges or the same errors.
 
     Args:
@@ -38,7 +36,6 @@ class JsonObjectIndex:
         ranges: ``{key: (start, end)}`` byte range of each value.
         fast: True when the compiled scan read the file (every value is then in the subset that
             :func:`rvoskit.datasets.maskdict_scan.parse_values` parses).
-        sha256: hex digest of the whole file when the compiled scan read it, else None.
 
     Raises:
         RvosError: non-UTF-8 bytes, truncated or invalid JSON, a top level that is not an object,
@@ -51,7 +48,6 @@ class JsonObjectIndex:
             raise RvosError("missing file", file=self.path)
         self.ranges: dict[str, tuple[int, int]] = {}
         self.fast = False
-        self.sha256: str | None = None
         self._raw_buf: np.ndarray | None = None  # read_raw(reuse=True)
         if fast and self._scan_fast(4 * chunk):
             self.fast = True
@@ -69,17 +65,13 @@ class JsonObjectIndex:
             return False
         if config.DISABLE_JIT:  # NUMBA_DISABLE_JIT=1: the kernels would run as (slow) Python
             return False
-        digest = hashlib.sha256()
         buf = np.empty(chunk, np.uint8)
         cap = 1 << 14
         ks, ke, vs, ve = (np.empty(cap, np.int64) for _ in range(4))
         with open(self.path, "rb", buffering=0) as f:
 
             def fill(at: int) -> int:
-                got = f.readinto(memoryview(buf)[at:])
-                if got:
-                    digest.update(memoryview(buf)[at : at + got])
-                return got
+                return f.readinto(memoryview(buf)[at:])
 
             n = fill(0)
             i = 0
@@ -116,10 +108,7 @@ class JsonObjectIndex:
                     got = fill(n)
                     n += got
                     eof = got == 0
-            while fill(0):  # the bytes after the closing brace: only hashed, as the Python scan ignores them
-                pass
-        self.sha256 = digest.hexdigest()
-        return True
+        return True  # the bytes after the closing brace are ignored, as by the Python scan
 
     def _scan(self, chunk: int) -> None:
         dec = json.JSONDecoder()

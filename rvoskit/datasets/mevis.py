@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -133,8 +133,9 @@ def convert_mevis(
     require(split_dir.is_dir(), f"no split directory {split!r}", file=root)
     meta_path = split_dir / "meta_expressions.json"
     mask_path = split_dir / "mask_dict.json"
-    videos = read_mevis_meta(meta_path)
     has_masks = mask_path.is_file()
+    mask_sha = _sha256_in_background(mask_path) if has_masks else None  # while the rest reads and scans
+    videos = read_mevis_meta(meta_path)
     require(has_masks or split not in SPLITS_WITH_MASKS,
             f"missing mask_dict.json: the {split} split has masks (only valid and test come without)", file=mask_path)
     sha_note = None
@@ -142,7 +143,7 @@ def convert_mevis(
         require(has_masks, "--verify-sha needs mask_dict.json", file=split_dir)
         expected = PUBLISHED_SHA256.get(split)
         require(expected is not None, f"no published sha256 for split {split!r} (known: {', '.join(PUBLISHED_SHA256)})", file=mask_path)
-        digest = sha256_file(mask_path)
+        digest = mask_sha.result()
         require(digest == expected, f"sha256 {digest} differs from the published {expected}", file=mask_path)
         sha_note = {"file": "mask_dict.json", "sha256": digest, "published": expected, "ok": True}
     index = JsonObjectIndex(mask_path) if has_masks else None
@@ -157,9 +158,6 @@ def convert_mevis(
         options={"verify_sha": verify_sha},
         overwrite=overwrite,
     ) as w:
-        w.add_input(meta_path)
-        if has_masks:
-            w.add_input(mask_path, sha256=sha_note["sha256"] if sha_note else index.sha256)  # hashed while scanned
         if sha_note:
             w.set_extra("sha256_verified", sha_note)
         # a video's masks are read and checked (compiled kernels: no GIL) by a second thread and written
@@ -176,9 +174,27 @@ def convert_mevis(
                         raise
                     pipe.add(job)
                 pipe.drain()
+        w.add_input(meta_path)
+        if has_masks:
+            w.add_input(mask_path, sha256=mask_sha.result())
         if extra is not None:
             extra(w, videos)
     return Path(out)
+
+
+def _sha256_in_background(path: Path) -> Future:
+    """:func:`sha256_file` of ``path`` on a daemon thread (file reads and hashlib release the GIL;
+    an error ends nothing else): its future, whose ``result()`` gives the digest or raises."""
+    fut: Future = Future()
+
+    def run() -> None:
+        try:
+            fut.set_result(sha256_file(path))
+        except BaseException as exc:
+            fut.set_exception(exc)
+
+    threading.Thread(target=run, name="rvoskit-sha256", daemon=True).start()
+    return fut
 
 
 def _convert_video(w: DatasetWriter, vid: str, v: dict, jpeg_root: Path, meta_path: Path, mask_path: Path, index: JsonObjectIndex | None):
