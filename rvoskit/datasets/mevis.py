@@ -387,6 +387,8 @@ def _fast_masks(index: JsonObjectIndex, vid: str, objects: list[tuple[int, str]]
     import pyarrow as pa
 
     from rvoskit.datasets import maskdict_scan as ms
+    from rvoskit.format.arrowbuf import from_numpy
+    from rvoskit.format.schema import arrow_schema
 
     if not objects or not all(-(1 << 63) <= o < (1 << 63) for o, _ in objects):  # int64 obj_id: the exact path's error
         return None
@@ -401,20 +403,16 @@ def _fast_masks(index: JsonObjectIndex, vid: str, objects: list[tuple[int, str]]
     obj = np.repeat(np.fromiter((o for o, _ in objects), np.int64, len(objects)), T)[is_rle]
     t = np.tile(np.arange(T, dtype=np.int32), len(objects))[is_rle]
 
-    def col(a: np.ndarray):  # a numpy column as Arrow, from its buffer: pa.array would import pandas (~0.3 s)
-        a = np.ascontiguousarray(a)
-        return pa.Array.from_buffers(pa.from_numpy_dtype(a.dtype), len(a), [None, pa.py_buffer(a)])
-
     v = vid.encode()
-    return pa.table({
-        "video_id": pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(np.arange(0, len(v) * (n + 1), len(v), dtype=np.int32)),
-                                                          pa.py_buffer(v * n)]),
-        "obj_id": col(obj),
-        "frame_idx": col(t),
-        "height": col(np.full(n, H, np.int32)),
-        "width": col(np.full(n, W, np.int32)),
-        "rle": pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)]),
-        "area": col(area[is_rle]),
-        "bbox": pa.ListArray.from_buffers(pa.list_(pa.float64()), n, [None, pa.py_buffer(np.arange(0, 4 * n + 1, 4, dtype=np.int32))],
-                                          children=[col(bbox[is_rle].ravel())]),
-    })
+    schema = arrow_schema("masks")  # the writer's schema as it is: to_arrow casts nothing
+    return pa.Table.from_arrays([
+        pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(np.arange(0, len(v) * (n + 1), len(v), dtype=np.int32)), pa.py_buffer(v * n)]),
+        from_numpy(obj),
+        from_numpy(t),
+        from_numpy(np.full(n, H, np.int32)),
+        from_numpy(np.full(n, W, np.int32)),
+        pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)]),
+        from_numpy(area[is_rle]),
+        pa.ListArray.from_buffers(schema.field("bbox").type, n, [None, pa.py_buffer(np.arange(0, 4 * n + 1, 4, dtype=np.int32))],
+                                  children=[from_numpy(bbox[is_rle].ravel())]),
+    ], schema=schema)

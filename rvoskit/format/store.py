@@ -74,7 +74,9 @@ def to_arrow(table: str, data: pa.Table | pd.DataFrame | Iterable[Mapping[str, A
     """
     schema = arrow_schema(table)
     try:
-        if isinstance(data, pa.Table):
+        if isinstance(data, pa.Table) and data.schema.equals(schema, check_metadata=False):
+            t = data.replace_schema_metadata(schema.metadata)  # already the schema (convert's masks): no cast
+        elif isinstance(data, pa.Table):
             t = fill_optional(table, data).select(schema.names).cast(schema)
         elif "pandas" in sys.modules and isinstance(data, sys.modules["pandas"].DataFrame):  # no DataFrame without pandas
             data = data.assign(**{c: None for c in optional_columns(table) if c not in data.columns})
@@ -596,11 +598,15 @@ class DatasetWriter:
             schema = arrow_schema("masks")
             # a dictionary only for video_id (every RLE differs: trying one cost ~25 % of the write; the
             # numbers compress as well without), no min/max statistics for the RLE bytes (nothing filters
-            # on them): 1.60 -> 1.44 s CPU for 364k masks in 1,662 row groups, same values. Snappy (Parquet's
-            # usual codec, read everywhere): the RLE bytes are already run-length coded, zstd took ~0.8x
-            # json.load's time to shrink them 2.7x, snappy 60 % of that for 1.85x (81 MB of RLE: zstd 0.39 s
-            # CPU, 27.5 MiB; zstd level 1 the same; snappy 0.24 s, 39.9 MiB; lz4 0.22 s, 42.4 MiB)
-            self._mask_writer = pq.ParquetWriter(self.tmp / "masks.parquet", schema, compression="snappy", use_dictionary=["video_id"],
+            # on them): 1.60 -> 1.44 s CPU for 364k masks in 1,662 row groups, same values. The RLE bytes
+            # are stored without a Parquet codec: COCO RLE is already a compression, and on a
+            # MeViS-train-sized split (292 MB of RLE, benchmarks/bench_convert.py) snappy shrank them
+            # 1.84x for 0.56 s more CPU to write (1.11 s against 0.55 s, half of json.load's time) and
+            # 1.7 s more to read them all back (lz4 1.74x for 1.04 s, zstd -5 1.74x for 1.30 s, zstd 1
+            # 2.67x for 1.74 s). The other columns are small: snappy, Parquet's usual codec.
+            self._mask_writer = pq.ParquetWriter(self.tmp / "masks.parquet", schema, use_dictionary=["video_id"],
+                                                 compression={f.name + (".list.element" if pa.types.is_list(f.type) else ""):  # leaf paths
+                                                              "none" if f.name == "rle" else "snappy" for f in schema},
                                                  write_statistics=[n for n in schema.names if n != "rle"])
         except BaseException:  # e.g. a full disk: __exit__ will not run, remove the temporary folder here
             self._ctx.__exit__(*sys.exc_info())
