@@ -11,6 +11,7 @@ is missing or ``NUMBA_DISABLE_JIT`` is set (see the modules below).
 - :mod:`rvoskit.corrupt._legacy_poisson`: numpy's MT19937, polar normals and Poisson loop
   (``corrupt --rng legacy`` noise corruptions).
 - :mod:`rvoskit.corrupt._blur_numba`: gaussian_blur / glass_blur / defocus_blur loops.
+- :mod:`rvoskit.metrics._png_kernels`: ``eval``'s PNG row unfiltering (Average / Paeth rows).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ KERNEL_MODULES = (
     "rvoskit._labels_kernels",
     "rvoskit.corrupt._legacy_poisson",
     "rvoskit.corrupt._blur_numba",
+    "rvoskit.metrics._png_kernels",
 )
 
 

@@ -35,7 +35,7 @@ from rvoskit import __version__
 from rvoskit.errors import RvosError
 from rvoskit.executor import Executor, imap, resolve_executor
 from rvoskit.format.store import RvosDataset, open_dataset
-from rvoskit.metrics import rlebox
+from rvoskit.metrics import pngread, rlebox
 from rvoskit.metrics.jf import BOUND_TH, _bbox, _u8, bound_pix, crop_jf, union_box
 from rvoskit.metrics.protocols import (
     DAVIS_COLUMNS,
@@ -87,6 +87,7 @@ class EvalOptions:
     davis_task: str = "unsupervised"
     anno_set: int | None = None
     bound_th: float = BOUND_TH
+    compiled_png: bool = False  # undo Average/Paeth PNG rows with numba (pngread.use_compiled): enough pixels per process
 
 
 class EvalResult:
@@ -480,6 +481,7 @@ def _as_u8_labels(lab: np.ndarray, where, video_id: str) -> np.ndarray:
 def _run_video(job: tuple) -> tuple[str, list[dict]]:
     ds_path, spec, opts, video_id, rows = job
     ds = _dataset(ds_path)
+    pngread.use_compiled(opts.compiled_png)
     fn = _mevis_video if opts.protocol == "mevis" else _davis_video
     return video_id, fn(ds, spec, opts, video_id, rows)
 
@@ -574,12 +576,13 @@ def _evaluate(ds, spec, protocol, workers, executor, ray_address, missing_frame_
             raise RvosError("ref-davis needs a Ref-DAVIS17 dataset (expressions with annotator and kind)", file=ds.path)
     report: dict = {}
     index = check_predictions(spec, ds, ignore_unknown=ignore_unknown, report=report, counts_only=True)
-    opts = EvalOptions(protocol, missing_frame_empty, davis_task, anno_set, bound_th)
     vids = list(dict.fromkeys(ds.video_rows if videos is None else videos))
     for vid in vids:
         ds.video_row(vid)
-    jobs = ((str(ds.path), spec, opts, vid, rows) for vid, rows in rows_by_video(spec, index, vids))
     ex = resolve_executor(executor, workers, ray_address).for_units(len(vids))
+    png = _png_pixels(ds, spec, protocol, vids) / max(1, ex.workers if ex.kind != "local" else 1)
+    opts = EvalOptions(protocol, missing_frame_empty, davis_task, anno_set, bound_th, png >= pngread.COMPILED_MIN_PIXELS)
+    jobs = ((str(ds.path), spec, opts, vid, rows) for vid, rows in rows_by_video(spec, index, vids))
     if ex.kind == "local":
         _DATASETS[str(ds.path)] = ds
     results: dict[str, list[dict]] = {}
@@ -590,6 +593,25 @@ def _evaluate(ds, spec, protocol, workers, executor, ray_address, missing_frame_
     result = _collect(ds, spec, opts, aggregate, [r for vid in vids for r in results[vid]])
     result.summary.update(_report_summary(spec, report, ignore_unknown))
     return result
+
+
+def _png_pixels(ds: RvosDataset, spec: PredictionSpec, protocol: str, vids: list[str]) -> float:
+    """About how many PNG pixels the run reads (0 for a predictions table): frames x height x width,
+    per expression for ``mevis``, per expression set for the DAVIS protocols."""
+    if spec.kind == "table":
+        return 0.0
+    if protocol == "mevis":
+        per_video: dict[str, int] = {}
+        for e in ds.expression_rows:
+            per_video[e["video_id"]] = per_video.get(e["video_id"], 0) + 1
+    else:
+        sets = 4 if protocol == "ref-davis" else 1
+    total = 0.0
+    for vid in vids:
+        v = ds.video_row(vid)
+        n = per_video.get(vid, 0) if protocol == "mevis" else sets
+        total += float(n) * int(v["num_frames"]) * int(v["height"]) * int(v["width"])
+    return total
 
 
 def _report_summary(spec: PredictionSpec, report: dict, ignore_unknown: bool) -> dict:
