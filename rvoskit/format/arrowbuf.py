@@ -8,6 +8,7 @@ the same arrays (same types, same nulls) from buffers.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -27,19 +28,33 @@ def from_numpy(a: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
     return pa.Array.from_buffers(pa.from_numpy_dtype(a.dtype), n, [bitmap, pa.py_buffer(a)], null_count=nulls)
 
 
-def strings(values: Sequence[str | None], type: pa.DataType = pa.string()) -> pa.Array:
-    """Text (None = null) as a ``string`` or ``large_string`` array, as ``pa.array(values, type)``."""
+def strings(values: Sequence[str | bytes | None], type: pa.DataType = pa.string()) -> pa.Array:
+    """Text (None = null) as a ``string`` or ``large_string`` array, or bytes as a ``binary`` one,
+    as ``pa.array(values, type)`` makes it.
+
+    Raises:
+        UnicodeEncodeError: a string that is not valid Unicode (a lone surrogate), as ``pa.array``.
+        ValueError: 2 GiB or more of bytes in a ``string`` / ``binary`` array.
+    """
     n = len(values)
-    valid = np.fromiter((v is not None for v in values), bool, n)
-    enc = [b"" if v is None else v.encode() for v in values]
+    valid = None
+    if None in values:
+        valid = np.fromiter((v is not None for v in values), bool, n)
+        values = [(b"" if pa.types.is_binary(type) else "") if v is None else v for v in values]
+    if pa.types.is_binary(type):
+        data, enc = b"".join(values), values
+    else:
+        joined = "".join(values)
+        data = joined.encode()
+        enc = values if len(data) == len(joined) else [v.encode() for v in values]  # all ASCII: 1 byte per character
     offsets = np.zeros(n + 1, np.int64)
     np.cumsum(np.fromiter(map(len, enc), np.int64, n), out=offsets[1:])
-    if pa.types.is_string(type):
+    if not pa.types.is_large_string(type):
         if offsets[-1] >= 2**31:
-            raise ValueError("more than 2 GiB of text in one string array")
+            raise ValueError(f"2 GiB or more of bytes in one {type} array")
         offsets = offsets.astype(np.int32)
-    bitmap = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
-    return pa.Array.from_buffers(type, n, [bitmap, pa.py_buffer(offsets), pa.py_buffer(b"".join(enc))], null_count=int(n - valid.sum()))
+    bitmap = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(type, n, [bitmap, pa.py_buffer(offsets), pa.py_buffer(data)], null_count=0 if valid is None else int(n - valid.sum()))
 
 
 def to_numpy(c: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -61,6 +76,7 @@ def list_lengths(a: pa.Array) -> np.ndarray:
     return np.diff(off)
 
 
+_type_of = type  # (parameters below are named type)
 _INT_RANGE = {pa.int8(): (-(1 << 7), 1 << 7), pa.int16(): (-(1 << 15), 1 << 15), pa.int32(): (-(1 << 31), 1 << 31),
               pa.int64(): (-(1 << 63), 1 << 63)}
 
@@ -70,43 +86,33 @@ def _column(values: list, type: pa.DataType) -> pa.Array | None:
     not build (the caller then lets ``pa.array`` decide, errors included)."""
     n = len(values)
     present = [v for v in values if v is not None]
+    kinds = set(map(_type_of, present))
     valid = None if len(present) == n else np.fromiter((v is not None for v in values), bool, n)
     if pa.types.is_string(type) or pa.types.is_binary(type):
-        want = str if pa.types.is_string(type) else bytes
-        if any(x.__class__ is not want for x in present):
+        if not kinds <= ({str} if pa.types.is_string(type) else {bytes}):
             return None
         try:
-            enc = [b"" if v is None else v.encode() for v in values] if want is str else [b"" if v is None else v for v in values]
-        except UnicodeEncodeError:  # lone surrogates: pa.array's error
+            return strings(values, type)
+        except (UnicodeEncodeError, ValueError):  # lone surrogates, >= 2 GiB: pa.array's error
             return None
-        offsets = np.zeros(n + 1, np.int64)
-        np.cumsum(np.fromiter(map(len, enc), np.int64, n), out=offsets[1:])
-        if offsets[-1] >= 2**31:
-            return None
-        bitmap = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
-        return pa.Array.from_buffers(type, n, [bitmap, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(b"".join(enc))],
-                                     null_count=0 if valid is None else int(n - valid.sum()))
     if type in _INT_RANGE:
-        if any(x.__class__ is not int for x in present):  # bool, float, numpy scalars: pa.array decides
-            return None
         lo, hi = _INT_RANGE[type]
-        if present and not (lo <= min(present) and max(present) < hi):
+        if not kinds <= {int} or (present and not (lo <= min(present) and max(present) < hi)):  # bool, float, numpy: pa.array
             return None
-        a = np.array([0 if v is None else v for v in values], dtype=type.to_pandas_dtype())
-        return from_numpy(a, valid)
+        return from_numpy(np.array([0 if v is None else v for v in values], dtype=type.to_pandas_dtype()), valid)
     if pa.types.is_float64(type):
-        if any(not (x.__class__ is float or (x.__class__ is int and -(1 << 53) <= x <= 1 << 53)) for x in present):
+        if not kinds <= {float, int} or any(not -(1 << 53) <= x <= 1 << 53 for x in present if x.__class__ is int):
             return None
         return from_numpy(np.array([0.0 if v is None else v for v in values], dtype=np.float64), valid)
     if pa.types.is_list(type):
-        if any(x.__class__ is not list for x in present):
+        if not kinds <= {list}:
             return None
-        lengths = np.fromiter((0 if v is None else len(v) for v in values), np.int64, n)
         offsets = np.zeros(n + 1, np.int64)
-        np.cumsum(lengths, out=offsets[1:])
+        np.cumsum(np.fromiter(map(len, present), np.int64, len(present)) if valid is None else
+                  np.fromiter((0 if v is None else len(v) for v in values), np.int64, n), out=offsets[1:])
         if offsets[-1] >= 2**31:
             return None
-        child = _column([x for v in present for x in v], type.value_type)
+        child = _column(list(itertools.chain.from_iterable(present)), type.value_type)
         if child is None:
             return None
         bitmap = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
