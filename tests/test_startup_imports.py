@@ -268,3 +268,23 @@ def test_convert_mevis_does_not_import_pandas(tmp_path):
     assert "PANDAS_IMPORTED False" in r.stdout, r.stdout
     ds = open_dataset(out)
     assert len(ds.table("expressions")) > 0 and len(ds.table("masks")) > 0
+
+
+@pytest.mark.parametrize("typ", [pa.string(), pa.large_string(), pa.binary()])
+def test_strings_is_pa_array(typ):
+    """arrowbuf.strings (ASCII fast path, non-ASCII, nulls, empty) builds what pa.array builds."""
+    from rvoskit.format import arrowbuf
+
+    rng = np.random.default_rng(3)
+    pool = ["", "a", "judo/3", "é", "日本", "x" * 70, None]
+    for _ in range(100):
+        vals = [pool[i] for i in rng.integers(0, len(pool), int(rng.integers(0, 12)))]
+        if rng.random() < 0.5:
+            vals = [v for v in vals if v is not None]
+        if pa.types.is_binary(typ):
+            vals = [None if v is None else v.encode() for v in vals]
+        ours = arrowbuf.strings(vals, typ)
+        ours.validate(full=True)
+        assert ours.equals(pa.array(vals, typ)) and ours.null_count == vals.count(None)
+    with pytest.raises(UnicodeEncodeError):
+        arrowbuf.strings(["a", "\ud800"], pa.string())
