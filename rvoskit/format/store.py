@@ -98,6 +98,23 @@ def to_arrow(table: str, data: pa.Table | pd.DataFrame | Iterable[Mapping[str, A
     return t
 
 
+def masks_parquet_options(schema: pa.Schema) -> dict[str, Any]:
+    """``pq.ParquetWriter`` options of ``masks.parquet`` (one row group per video).
+
+    A dictionary only for ``video_id`` (every RLE differs: trying one cost ~25 % of the write; the
+    numbers compress as well without); no min/max statistics for the RLE bytes (nothing filters on
+    them): 1.60 -> 1.44 s CPU for 364k masks in 1,662 row groups, same values. The RLE bytes are
+    stored without a Parquet codec: COCO RLE is already a compression, and on a MeViS-train-sized
+    split (292 MB of RLE, ``benchmarks/bench_convert.py``) snappy shrank them 1.84x for 0.56 s more
+    CPU to write (1.11 s against 0.55 s, a third of ``json.load``'s time) and ~1.7 s more to read
+    them all back (lz4: 1.74x for 1.04 s; zstd -5: 1.74x, 1.30 s; zstd 1: 2.67x, 1.74 s). The other
+    columns are small: snappy, Parquet's usual codec (readers take any codec).
+    """
+    leaf = {f.name: f.name + (".list.element" if pa.types.is_list(f.type) else "") for f in schema}  # Parquet column paths
+    return {"use_dictionary": ["video_id"], "compression": {leaf[n]: "none" if n == "rle" else "snappy" for n in schema.names},
+            "write_statistics": [leaf[n] for n in schema.names if n != "rle"]}
+
+
 def write_parquet(t: pa.Table, path: str | Path) -> None:
     """Write an Arrow table as Parquet (zstd); an empty table gets zero row groups.
 
@@ -596,18 +613,7 @@ class DatasetWriter:
         self.tmp = self._ctx.__enter__()
         try:
             schema = arrow_schema("masks")
-            # a dictionary only for video_id (every RLE differs: trying one cost ~25 % of the write; the
-            # numbers compress as well without), no min/max statistics for the RLE bytes (nothing filters
-            # on them): 1.60 -> 1.44 s CPU for 364k masks in 1,662 row groups, same values. The RLE bytes
-            # are stored without a Parquet codec: COCO RLE is already a compression, and on a
-            # MeViS-train-sized split (292 MB of RLE, benchmarks/bench_convert.py) snappy shrank them
-            # 1.84x for 0.56 s more CPU to write (1.11 s against 0.55 s, half of json.load's time) and
-            # 1.7 s more to read them all back (lz4 1.74x for 1.04 s, zstd -5 1.74x for 1.30 s, zstd 1
-            # 2.67x for 1.74 s). The other columns are small: snappy, Parquet's usual codec.
-            self._mask_writer = pq.ParquetWriter(self.tmp / "masks.parquet", schema, use_dictionary=["video_id"],
-                                                 compression={f.name + (".list.element" if pa.types.is_list(f.type) else ""):  # leaf paths
-                                                              "none" if f.name == "rle" else "snappy" for f in schema},
-                                                 write_statistics=[n for n in schema.names if n != "rle"])
+            self._mask_writer = pq.ParquetWriter(self.tmp / "masks.parquet", schema, **masks_parquet_options(schema))
         except BaseException:  # e.g. a full disk: __exit__ will not run, remove the temporary folder here
             self._ctx.__exit__(*sys.exc_info())
             raise
