@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -62,6 +64,12 @@ def eval_command(
       rvoskit eval data/a2d-test mttr_predictions.json --protocol a2d --out runs/eval-a2d
     """
     from rich.console import Console
+
+    if "numpy" not in sys.modules:
+        # eval does no BLAS work: one OpenBLAS thread instead of a pool per core for each of the
+        # OpenBLAS copies it loads (numpy's, OpenCV's, scipy's through numba), whose idle threads
+        # spin after start-up (~0.1 s of CPU); a value the user set is kept
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
     from rvoskit.errors import RvosError
     from rvoskit.metrics import evaluate, summary_table, write_results
