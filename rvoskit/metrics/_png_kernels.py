@@ -15,50 +15,51 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
-def unfilter(rows, out):
-    """Undo the filters of ``rows`` ``(H, W + 1)`` uint8 (filter type, then the row) into ``out``
-    ``(H, W)`` uint8. Returns False (``out`` then undefined) on a filter type above 4."""
-    H, W = out.shape
+def unfilter(rows):
+    """Undo the filters of ``rows`` ``(H, W + 1)`` uint8 (filter type, then the row) in place:
+    afterwards ``rows[:, 1:]`` holds the pixels (as libpng does it, each byte is read before it
+    is overwritten, and only decoded bytes are used as neighbours). Returns False (the rows then
+    half decoded) on a filter type above 4."""
+    H, W1 = rows.shape
     for r in range(H):
         f = rows[r, 0]
         if f == 0:
-            for i in range(W):
-                out[r, i] = rows[r, i + 1]
-        elif f == 1:
+            continue
+        if f == 1:
             a = 0
-            for i in range(W):
-                a = (rows[r, i + 1] + a) & 255
-                out[r, i] = a
+            for i in range(1, W1):
+                a = (rows[r, i] + a) & 255
+                rows[r, i] = a
         elif f == 2:
-            if r == 0:
-                for i in range(W):
-                    out[r, i] = rows[r, i + 1]
-            else:
-                for i in range(W):
-                    out[r, i] = (rows[r, i + 1] + out[r - 1, i]) & 255
+            if r > 0:
+                for i in range(1, W1):
+                    rows[r, i] = (rows[r, i] + rows[r - 1, i]) & 255
         elif f == 3:
             a = 0
-            for i in range(W):
-                b = np.int64(out[r - 1, i]) if r > 0 else 0
-                a = (rows[r, i + 1] + ((a + b) >> 1)) & 255
-                out[r, i] = a
+            for i in range(1, W1):
+                b = np.int64(rows[r - 1, i]) if r > 0 else 0
+                a = (rows[r, i] + ((a + b) >> 1)) & 255
+                rows[r, i] = a
         elif f == 4:
             a = 0
             c = 0
-            for i in range(W):
-                b = np.int64(out[r - 1, i]) if r > 0 else 0
-                p = a + b - c
-                pa = abs(p - a)
-                pb = abs(p - b)
-                pc = abs(p - c)
-                if pa <= pb and pa <= pc:
+            for i in range(1, W1):
+                b = np.int64(rows[r - 1, i]) if r > 0 else 0
+                if b == c:  # then p == a: pa == 0 wins (most pixels of a mask)
                     pred = a
-                elif pb <= pc:
-                    pred = b
                 else:
-                    pred = c
-                a = (rows[r, i + 1] + pred) & 255
-                out[r, i] = a
+                    p = a + b - c
+                    pa = abs(p - a)
+                    pb = abs(p - b)
+                    pc = abs(p - c)
+                    if pa <= pb and pa <= pc:
+                        pred = a
+                    elif pb <= pc:
+                        pred = b
+                    else:
+                        pred = c
+                a = (rows[r, i] + pred) & 255
+                rows[r, i] = a
                 c = b
         else:
             return False
@@ -67,6 +68,6 @@ def unfilter(rows, out):
 
 def warm() -> None:
     """Compile (or load from the disk cache) :func:`unfilter` for uint8 arrays."""
-    rows = np.zeros((5, 4), np.uint8)  # writable, as pngread passes it (libdeflate's bytearray)
+    rows = np.zeros((5, 4), np.uint8)  # C-contiguous and writable, as pngread passes it
     rows[:, 0] = np.arange(5)
-    unfilter(rows, np.empty((5, 3), np.uint8))
+    unfilter(rows)

@@ -72,8 +72,8 @@ def _kernel():
     return _COMPILED["kernel"] or None
 
 
-def _inflate(stream: bytes, n: int) -> bytes | None:
-    """The zlib ``stream`` inflated to exactly ``n`` bytes (None: bad data or another size)."""
+def _inflate(stream: bytes, n: int) -> bytearray | None:
+    """The zlib ``stream`` inflated to exactly ``n`` bytes, writable (None: bad data or another size)."""
     try:
         if _libdeflate_zlib is not None:
             raw = _libdeflate_zlib(stream, n)  # checks the Adler-32 of the output
@@ -84,7 +84,9 @@ def _inflate(stream: bytes, n: int) -> bytes | None:
                 return None
     except (_DeflateError, zlib.error, ValueError, MemoryError):
         return None
-    return raw if len(raw) == n else None
+    if len(raw) != n:
+        return None
+    return raw if isinstance(raw, bytearray) else bytearray(raw)  # the rows are undone in place
 
 
 def decode_u8(data: bytes, color_types: tuple[int, ...] = (0,), safe: frozenset = GRAY_SAFE) -> np.ndarray | None:
@@ -98,7 +100,9 @@ def decode_u8(data: bytes, color_types: tuple[int, ...] = (0,), safe: frozenset 
             IMREAD_GRAYSCALE)``'s values, :data:`LABEL_SAFE` for Pillow's).
 
     Returns:
-        A writable, C-contiguous uint8 array of shape ``(H, W)``, or None when this fast path does
+        A writable uint8 array of shape ``(H, W)`` (a view into the inflated rows, row stride
+        ``W + 1``: index it, crop it, pass it to OpenCV; ``np.ascontiguousarray`` for a packed
+        copy), or None when this fast path does
         not apply (another kind of PNG, a chunk not in ``safe``, a bad CRC or Adler-32, data of
         the wrong size, rows filtered with Average or Paeth, or not a PNG at all): read the file
         with the usual reader then. Never raises on bad input.
@@ -152,29 +156,26 @@ def decode_u8(data: bytes, color_types: tuple[int, ...] = (0,), safe: frozenset 
     raw = _inflate(idat[0] if len(idat) == 1 else b"".join(idat), H * (W + 1))
     if raw is None:
         return None
-    rows = np.frombuffer(raw, np.uint8).reshape(H, W + 1)
+    rows = np.frombuffer(raw, np.uint8).reshape(H, W + 1)  # writable: libdeflate and _inflate give a bytearray
     return unfilter(rows)
 
 
 def unfilter(rows: np.ndarray) -> np.ndarray | None:
-    """Undo the PNG row filters of 1-byte pixels: ``rows`` ``(H, W + 1)`` uint8, the filter type
-    then the filtered bytes of each row. None when a row uses an unknown filter type, or Average (3)
-    or Paeth (4) unless :func:`use_compiled` is on (numpy undoes None, Sub and Up rows).
+    """Undo the PNG row filters of 1-byte pixels in place: ``rows`` ``(H, W + 1)`` uint8, writable,
+    the filter type then the filtered bytes of each row. None when a row uses an unknown filter
+    type, or Average (3) or Paeth (4) unless :func:`use_compiled` is on (numpy undoes None, Sub
+    and Up rows).
 
     Returns:
-        ``(H, W)`` uint8, C-contiguous and writable.
+        ``rows[:, 1:]``: the ``(H, W)`` uint8 pixels, writable, a view with row stride ``W + 1``.
     """
     kinds = rows[:, 0]
+    out = rows[:, 1:]
     if not kinds.any():  # filter None everywhere (Pillow writes palette images so)
-        return rows[:, 1:].copy()
+        return out
     if (kinds > 2).any():
         kernel = _kernel() if _COMPILED["on"] else None
-        if kernel is None:
-            return None
-        out = np.empty((rows.shape[0], rows.shape[1] - 1), np.uint8)
-        rows = rows if rows.flags.writeable else rows.copy()  # one compiled signature (zlib gives read-only bytes)
-        return out if kernel(rows, out) else None
-    out = rows[:, 1:].copy()
+        return out if kernel is not None and kernel(rows) else None
     sub = np.flatnonzero(kinds == 1)
     if sub.size:  # Sub: running sum along the row, modulo 256
         out[sub] = np.cumsum(out[sub], axis=1, dtype=np.uint8)
