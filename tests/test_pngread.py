@@ -96,10 +96,18 @@ def inflater(request, monkeypatch):
     return request.param
 
 
-@pytest.fixture(params=[False, True], ids=["numpy", "compiled"])
-def compiled(request):
-    pngread.use_compiled(request.param)
-    yield request.param
+@pytest.fixture(params=["numpy", "c", "numba"])
+def compiled(request, monkeypatch):
+    """Average / Paeth rows: none (left to the reader), the C kernel, or the numba kernel."""
+    if request.param == "c":
+        from rvoskit.metrics import _png_c
+
+        if _png_c.load() is None:
+            pytest.skip("no C compiler")
+    else:
+        monkeypatch.setitem(pngread._COMPILED, "c", False)
+    pngread.use_compiled(request.param == "numba")
+    yield request.param != "numpy"
     pngread.use_compiled(False)
 
 
