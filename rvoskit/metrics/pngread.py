@@ -185,8 +185,8 @@ def unfilter(rows: np.ndarray) -> np.ndarray | None:
     out = rows[:, 1:]
     if not kinds.any():  # filter None everywhere (Pillow writes palette images so)
         return out
-    if (kinds > 2).any():
-        kernel = _kernel()
+    kernel = _kernel()
+    if _COMPILED["c"] or (kinds > 2).any():  # C: every filter type in one pass
         return out if kernel is not None and kernel(rows) else None
     sub = np.flatnonzero(kinds == 1)
     if sub.size:  # Sub: running sum along the row, modulo 256
