@@ -25,8 +25,7 @@ the largest split that keeps the whole benchmark near 4.5 minutes of CPU: DAVIS 
 (the number of DAVIS 2017 val videos; 1,530 frames, 1,470 scored), DAVIS 720p = 9 videos
 (459 frames), MeViS 480p = 9 videos (459 frames, 1,227 expression-frames), MeViS 720p = 5 videos
 (237 frames, 611 expression-frames). Smaller splits lower the ratio (rvoskit's start-up, ~0.45 s of
-CPU, plus ~0.5 s for numba where a process reads >= 4e8 PNG pixels of Average/Paeth-filtered
-masks, against vos-benchmark's ~0.9 s, weighs more); ``--videos N`` sets one size for every case.
+CPU against vos-benchmark's ~0.9 s, weighs more); ``--videos N`` sets one size for every case.
 
 The per-object / per-expression J and F are checked identical (vos-benchmark's percent / 100)
 before the ratio is reported; the peak RSS of the rvoskit process is reported at 720p (goal < 300 MiB).
