@@ -11,8 +11,7 @@ is missing or ``NUMBA_DISABLE_JIT`` is set (see the modules below).
 - :mod:`rvoskit.corrupt._legacy_poisson`: numpy's MT19937, polar normals and Poisson loop
   (``corrupt --rng legacy`` noise corruptions).
 - :mod:`rvoskit.corrupt._blur_numba`: gaussian_blur / glass_blur / defocus_blur loops.
-- :mod:`rvoskit.metrics._png_kernels`: ``eval``'s PNG row unfiltering (Average / Paeth rows), the
-  fallback of the C version (:mod:`rvoskit.metrics._png_c`, built here too with the C compiler).
+- :mod:`rvoskit.metrics._png_kernels`: ``eval``'s PNG row unfiltering (Average / Paeth rows).
 """
 
 from __future__ import annotations
@@ -53,6 +52,3 @@ def warm_all(verbose: bool = False) -> list[tuple[str, float]]:
 if __name__ == "__main__":
     print("compiling rvoskit's numba kernels into numba's on-disk cache")
     warm_all(verbose=True)
-    from rvoskit.metrics import _png_c  # eval's PNG unfiltering in C (numba / OpenCV without a C compiler)
-
-    print("  rvoskit.metrics._png_c:", "built" if _png_c.warm() else "no C compiler (eval then uses numba or OpenCV for those PNG rows)")

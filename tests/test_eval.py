@@ -193,29 +193,24 @@ def test_mevis_png_layout_equals_table(mevis_case):
     pd.testing.assert_frame_equal(a.items, c.items)
 
 
-@pytest.mark.parametrize("reader", ["c", "numba", "plain"])
+@pytest.mark.parametrize("reader", ["compiled", "plain"])
 def test_mevis_png_fast_reader_equals_the_plain_readers(mevis_case, monkeypatch, reader):
     """The PNG fast path (rvoskit.metrics.pngread; cv2.imwrite's adaptive filters, Paeth rows too)
-    with the C or the numba unfilter, against every file read by cv2.imread as before."""
-    from rvoskit.metrics import _png_c, evaluation, pngread
+    with the compiled unfilter forced on, against every file read by cv2.imread as before."""
+    from rvoskit.metrics import evaluation, pngread
 
     seen = []
     real = evaluation._run_video
     monkeypatch.setattr(evaluation, "_run_video", lambda job: (seen.append(job[2].compiled_png), real(job))[1])
-    monkeypatch.setitem(pngread._COMPILED, "c", False)
-    a = evaluate(mevis_case["ds"], mevis_case["png"], "mevis")  # Paeth files through cv2.imread
+    a = evaluate(mevis_case["ds"], mevis_case["png"], "mevis")
     assert seen and not any(seen)  # a few frames: numba is not loaded for them
-    if reader == "c":
-        if _png_c.load() is None:
-            pytest.skip("no C compiler")
-        monkeypatch.setitem(pngread._COMPILED, "c", None)
-    elif reader == "numba":
+    if reader == "compiled":
         monkeypatch.setattr(pngread, "COMPILED_MIN_PIXELS", 0)
     else:
         monkeypatch.setattr(pngread, "decode_u8", lambda *a, **k: None)
     seen.clear()
     b = evaluate(mevis_case["ds"], mevis_case["png"], "mevis")
-    assert all(seen) == (reader == "numba")
+    assert all(seen) == (reader == "compiled")
     pngread.use_compiled(False)
     pd.testing.assert_frame_equal(a.items, b.items)
     pd.testing.assert_frame_equal(a.frames, b.frames)

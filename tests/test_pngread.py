@@ -96,18 +96,10 @@ def inflater(request, monkeypatch):
     return request.param
 
 
-@pytest.fixture(params=["numpy", "c", "numba"])
-def compiled(request, monkeypatch):
-    """Average / Paeth rows: none (left to the reader), the C kernel, or the numba kernel."""
-    if request.param == "c":
-        from rvoskit.metrics import _png_c
-
-        if _png_c.load() is None:
-            pytest.skip("no C compiler")
-    else:
-        monkeypatch.setitem(pngread._COMPILED, "c", False)
-    pngread.use_compiled(request.param == "numba")
-    yield request.param != "numpy"
+@pytest.fixture(params=[False, True], ids=["numpy", "compiled"])
+def compiled(request):
+    pngread.use_compiled(request.param)
+    yield request.param
     pngread.use_compiled(False)
 
 
@@ -219,26 +211,3 @@ def test_eval_readers_fall_back_with_the_same_values_and_errors(tmp_path):
     with pytest.raises(RvosError, match="differs from the ground truth"):
         read_label_png(tmp_path / "pil_p.png", (a.shape[0] + 1, a.shape[1]), "x")
     assert read_label_png(tmp_path / "missing.png", a.shape, "x") is None
-
-
-def test_c_unfilter_builds_once_and_steps_aside_without_a_compiler(monkeypatch, tmp_path):
-    from rvoskit.metrics import _png_c
-
-    a = _labels(np.random.default_rng(7), 21, 34, "blobs")
-    data = _encode(a, [4, 3, 1, 2, 0])
-    monkeypatch.setattr(_png_c, "_folders", lambda: [tmp_path / "cache"])
-    monkeypatch.setattr(_png_c, "_STATE", {})
-    monkeypatch.setitem(pngread._COMPILED, "c", None)
-    if _png_c.load() is not None:  # built into the cache folder, then loaded from there by a new process state
-        assert list((tmp_path / "cache").glob("_png_unfilter-*.so"))
-        monkeypatch.setattr(_png_c, "_STATE", {})
-        assert _png_c.load(build=False) is not None
-        np.testing.assert_array_equal(pngread.decode_u8(data), _cv2_gray(data))
-    # no C compiler: nothing is built, and those rows go back to the usual reader (numba is off)
-    real = _png_c.sysconfig.get_config_var
-    monkeypatch.setattr(_png_c.sysconfig, "get_config_var", lambda k: "/nonexistent/cc" if k == "CC" else real(k))
-    monkeypatch.setattr(_png_c, "_STATE", {})
-    monkeypatch.setitem(pngread._COMPILED, "c", None)
-    assert _png_c.load() is None
-    assert pngread.decode_u8(data) is None
-    np.testing.assert_array_equal(pngread.decode_u8(_encode(a, [1, 2, 0])), a)  # numpy still does Sub / Up

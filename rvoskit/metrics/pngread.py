@@ -40,19 +40,17 @@ GRAY_SAFE = frozenset({b"tEXt", b"zTXt", b"iTXt", b"pHYs", b"tIME"})
 LABEL_SAFE = GRAY_SAFE | frozenset({_PLTE, b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"bKGD", b"sBIT"})
 
 
-_COMPILED = {"on": False, "kernel": None, "c": None}
+_COMPILED = {"on": False, "kernel": None}
 
 
 def use_compiled(on: bool) -> None:
-    """Allow the numba kernel (:mod:`rvoskit.metrics._png_kernels`) for Average / Paeth rows in
-    this process from now on (``on``), where the C one (:mod:`rvoskit.metrics._png_c`, used
-    whenever a C compiler built it) is missing; off (the default), such files then go to the
-    usual reader.
+    """Undo Average / Paeth rows with the compiled kernel (:mod:`rvoskit.metrics._png_kernels`)
+    in this process from now on (``on``), or leave such files to the usual reader (the default).
 
-    Loading numba and the kernel costs ~0.5 s of CPU and ~120 MiB once per process, and saves
-    ~1.5 ns per pixel against ``cv2.imread`` (0.7 ms per 854x480 frame, 2.7 ms per 1280x720
-    frame): worth it from a few hundred million pixels (:data:`COMPILED_MIN_PIXELS`). Ignored
-    without numba or with ``NUMBA_DISABLE_JIT`` set.
+    Loading numba and the kernel costs ~0.5 s of CPU once per process, and saves ~1.5 ns per
+    pixel against ``cv2.imread`` (0.6 ms per 854x480 frame, 1.7 ms per 1280x720 frame): worth it
+    from a few hundred million pixels (:data:`COMPILED_MIN_PIXELS`). Ignored without numba or
+    with ``NUMBA_DISABLE_JIT`` set.
     """
     _COMPILED["on"] = bool(on)
 
@@ -63,16 +61,6 @@ COMPILED_MIN_PIXELS = 4e8
 
 
 def _kernel():
-    """``kernel(rows) -> bool`` undoing every filter type in place: C when built, else numba when
-    :func:`use_compiled` is on, else None."""
-    if _COMPILED["c"] is None:
-        from rvoskit.metrics import _png_c
-
-        _COMPILED["c"] = _png_c.unfilter if _png_c.load() is not None else False
-    if _COMPILED["c"]:
-        return _COMPILED["c"]
-    if not _COMPILED["on"]:
-        return None
     if _COMPILED["kernel"] is None:
         kernel = False
         if os.environ.get("NUMBA_DISABLE_JIT", "0") in ("", "0"):
@@ -175,8 +163,8 @@ def decode_u8(data: bytes, color_types: tuple[int, ...] = (0,), safe: frozenset 
 def unfilter(rows: np.ndarray) -> np.ndarray | None:
     """Undo the PNG row filters of 1-byte pixels in place: ``rows`` ``(H, W + 1)`` uint8, writable,
     the filter type then the filtered bytes of each row. None when a row uses an unknown filter
-    type, or Average (3) or Paeth (4) without a compiled kernel (C, or numba with
-    :func:`use_compiled`; numpy undoes None, Sub and Up rows).
+    type, or Average (3) or Paeth (4) unless :func:`use_compiled` is on (numpy undoes None, Sub
+    and Up rows).
 
     Returns:
         ``rows[:, 1:]``: the ``(H, W)`` uint8 pixels, writable, a view with row stride ``W + 1``.
@@ -185,8 +173,8 @@ def unfilter(rows: np.ndarray) -> np.ndarray | None:
     out = rows[:, 1:]
     if not kinds.any():  # filter None everywhere (Pillow writes palette images so)
         return out
-    kernel = _kernel()
-    if _COMPILED["c"] or (kinds > 2).any():  # C: every filter type in one pass
+    if (kinds > 2).any():
+        kernel = _kernel() if _COMPILED["on"] else None
         return out if kernel is not None and kernel(rows) else None
     sub = np.flatnonzero(kinds == 1)
     if sub.size:  # Sub: running sum along the row, modulo 256
