@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -48,7 +49,7 @@ class JsonObjectIndex:
             raise RvosError("missing file", file=self.path)
         self.ranges: dict[str, tuple[int, int]] = {}
         self.fast = False
-        self._raw_buf: np.ndarray | None = None  # read_raw(reuse=True)
+        self._raw = threading.local()  # read_raw(reuse=True): a buffer per thread
         if fast and self._scan_fast(4 * chunk):
             self.fast = True
             return
@@ -222,8 +223,8 @@ class JsonObjectIndex:
 
         Args:
             keys: the keys, in the order wanted.
-            reuse: read into a buffer the index keeps (no new memory per call; the array is then
-                only valid until the next ``reuse`` call).
+            reuse: read into a buffer the index keeps for the calling thread (no new memory per
+                call; the array is then only valid until that thread's next ``reuse`` call).
 
         Raises:
             KeyError: unknown key.
@@ -233,9 +234,9 @@ class JsonObjectIndex:
         ends = np.cumsum(lens)
         size = int(ends[-1]) if len(spans) else 0
         if reuse:
-            if self._raw_buf is None or self._raw_buf.size < size:
-                self._raw_buf = np.empty(max(size, 1 << 20), np.uint8)
-            buf = self._raw_buf[:size]
+            if getattr(self._raw, "buf", None) is None or self._raw.buf.size < size:
+                self._raw.buf = np.empty(max(size, 1 << 20), np.uint8)
+            buf = self._raw.buf[:size]
         else:
             buf = np.empty(size, np.uint8)
         fd = os.open(self.path, os.O_RDONLY)
