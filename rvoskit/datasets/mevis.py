@@ -134,8 +134,14 @@ def convert_mevis(
     meta_path = split_dir / "meta_expressions.json"
     mask_path = split_dir / "mask_dict.json"
     has_masks = mask_path.is_file()
-    mask_sha = _sha256_in_background(mask_path) if has_masks else None  # while the rest reads and scans
+    mask_sha = _in_background(sha256_file, mask_path) if has_masks else None  # while the rest reads and scans
     videos = read_mevis_meta(meta_path)
+    # the byte-range index is built (numba's start-up, then a compiled scan) on a thread while this one
+    # lists every video's frame folder and reads its first frame's size; an error of either is raised
+    # where a sequential run meets it (the index's before any video's, a video's at that video)
+    index_job = _in_background(JsonObjectIndex, mask_path) if has_masks else None
+    jpeg_root = split_dir / "JPEGImages"
+    frame_info = {vid: _result_or_error(_frame_info, jpeg_root, vid, videos[vid]["frames"]) for vid in sorted(videos)}
     require(has_masks or split not in SPLITS_WITH_MASKS,
             f"missing mask_dict.json: the {split} split has masks (only valid and test come without)", file=mask_path)
     sha_note = None
@@ -146,8 +152,7 @@ def convert_mevis(
         digest = mask_sha.result()
         require(digest == expected, f"sha256 {digest} differs from the published {expected}", file=mask_path)
         sha_note = {"file": "mask_dict.json", "sha256": digest, "published": expected, "ok": True}
-    index = JsonObjectIndex(mask_path) if has_masks else None
-    jpeg_root = split_dir / "JPEGImages"
+    index = index_job.result() if index_job is not None else None
 
     with DatasetWriter(
         out,
@@ -168,7 +173,7 @@ def convert_mevis(
             with _MaskPipeline(w, on_done=lambda: bar.advance(task)) as pipe:
                 for vid in sorted(videos):
                     try:
-                        job = _convert_video(w, vid, videos[vid], jpeg_root, meta_path, mask_path, index)
+                        job = _convert_video(w, vid, videos[vid], frame_info.pop(vid), meta_path, mask_path, index)
                     except BaseException:
                         pipe.drain()  # an earlier video's error comes first
                         raise
@@ -182,27 +187,44 @@ def convert_mevis(
     return Path(out)
 
 
-def _sha256_in_background(path: Path) -> Future:
-    """:func:`sha256_file` of ``path`` on a daemon thread (file reads and hashlib release the GIL;
-    an error ends nothing else): its future, whose ``result()`` gives the digest or raises."""
+def _in_background(fn: Callable, *args) -> Future:
+    """``fn(*args)`` on a daemon thread (an error ends nothing else; an interrupted command does not
+    wait for it): its future, whose ``result()`` gives the value or raises the error."""
     fut: Future = Future()
 
     def run() -> None:
         try:
-            fut.set_result(sha256_file(path))
+            fut.set_result(fn(*args))
         except BaseException as exc:
             fut.set_exception(exc)
 
-    threading.Thread(target=run, name="rvoskit-sha256", daemon=True).start()
+    threading.Thread(target=run, name=f"rvoskit-{getattr(fn, '__name__', 'job')}", daemon=True).start()
     return fut
 
 
-def _convert_video(w: DatasetWriter, vid: str, v: dict, jpeg_root: Path, meta_path: Path, mask_path: Path, index: JsonObjectIndex | None):
-    """Add a video's videos/expressions/objects rows; returns the job of its masks (the arguments
-    of :func:`_video_masks`, run by :class:`_MaskPipeline`), or None (a split without masks)."""
-    frames = v["frames"]
+def _result_or_error(fn: Callable, *args) -> Any:
+    """``fn(*args)``, or the exception it raised (to be raised later, in order)."""
+    try:
+        return fn(*args)
+    except Exception as exc:
+        return exc
+
+
+def _frame_info(jpeg_root: Path, vid: str, frames: list[str]) -> tuple[list[str], tuple[int, int]]:
+    """A video's frame file names (:func:`frame_file_names`) and ``(H, W)`` of its first frame."""
     files = frame_file_names(jpeg_root / vid, frames, video_id=vid)  # no path object per frame
-    H, W = image_size(jpeg_root / vid / files[0])
+    return files, image_size(jpeg_root / vid / files[0])
+
+
+def _convert_video(w: DatasetWriter, vid: str, v: dict, frame_info: tuple | Exception, meta_path: Path, mask_path: Path,
+                   index: JsonObjectIndex | None):
+    """Add a video's videos/expressions/objects rows (``frame_info``: :func:`_frame_info`'s answer, or
+    its error, raised here); returns the job of its masks (the arguments of :func:`_video_masks`, run
+    by :class:`_MaskPipeline`), or None (a split without masks)."""
+    if isinstance(frame_info, Exception):
+        raise frame_info
+    frames = v["frames"]
+    files, (H, W) = frame_info
     w.add_video(
         {
             "video_id": vid,
