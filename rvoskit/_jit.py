@@ -17,6 +17,7 @@ is missing or ``NUMBA_DISABLE_JIT`` is set (see the modules below).
 from __future__ import annotations
 
 import importlib
+import sys
 import time
 
 #: The modules that hold ``@njit`` kernels; each has a ``warm()`` that compiles them with the
@@ -28,6 +29,38 @@ KERNEL_MODULES = (
     "rvoskit.corrupt._blur_numba",
     "rvoskit.metrics._png_kernels",
 )
+
+
+_COMMAND_PROCESS = False
+
+
+def command_process() -> None:
+    """Mark this process as an ``rvoskit`` command (:func:`rvoskit.cli.main` calls it first): the
+    kernel modules then load numba without its BLAS probe (:func:`prepare_numba`)."""
+    global _COMMAND_PROCESS
+    _COMMAND_PROCESS = True
+
+
+def prepare_numba() -> None:
+    """Called by each kernel module before it imports numba.
+
+    When numba's CPU target starts (which loading a cached kernel does), it imports
+    ``numba.np.arraymath``, whose module level runs ``_HAVE_BLAS = _check_blas()``: an import of
+    ``scipy.linalg.cython_blas``, i.e. all of ``scipy.linalg`` (~0.3 s of CPU with scipy 1.17),
+    only to know whether ``np.dot`` / ``np.linalg`` can be compiled. No rvoskit kernel uses them
+    (``tests/test_jit.py`` checks), so in an ``rvoskit`` command process (:func:`command_process`)
+    that module is imported with ``scipy.linalg.cython_blas`` hidden: numba then records that it
+    has no BLAS, and ``scipy.linalg`` itself stays importable as usual. In any other process (a
+    user's program importing rvoskit) nothing is changed.
+    """
+    if not _COMMAND_PROCESS or "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules:
+        return
+    sys.modules["scipy.linalg.cython_blas"] = None  # import -> ImportError -> _HAVE_BLAS = False
+    try:
+        import numba.np.arraymath  # noqa: F401
+    finally:
+        if sys.modules.get("scipy.linalg.cython_blas", 0) is None:
+            del sys.modules["scipy.linalg.cython_blas"]
 
 
 def warm_all(verbose: bool = False) -> list[tuple[str, float]]:

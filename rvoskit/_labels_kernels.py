@@ -20,7 +20,11 @@ Compiled on first use and cached on disk (``cache=True``); :func:`warm` compiles
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from rvoskit._jit import prepare_numba
+
+prepare_numba()  # before numba: see rvoskit._jit
+from numba import njit  # noqa: E402
 
 _U32 = 0xFFFFFFFF
 

@@ -151,6 +151,9 @@ _register()
 
 def main() -> None:
     """Console-script entry point."""
+    from rvoskit import _jit
+
+    _jit.command_process()  # numba without its BLAS probe in this process (rvoskit._jit.prepare_numba)
     try:
         app()
     except RvosError as exc:  # raised outside a command (e.g. while parsing)

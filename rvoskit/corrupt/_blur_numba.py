@@ -7,8 +7,12 @@ beforehand in one call per pass (the same stream as the reference's two-at-a-tim
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from rvoskit._jit import prepare_numba
+
+prepare_numba()  # before numba: see rvoskit._jit
+import numba  # noqa: E402
 
 
 @numba.njit(nogil=True, cache=True)

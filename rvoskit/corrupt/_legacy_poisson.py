@@ -18,8 +18,12 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
+
+from rvoskit._jit import prepare_numba
+
+prepare_numba()  # before numba: see rvoskit._jit
+import numba  # noqa: E402
 
 _LOGGAM_A = np.array([8.333333333333333e-02, -2.777777777777778e-03, 7.936507936507937e-04, -5.952380952380952e-04,
                       8.417508417508418e-04, -1.917526917526918e-03, 6.410256410256410e-03, -2.955065359477124e-02,

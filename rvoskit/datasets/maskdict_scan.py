@@ -30,7 +30,11 @@ compiles them once at install time (:func:`warm`).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from rvoskit._jit import prepare_numba
+
+prepare_numba()  # before numba: see rvoskit._jit
+from numba import njit  # noqa: E402
 
 # kernel answers
 DONE, NEED_MORE, BAIL, FULL = 0, 1, 2, 3

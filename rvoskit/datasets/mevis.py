@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
@@ -271,29 +272,31 @@ def _convert_video(w: DatasetWriter, vid: str, v: dict, frame_info: tuple | Exce
 
 
 class _MaskPipeline:
-    """Masks jobs (:func:`_convert_video`'s) through two threads, in video order: a reader that reads
-    and checks each video's masks (:func:`_video_masks`: compiled kernels, no GIL) and a writer
-    (``w.add_masks``: Parquet, no GIL), while the caller's thread goes on with the next videos'
-    frames and expressions without waiting (a job is a few references). At most two videos' masks
-    wait for the writer (memory stays flat).
+    """Masks jobs (:func:`_convert_video`'s), in video order: :attr:`PARSERS` threads read and check
+    videos' masks (:func:`_video_masks`: compiled kernels, no GIL), an ordering thread hands their
+    tables to a writer thread (``w.add_masks``: Parquet, no GIL) in video order, and the caller's
+    thread goes on with the next videos' expressions without waiting (a job is a few references).
+    At most ``PARSERS + 1`` videos are being parsed and two wait for the writer (memory stays flat).
 
     Errors come out as a sequential run meets them: :meth:`add` and :meth:`drain` raise the error
     of the earliest video, a read error of video k before its write error, and the caller, after an
     error of its own in video k, calls :meth:`drain` first (any error of videos < k wins)."""
 
     _READ, _WRITE = 0, 1
+    PARSERS = 2  # videos parsed at once: reading and checking the masks is the longest stage
 
     def __init__(self, w: DatasetWriter, on_done: Callable[[], None] = lambda: None):
         self.w = w
-        self._on_done = on_done  # called by the reader after each video (the progress bar)
+        self._on_done = on_done  # called by the ordering thread after each video (the progress bar)
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._errors: list[tuple[int, int, BaseException]] = []  # (video index, stage, error)
         self._stop = threading.Event()
         self._n = 0
 
     def __enter__(self) -> "_MaskPipeline":
+        self._parse_pool = ThreadPoolExecutor(self.PARSERS, thread_name_prefix="rvoskit-masks-read")
         self._write_pool = ThreadPoolExecutor(1, thread_name_prefix="rvoskit-masks-write")
-        self._reader = threading.Thread(target=self._read_loop, name="rvoskit-masks-read", daemon=True)
+        self._reader = threading.Thread(target=self._read_loop, name="rvoskit-masks-order", daemon=True)
         self._reader.start()
         return self
 
@@ -303,18 +306,33 @@ class _MaskPipeline:
             self._stop.set()
         self._jobs.put(None)
         self._reader.join()
+        self._parse_pool.shutdown(wait=True, cancel_futures=exc_type is not None)
         self._write_pool.shutdown(wait=True, cancel_futures=exc_type is not None)
 
     def _read_loop(self) -> None:
-        writes: list = []  # (video index, future), in video order
+        parses: deque = deque()  # (video index, video_id, future), in video order
+        writes: deque = deque()  # (video index, future), in video order
 
         def settle(keep: int) -> None:
             while len(writes) > keep:
-                k, fut = writes.pop(0)
+                k, fut = writes.popleft()
                 try:
                     fut.result()
                 except BaseException as exc:
                     self._fail(k, self._WRITE, exc)
+
+        def hand_on() -> None:  # the oldest parse to the writer
+            k, vid, fut = parses.popleft()
+            try:
+                table = fut.result()
+            except BaseException as exc:
+                self._fail(k, self._READ, exc)
+                return
+            if self._stop.is_set():
+                return  # an earlier error: nothing more is written
+            settle(keep=1)
+            writes.append((k, self._write_pool.submit(self.w.add_masks, vid, table)))
+            self._on_done()
 
         while (item := self._jobs.get()) is not None:
             k, job = item
@@ -323,14 +341,11 @@ class _MaskPipeline:
             if job is None:  # a split without masks
                 self._on_done()
                 continue
-            try:
-                table = _video_masks(*job)
-            except BaseException as exc:
-                self._fail(k, self._READ, exc)
-                continue
-            settle(keep=1)
-            writes.append((k, self._write_pool.submit(self.w.add_masks, job[0], table)))
-            self._on_done()
+            parses.append((k, job[0], self._parse_pool.submit(_video_masks, *job)))
+            while len(parses) > self.PARSERS:
+                hand_on()
+        while parses:
+            hand_on()
         settle(keep=0)
 
     def _fail(self, k: int, stage: int, exc: BaseException) -> None:

@@ -11,7 +11,11 @@ Loading numba and this kernel from its disk cache costs ~0.5 s of CPU, so
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from rvoskit._jit import prepare_numba
+
+prepare_numba()  # before numba: see rvoskit._jit
+from numba import njit  # noqa: E402
 
 
 @njit(cache=True, nogil=True)
