@@ -194,7 +194,8 @@ def floor(mv: Path, out: Path) -> str:
     (out / "floor.parquet").unlink()
     py0 = child_cpu("pass")
     cli = child_cpu("import rvoskit.cli") - py0
-    numba_s = child_cpu("from rvoskit.datasets import maskdict_scan as m; m.warm()") - py0
+    # as in the command: rvoskit.cli marks its process so that numba skips its BLAS probe (rvoskit._jit)
+    numba_s = child_cpu("from rvoskit import _jit; _jit.command_process(); from rvoskit.datasets import maskdict_scan as m; m.warm()") - py0
     parts = {"sha256 (own thread)": sha, "index scan": scan, "RLE parse/check/area/bbox (all values)": parse, "masks.parquet write": pq_s,
              "CLI import": cli, "numba import + cached kernels": numba_s}
     return f"json.load {ref:.2f} s; " + "; ".join(f"{k} {v:.2f} s ({v / ref:.2f}x)" for k, v in parts.items()) + \
