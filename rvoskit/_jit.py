@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import threading
 import time
 
 #: The modules that hold ``@njit`` kernels; each has a ``warm()`` that compiles them with the
@@ -48,13 +49,16 @@ def prepare_numba() -> None:
     ``numba.np.arraymath``, whose module level runs ``_HAVE_BLAS = _check_blas()``: an import of
     ``scipy.linalg.cython_blas``, i.e. all of ``scipy.linalg`` (~0.3 s of CPU with scipy 1.17),
     only to know whether ``np.dot`` / ``np.linalg`` can be compiled. No rvoskit kernel uses them
-    (``tests/test_jit.py`` checks), so in an ``rvoskit`` command process (:func:`command_process`)
-    that module is imported with ``scipy.linalg.cython_blas`` hidden: numba then records that it
+    (``tests/test_jit.py`` checks), so in an ``rvoskit`` command process (:func:`command_process`),
+    when numba is first imported on the main thread, that module is imported with
+    ``scipy.linalg.cython_blas`` hidden: numba then records that it
     has no BLAS, and ``scipy.linalg`` itself stays importable as usual. In any other process (a
     user's program importing rvoskit) nothing is changed.
     """
     if not _COMMAND_PROCESS or "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules:
         return
+    if threading.current_thread() is not threading.main_thread():
+        return  # another thread could import scipy.linalg meanwhile and find it hidden
     sys.modules["scipy.linalg.cython_blas"] = None  # import -> ImportError -> _HAVE_BLAS = False
     try:
         import numba.np.arraymath  # noqa: F401

@@ -140,6 +140,11 @@ def convert_mevis(
     # the byte-range index is built (numba's start-up, then a compiled scan) on a thread while this one
     # lists every video's frame folder and reads its first frame's size; an error of either is raised
     # where a sequential run meets it (the index's before any video's, a video's at that video)
+    if has_masks:
+        try:  # numba's import on this thread, where rvoskit._jit.prepare_numba may skip its BLAS probe
+            import rvoskit.datasets.maskdict_scan  # noqa: F401
+        except ImportError:  # no numba: the index's exact scan
+            pass
     index_job = _in_background(JsonObjectIndex, mask_path) if has_masks else None
     jpeg_root = split_dir / "JPEGImages"
     frame_info = {vid: _result_or_error(_frame_info, jpeg_root, vid, videos[vid]["frames"]) for vid in sorted(videos)}
