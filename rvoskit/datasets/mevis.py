@@ -137,6 +137,8 @@ def convert_mevis(
     has_masks = mask_path.is_file()
     mask_sha = _in_background(sha256_file, mask_path) if has_masks else None  # while the rest reads and scans
     videos = read_mevis_meta(meta_path)
+    require(has_masks or split not in SPLITS_WITH_MASKS,
+            f"missing mask_dict.json: the {split} split has masks (only valid and test come without)", file=mask_path)
     # the byte-range index is built (numba's start-up, then a compiled scan) on a thread while this one
     # lists every video's frame folder and reads its first frame's size; an error of either is raised
     # where a sequential run meets it (the index's before any video's, a video's at that video)
@@ -148,8 +150,6 @@ def convert_mevis(
     index_job = _in_background(JsonObjectIndex, mask_path) if has_masks else None
     jpeg_root = split_dir / "JPEGImages"
     frame_info = {vid: _result_or_error(_frame_info, jpeg_root, vid, videos[vid]["frames"]) for vid in sorted(videos)}
-    require(has_masks or split not in SPLITS_WITH_MASKS,
-            f"missing mask_dict.json: the {split} split has masks (only valid and test come without)", file=mask_path)
     sha_note = None
     if verify_sha:
         require(has_masks, "--verify-sha needs mask_dict.json", file=split_dir)
@@ -171,9 +171,9 @@ def convert_mevis(
     ) as w:
         if sha_note:
             w.set_extra("sha256_verified", sha_note)
-        # a video's masks are read and checked (compiled kernels: no GIL) by a second thread and written
-        # (Parquet: no GIL) by a third while this one goes on with the next videos' frames and
-        # expressions; errors are raised in the order a sequential run meets them
+        # each video's masks are read and checked (compiled kernels: no GIL) and written (Parquet: no
+        # GIL) by the pipeline's threads while this one goes on with the next videos' expressions;
+        # errors are raised in the order a sequential run meets them
         with progress_bar(disable=not show_progress) as bar:
             task = bar.add_task(f"mevis/{split}", total=len(videos))
             with _MaskPipeline(w, on_done=lambda: bar.advance(task)) as pipe:
