@@ -34,6 +34,7 @@ import pyarrow as pa
 from rvoskit import __version__
 from rvoskit.errors import RvosError
 from rvoskit.executor import Executor, imap, resolve_executor
+from rvoskit.format import arrowbuf
 from rvoskit.format.store import RvosDataset, open_dataset
 from rvoskit.metrics import pngread, rlebox
 from rvoskit.metrics.jf import BOUND_TH, _bbox, _u8, bound_pix, crop_jf, union_box
@@ -742,25 +743,21 @@ _LARGE: bool | None = None
 
 
 def _arrow_array(values, kind: str) -> pa.Array:
-    """One column from a list (``kind`` ``str``) or a number sequence (``int32``, ``int64``, ``float64``)."""
+    """One column from a list (``kind`` ``str``: values as ``str(v)``, None = null; all None: type
+    null) or a number sequence (``int32``, ``int64``, ``float64``: NaN = null), as pandas'
+    conversion by pyarrow makes it (``string`` or, with pandas 3, ``large_string``)."""
     if kind == "str":
-        n = len(values)
-        valid = np.fromiter((v is not None for v in values), bool, n)
-        if not valid.any():
-            return pa.nulls(n)
-        enc = [b"" if v is None else str(v).encode() for v in values]
-        offsets = np.zeros(n + 1, np.int64)
-        np.cumsum(np.fromiter(map(len, enc), np.int64, n), out=offsets[1:])
-        typ, offsets = (pa.string(), offsets.astype(np.int32)) if not _large_strings() and offsets[-1] < 2**31 else (pa.large_string(), offsets)
-        bitmap = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
-        return pa.Array.from_buffers(typ, n, [bitmap, pa.py_buffer(offsets), pa.py_buffer(b"".join(enc))], null_count=int(n - valid.sum()))
-    a = np.ascontiguousarray(np.asarray(values, dtype=kind))
-    bitmap, nulls = None, 0
-    if kind == "float64":
-        valid = ~np.isnan(a)
-        if not valid.all():
-            bitmap, nulls = pa.py_buffer(np.packbits(valid, bitorder="little")), int(len(a) - valid.sum())
-    return pa.Array.from_buffers(pa.from_numpy_dtype(a.dtype), len(a), [bitmap, pa.py_buffer(a)], null_count=nulls)
+        if all(v is None for v in values):
+            return pa.nulls(len(values))
+        text = [None if v is None else str(v) for v in values]
+        if not _large_strings():
+            try:
+                return arrowbuf.strings(text, pa.string())
+            except ValueError:  # 2 GiB or more of text: large_string
+                pass
+        return arrowbuf.strings(text, pa.large_string())
+    a = np.asarray(values, dtype=kind)
+    return arrowbuf.from_numpy(a, ~np.isnan(a) if kind == "float64" else None)
 
 
 def _table(rows: list[dict], kinds: dict[str, str]) -> pa.Table:
