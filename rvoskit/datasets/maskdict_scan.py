@@ -110,6 +110,23 @@ def _uint(b, i, n):
 
 
 @njit(cache=True, nogil=True)
+def _write_box(bb, k, m, xs, ys, xe, ye):
+    """``bb[k] = [x, y, w, h]`` as pycocotools' ``rleToBbox`` gives it for an RLE of ``m`` runs whose
+    foreground spans columns ``xs..xe`` and rows ``ys..ye`` (all zeros below two runs; unsigned
+    32-bit widths)."""
+    if m < 2:
+        bb[k, 0] = 0.0
+        bb[k, 1] = 0.0
+        bb[k, 2] = 0.0
+        bb[k, 3] = 0.0
+    else:
+        bb[k, 0] = xs
+        bb[k, 1] = ys
+        bb[k, 2] = (xe - xs + 1) & _U32
+        bb[k, 3] = (ye - ys + 1) & _U32
+
+
+@njit(cache=True, nogil=True)
 def rle_stats(b, s, e, h, w, bb, k):
     """Check the compressed counts ``b[s:e]`` of an ``h x w`` RLE; returns ``(status, area)`` and
     writes its ``[x, y, w, h]`` box to ``bb[k]``. Status :data:`RLE_OK` only when
@@ -190,16 +207,7 @@ def rle_stats(b, s, e, h, w, bb, k):
         k5 = 0
     if k5 != 0 or cc != hw:  # truncated last run, or a wrong total
         return RLE_BAD, 0
-    if m < 2:
-        bb[k, 0] = 0.0
-        bb[k, 1] = 0.0
-        bb[k, 2] = 0.0
-        bb[k, 3] = 0.0
-    else:
-        bb[k, 0] = xs
-        bb[k, 1] = ys
-        bb[k, 2] = (xe - xs + 1) & _U32
-        bb[k, 3] = (ye - ys + 1) & _U32
+    _write_box(bb, k, m, xs, ys, xe, ye)
     return RLE_OK, area
 
 
@@ -207,7 +215,8 @@ def rle_stats(b, s, e, h, w, bb, k):
 def _counts_ok(b, i, n, h, w, data, p, bb, k):
     """:func:`_counts` with ``decode`` for an RLE that passes its check, in one pass: the counts string
     at b[i] (``"``) read from the JSON bytes, copied to ``data[p:]`` and checked as
-    :func:`rle_stats` does (same loop, same arithmetic). Returns ``(j, p, area)``, ``j`` the index
+    :func:`rle_stats` does (same loop, same arithmetic: written out twice on purpose, as a shared
+    per-run helper measured slower, docs/convert.md "The RLE check"). Returns ``(j, p, area)``, ``j`` the index
     after the closing quote and the box in ``bb[k]``; ``j = -3`` for anything else (the caller
     redoes the string with :func:`_counts`, which decides every other answer)."""
     hw = h * w
@@ -297,16 +306,7 @@ def _counts_ok(b, i, n, h, w, data, p, bb, k):
         k5 = 0
     if k5 != 0 or cc != hw:
         return -3, p, 0
-    if m < 2:
-        bb[k, 0] = 0.0
-        bb[k, 1] = 0.0
-        bb[k, 2] = 0.0
-        bb[k, 3] = 0.0
-    else:
-        bb[k, 0] = xs
-        bb[k, 1] = ys
-        bb[k, 2] = (xe - xs + 1) & _U32
-        bb[k, 3] = (ye - ys + 1) & _U32
+    _write_box(bb, k, m, xs, ys, xe, ye)
     return q + 1, p, area
 
 
