@@ -104,6 +104,25 @@ def test_rle_stats_on_a_huge_run_defer_to_the_exact_check():
             assert status[0] == ms.RLE_EXACT
 
 
+def test_parse_values_copies_counts_around_every_escape():
+    # the counts are copied a run of bytes at a time between escaped backslashes; a string with more
+    # escapes than the kernel's scratch holds (1,024) takes the general copy: both give the bytes
+    rng = np.random.default_rng(1)
+    seen = set()
+    for n_runs in (1, 6, 200, 6000, 25000):
+        runs = rng.integers(0, 3000, n_runs)
+        if n_runs == 1:
+            runs[:] = 44  # "\\" alone: a run of one escaped character
+        h = int(runs.sum())
+        c = cocomask.frPyObjects({"size": [h, 1], "counts": runs.tolist()}, h, 1)["counts"]
+        ok, n_el, el_h, el_w, status, area, bbox, data, offsets = _parse(json.dumps([{"size": [h, 1], "counts": c.decode()}]))
+        assert ok and bytes(data) == c and list(offsets) == [0, len(c)] and status[0] == ms.RLE_OK
+        obj = {"size": [h, 1], "counts": c}
+        assert area[0] == int(cocomask.area(obj)) and bbox[0].tolist() == cocomask.toBbox(obj).tolist()
+        seen.add(min(c.count(b"\\"), 1025))
+    assert 0 in seen and 1025 in seen and any(0 < k < 1025 for k in seen)  # none, some, too many for the scratch
+
+
 def test_parse_values_json_subset_and_bail():
     c = cocomask.encode(np.asfortranarray(np.eye(5, dtype=np.uint8)))["counts"].decode()
     same = [
