@@ -48,23 +48,29 @@ def prepare_numba() -> None:
     When numba's CPU target starts (which loading a cached kernel does), it imports
     ``numba.np.arraymath``, whose module level runs ``_HAVE_BLAS = _check_blas()``: an import of
     ``scipy.linalg.cython_blas``, i.e. all of ``scipy.linalg`` (~0.3 s of CPU with scipy 1.17),
-    only to know whether ``np.dot`` / ``np.linalg`` can be compiled. No rvoskit kernel uses them
-    (``tests/test_jit.py`` checks), so in an ``rvoskit`` command process (:func:`command_process`),
-    when numba is first imported on the main thread, that module is imported with
-    ``scipy.linalg.cython_blas`` hidden: numba then records that it
-    has no BLAS, and ``scipy.linalg`` itself stays importable as usual. In any other process (a
-    user's program importing rvoskit) nothing is changed.
+    only to know whether ``np.dot`` / ``np.linalg`` can be compiled. Its typing context, on the first
+    call of any kernel, imports ``numba.core.typing.cffi_utils``, which builds a ``cffi.FFI()`` (cffi's
+    C parser, pycparser: ~0.03-0.05 s) only to type cffi functions passed as arguments. No rvoskit
+    kernel uses either (``tests/test_jit.py`` checks), so in an ``rvoskit`` command process
+    (:func:`command_process`), when numba is first imported on the main thread, both modules are
+    imported with ``scipy.linalg.cython_blas`` and ``cffi`` hidden: numba then records that it has
+    no BLAS and no cffi, and both stay importable as usual. In any other process (a user's program
+    importing rvoskit) nothing is changed.
     """
     if not _COMMAND_PROCESS or "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules:
         return
     if threading.current_thread() is not threading.main_thread():
         return  # another thread could import scipy.linalg meanwhile and find it hidden
-    sys.modules["scipy.linalg.cython_blas"] = None  # import -> ImportError -> _HAVE_BLAS = False
+    hidden = [m for m in ("scipy.linalg.cython_blas", "cffi") if m not in sys.modules]
+    for m in hidden:
+        sys.modules[m] = None  # import -> ImportError
     try:
-        import numba.np.arraymath  # noqa: F401
+        import numba.core.typing.cffi_utils  # noqa: F401  (SUPPORTED = False)
+        import numba.np.arraymath  # noqa: F401  (_HAVE_BLAS = False)
     finally:
-        if sys.modules.get("scipy.linalg.cython_blas", 0) is None:
-            del sys.modules["scipy.linalg.cython_blas"]
+        for m in hidden:
+            if sys.modules.get(m, 0) is None:
+                del sys.modules[m]
 
 
 def warm_all(verbose: bool = False) -> list[tuple[str, float]]:

@@ -36,11 +36,11 @@ def test_every_kernel_is_cached_on_disk_and_warm_compiles_it():
 
 def test_no_kernel_uses_blas_and_every_kernel_module_prepares_numba():
     """rvoskit commands load numba without its BLAS probe (rvoskit._jit.prepare_numba), which is
-    right only while no kernel needs BLAS (np.dot, np.linalg, @) and every kernel module calls
-    prepare_numba before importing numba."""
+    right only while no kernel needs BLAS (np.dot, np.linalg, @) or cffi, and every kernel module
+    calls prepare_numba before importing numba."""
     for name in _jit.KERNEL_MODULES:
         src = (REPO / Path(*name.split("."))).with_suffix(".py").read_text()
-        assert not re.search(r"np\.dot|np\.linalg|np\.matmul|\w\s@\s\w|np\.vdot|np\.inner|np\.outer", src), name
+        assert not re.search(r"np\.dot|np\.linalg|np\.matmul|\w\s@\s\w|np\.vdot|np\.inner|np\.outer|cffi", src), name
         first_numba = re.search(r"^(from numba|import numba)", src, re.M).start()
         assert 0 <= src.find("\nprepare_numba()") < first_numba, name
 
@@ -54,16 +54,18 @@ try:
 except SystemExit as e:
     assert e.code in (0, None), e.code
 import numba.np.arraymath as am
+import numba.core.typing.cffi_utils as cu
 print("SCIPY_LINALG", "scipy.linalg" in sys.modules, "NUMBA_BLAS", am._HAVE_BLAS)
-import scipy.linalg, numpy as np
-print("LINALG_OK", float(scipy.linalg.norm(np.ones(4))))
+print("PYCPARSER", "pycparser" in sys.modules, "NUMBA_CFFI", cu.SUPPORTED)
+import scipy.linalg, numpy as np, cffi
+print("LINALG_OK", float(scipy.linalg.norm(np.ones(4))), "CFFI_OK", cffi.FFI().sizeof("int"))
 """
 
 
 def test_a_command_skips_numbas_blas_probe_and_a_program_keeps_it(tmp_path):
-    """`rvoskit convert mevis` (numba kernels) runs without importing scipy.linalg (~0.3 s), gives
-    the same tables as the library call in a plain process, and scipy.linalg still imports after;
-    in a user's program (no rvoskit.cli.main) numba keeps its BLAS and np.dot compiles."""
+    """`rvoskit convert mevis` (numba kernels) runs without importing scipy.linalg (~0.3 s) or cffi's
+    C parser, gives the same tables as the library call in a plain process, and both still import
+    after; in a user's program (no rvoskit.cli.main) numba keeps its BLAS and np.dot compiles."""
     import subprocess
     import sys
 
@@ -76,7 +78,8 @@ def test_a_command_skips_numbas_blas_probe_and_a_program_keeps_it(tmp_path):
     r = subprocess.run([sys.executable, "-c", PROBE, "convert", "mevis", str(root), "--out", str(tmp_path / "cmd"), "-q"],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert "SCIPY_LINALG False NUMBA_BLAS False" in r.stdout and "LINALG_OK 2.0" in r.stdout, r.stdout
+    assert "SCIPY_LINALG False NUMBA_BLAS False" in r.stdout and "PYCPARSER False NUMBA_CFFI False" in r.stdout, r.stdout
+    assert "LINALG_OK 2.0 CFFI_OK 4" in r.stdout, r.stdout
     convert_mevis(root, "train", tmp_path / "lib")
     for t in ("videos", "objects", "expressions", "masks"):
         assert pq.read_table(tmp_path / "cmd" / f"{t}.parquet").equals(pq.read_table(tmp_path / "lib" / f"{t}.parquet"))
