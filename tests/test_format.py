@@ -199,3 +199,37 @@ def test_writing_a_null_into_a_non_nullable_column_is_refused(tmp_path):
         write_table(tmp_path / "e.parquet", "expressions", [{"expression_id": "v/0", "video_id": "v", "exp_id": "0", "exp_index": 0,
                                                             "text": None, "obj_ids": None, "anno_ids": None, "annotator": None, "kind": None}])
     assert not (tmp_path / "e.parquet").exists()
+
+
+def test_writer_write_tables_early_gives_the_same_dataset(tmp_path):
+    """DatasetWriter.write_tables (convert mevis writes the small tables while masks are still
+    being read) gives the same tables and manifest counts as writing them on exit; rows added after
+    it are refused rather than lost."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from rvoskit.format import DatasetWriter
+
+    def build(out, early):
+        with DatasetWriter(out, dataset="x", split="s", frame_root=tmp_path / "frames") as w:
+            for vid in ("b", "a"):
+                w.add_video({"video_id": vid, "split": "s", "num_frames": 2, "height": 4, "width": 4, "frames": ["0", "1"],
+                             "frame_files": [f"{vid}/0.jpg", f"{vid}/1.jpg"]})
+                w.add_objects([{"video_id": vid, "obj_id": 1, "anno_id": None, "category": None}])
+                w.add_expressions([{"video_id": vid, "exp_id": "0", "exp_index": 0, "text": "t", "obj_ids": [1], "anno_ids": None,
+                                    "annotator": None, "kind": None}])
+            if early:
+                w.write_tables()
+                with pytest.raises(RuntimeError, match="videos rows added after write_tables"):
+                    w.add_video({"video_id": "c"})
+                with pytest.raises(RuntimeError, match="written already"):
+                    w.write_tables()
+            w.add_masks("a", [{"video_id": "a", "obj_id": 1, "frame_idx": 0, "height": 4, "width": 4, "rle": b"0<0",
+                               "area": 0, "bbox": [0.0, 0.0, 0.0, 0.0]}])
+        return json.loads((out / "dataset.json").read_text())
+
+    late, early = build(tmp_path / "late", False), build(tmp_path / "early", True)
+    assert early["counts"] == late["counts"] == {"videos": 2, "frames": 4, "objects": 2, "expressions": 2, "masks": 1}
+    for t in ("videos", "objects", "expressions", "masks"):
+        assert pq.read_table(tmp_path / "early" / f"{t}.parquet").equals(pq.read_table(tmp_path / "late" / f"{t}.parquet"))

@@ -440,3 +440,48 @@ def test_int_column_reads_the_buffers_as_to_numpy_does():
             assert got.dtype == dtype and got.tolist() == t.column("x").to_pylist()
     t = pa.table({"x": pa.array([1, None, 3], pa.int64())})
     assert np.isnan(_int_column(t, "x")[1])  # nulls: pyarrow's own conversion
+
+
+@pytest.mark.parametrize("unknown_at,frame_at,same_video,broken_index,want", [
+    (3, 5, False, False, "unknown"), (6, 2, False, False, "frame"), (4, 4, False, False, "frame"),
+    (3, None, True, False, "unknown"), (None, 3, True, False, "frame"), (None, None, True, False, "length"),
+    (2, 0, False, True, "index"), (None, None, False, True, "index")])
+def test_convert_checks_anno_ids_while_the_index_is_built_in_sequential_order(tmp_path, monkeypatch, unknown_at, frame_at, same_video,
+                                                                                broken_index, want):
+    """The videos' rows are added while mask_dict.json is still being indexed (here slowed down):
+    "anno_id in mask_dict.json" is then checked by the video's masks job, and the error raised is
+    still the one a sequential run meets first (the index's before any video's; in one video, its
+    frames, then its expressions in order)."""
+    import shutil
+    import time
+
+    from rvoskit.datasets import mevis
+    from rvoskit.datasets.mevis import convert_mevis
+    from rvoskit.datasets.synthetic import make_mevis
+
+    def slow_index(path):
+        time.sleep(0.5)
+        return JsonObjectIndex(path)
+
+    monkeypatch.setattr(mevis, "JsonObjectIndex", slow_index)
+
+    root = make_mevis(tmp_path / "m", split="train", num_videos=8, num_frames=3, height=12, width=16)
+    sdir = root / "train"
+    meta = json.loads((sdir / "meta_expressions.json").read_text())
+    vids = sorted(meta["videos"])
+    if unknown_at is not None:
+        meta["videos"][vids[unknown_at]]["expressions"]["0"]["anno_id"][0] = 99999
+    if same_video:  # a later expression of the same video with another error
+        e = meta["videos"][vids[unknown_at if unknown_at is not None else 3]]["expressions"]["1"]
+        e["obj_id"] = e["obj_id"] + [77]
+    (sdir / "meta_expressions.json").write_text(json.dumps(meta))
+    if frame_at is not None:
+        shutil.rmtree(sdir / "JPEGImages" / vids[frame_at])
+    if broken_index:
+        (sdir / "mask_dict.json").write_bytes((sdir / "mask_dict.json").read_bytes()[:-2])
+    match = {"unknown": f"meta_expressions.json.*{vids[unknown_at or 0]}/0.*anno_id 99999 is not in mask_dict.json",
+             "frame": f"{vids[frame_at or 0]}: missing frame folder", "length": "obj_id and anno_id lists differ in length",
+             "index": "mask_dict.json.*truncated or invalid JSON"}[want]
+    with pytest.raises(RvosError, match=match):
+        convert_mevis(root, "train", tmp_path / "out")
+    assert not (tmp_path / "out").exists()

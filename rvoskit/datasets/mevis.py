@@ -140,8 +140,10 @@ def convert_mevis(
     require(has_masks or split not in SPLITS_WITH_MASKS,
             f"missing mask_dict.json: the {split} split has masks (only valid and test come without)", file=mask_path)
     # the byte-range index is built (numba's start-up, then a compiled scan) on a thread while this one
-    # lists every video's frame folder and reads its first frame's size; an error of either is raised
-    # where a sequential run meets it (the index's before any video's, a video's at that video)
+    # lists every video's frame folder and reads its first frame's size, adds every video's rows and
+    # writes the videos / objects / expressions tables; the masks jobs wait for the index. Errors are
+    # raised where a sequential run meets them: the index's before any video's, a video's at that
+    # video (a check that needs the index, "anno_id in mask_dict.json", runs in that video's job)
     if has_masks:
         try:  # numba's import on this thread, where rvoskit._jit.prepare_numba may skip its BLAS probe
             import rvoskit.datasets.maskdict_scan  # noqa: F401
@@ -158,7 +160,6 @@ def convert_mevis(
         digest = mask_sha.result()
         require(digest == expected, f"sha256 {digest} differs from the published {expected}", file=mask_path)
         sha_note = {"file": "mask_dict.json", "sha256": digest, "published": expected, "ok": True}
-    index = index_job.result() if index_job is not None else None
 
     with DatasetWriter(
         out,
@@ -178,13 +179,23 @@ def convert_mevis(
             task = bar.add_task(f"mevis/{split}", total=len(videos))
             with _MaskPipeline(w, on_done=lambda: bar.advance(task)) as pipe:
                 for vid in sorted(videos):
+                    info = frame_info.pop(vid)
                     try:
-                        job = _convert_video(w, vid, videos[vid], frame_info.pop(vid), meta_path, mask_path, index)
-                    except BaseException:
-                        pipe.drain()  # an earlier video's error comes first
+                        job = _convert_video(w, vid, videos[vid], info, meta_path, mask_path, index_job)
+                    except BaseException as exc:
+                        pipe.drain()  # an earlier video's error comes first, the index's before any
+                        if index_job is not None and isinstance(exc, Exception):  # then this video's first error with the whole index
+                            _convert_video(None, vid, videos[vid], info, meta_path, mask_path, index_job.result())
                         raise
                     pipe.add(job)
+                try:
+                    w.write_tables()  # while the masks are read
+                except BaseException:
+                    pipe.drain()
+                    raise
                 pipe.drain()
+        if index_job is not None:
+            index_job.result()  # an index error, when no video has a masks job
         w.add_input(meta_path)
         if has_masks:
             w.add_input(mask_path, sha256=mask_sha.result())
@@ -222,26 +233,34 @@ def _frame_info(jpeg_root: Path, vid: str, frames: list[str]) -> tuple[list[str]
     return files, image_size(jpeg_root / vid / files[0])
 
 
-def _convert_video(w: DatasetWriter, vid: str, v: dict, frame_info: tuple | Exception, meta_path: Path, mask_path: Path,
-                   index: JsonObjectIndex | None):
+def _convert_video(w: DatasetWriter | None, vid: str, v: dict, frame_info: tuple | Exception, meta_path: Path,
+                   mask_path: Path, index: JsonObjectIndex | Future | None):
     """Add a video's videos/expressions/objects rows (``frame_info``: :func:`_frame_info`'s answer, or
     its error, raised here); returns the job of its masks (the arguments of :func:`_video_masks`, run
-    by :class:`_MaskPipeline`), or None (a split without masks)."""
+    by :class:`_MaskPipeline`), or None (a split without masks).
+
+    ``index``: the ``mask_dict.json`` index; its future (being built: the job then checks that each
+    anno_id is in the file, in the order this would); None for a split without masks. ``w`` None:
+    only the checks (raises the video's first error).
+    """
     if isinstance(frame_info, Exception):
         raise frame_info
     frames = v["frames"]
     files, (H, W) = frame_info
-    w.add_video(
-        {
-            "video_id": vid,
-            "split": w.split,
-            "num_frames": len(frames),
-            "height": H,
-            "width": W,
-            "frames": frames,
-            "frame_files": [f"{vid}/{f}" for f in files],
-        }
-    )
+    if w is not None:
+        w.add_video(
+            {
+                "video_id": vid,
+                "split": w.split,
+                "num_frames": len(frames),
+                "height": H,
+                "width": W,
+                "frames": frames,
+                "frame_files": [f"{vid}/{f}" for f in files],
+            }
+        )
+    known = None if isinstance(index, Future) else index
+    unchecked: list[tuple[str, str]] = []  # (expression, anno_id) the job checks against the index
     obj_of_anno: dict[str, int] = {}
     anno_of_obj: dict[int, str] = {}
     rows = []
@@ -258,7 +277,10 @@ def _convert_video(w: DatasetWriter, vid: str, v: dict, frame_info: tuple | Exce
             require(len(obj_ids) == len(anno_ids), "obj_id and anno_id lists differ in length", file=meta_path, item=item)
             require(len(set(obj_ids)) == len(obj_ids), "repeated obj_id in one expression", file=meta_path, item=item)
             for o, a in zip(obj_ids, anno_ids):
-                require(a in index, f"anno_id {a} is not in mask_dict.json (expression names an unknown object)", file=meta_path, item=item)
+                if known is None:
+                    unchecked.append((item, a))
+                else:
+                    _require_anno(known, a, meta_path, item)
                 if obj_of_anno.setdefault(a, o) != o:
                     raise RvosError(f"anno_id {a} names obj_id {obj_of_anno[a]} and {o}", file=meta_path, item=item)
                 if anno_of_obj.setdefault(o, a) != a:
@@ -267,13 +289,19 @@ def _convert_video(w: DatasetWriter, vid: str, v: dict, frame_info: tuple | Exce
             {"video_id": vid, "exp_id": str(eid), "exp_index": n, "text": e["exp"], "obj_ids": obj_ids, "anno_ids": anno_ids,
              "annotator": None, "kind": None}
         )
+    if w is None:
+        return None
     w.add_expressions(rows)
     if index is None:
         w.add_objects([])
         return None
     objects = sorted(anno_of_obj.items())
     w.add_objects({"video_id": vid, "obj_id": o, "anno_id": a, "category": None} for o, a in objects)
-    return (vid, objects, frames, H, W, mask_path, index)
+    return (vid, objects, frames, H, W, mask_path, index, meta_path, unchecked)
+
+
+def _require_anno(index: JsonObjectIndex, anno_id: str, meta_path: Path, item: str) -> None:
+    require(anno_id in index, f"anno_id {anno_id} is not in mask_dict.json (expression names an unknown object)", file=meta_path, item=item)
 
 
 class _MaskPipeline:
@@ -379,14 +407,22 @@ class _MaskPipeline:
 
 
 def _video_masks(vid: str, objects: list[tuple[int, str]], frames: list[str], H: int, W: int, mask_path: Path,
-                 index: JsonObjectIndex):
+                 index: JsonObjectIndex | Future, meta_path: Path, unchecked: list[tuple[str, str]]):
     """The masks rows of one video: an Arrow table from the compiled path, or row dicts from the
     exact path (any value outside the compiled parser's subset, and every error message).
+    ``index`` may be the index's future (waited for); ``unchecked``: the (expression, anno_id)
+    pairs :func:`_convert_video` left to check against it.
 
     Raises:
-        RvosError: a mask entry that is not a list or has another number of frames, malformed RLE,
-            a mask size other than the frame's (naming mask_dict.json and the anno_id / frame).
+        RvosError: the index's error; an anno_id not in mask_dict.json (naming the meta file and
+            the expression); a mask entry that is not a list or has another number of frames,
+            malformed RLE, a mask size other than the frame's (naming mask_dict.json and the
+            anno_id / frame).
     """
+    if isinstance(index, Future):
+        index = index.result()
+    for item, a in unchecked:
+        _require_anno(index, a, meta_path, item)
     if index.fast:
         table = _fast_masks(index, vid, objects, len(frames), H, W)
         if table is not None:

@@ -601,6 +601,7 @@ class DatasetWriter:
         self._warnings: list[str] = []
         self._warning_counts: dict[str, int] = {}
         self._n_masks = 0
+        self._counts: dict[str, int] | None = None  # set by write_tables
         self._done_videos: set[str] = set()
         self._last_mask_video: str | None = None
 
@@ -627,18 +628,24 @@ class DatasetWriter:
 
     def add_video(self, row: Mapping[str, Any]) -> None:
         """Add one ``videos`` row."""
-        self._videos.append(dict(row))
+        self._rows("videos").append(dict(row))
 
     def add_objects(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Add ``objects`` rows."""
-        self._objects.extend(dict(r) for r in rows)
+        self._rows("objects").extend(dict(r) for r in rows)
 
     def add_expressions(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Add ``expressions`` rows (``expression_id`` is derived from video_id/exp_id when absent)."""
+        out = self._rows("expressions")
         for r in rows:
             r = dict(r)
             r.setdefault("expression_id", f"{r['video_id']}/{r['exp_id']}")
-            self._expressions.append(r)
+            out.append(r)
+
+    def _rows(self, table: str) -> list[dict]:
+        if self._counts is not None:
+            raise RuntimeError(f"{table} rows added after write_tables()")
+        return getattr(self, f"_{table}")
 
     def add_moments(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Add MeViS-M ``moments`` rows (creates ``moments.parquet``)."""
@@ -702,7 +709,17 @@ class DatasetWriter:
             raise
         return self._ctx.__exit__(exc_type, exc, tb)
 
-    def _finish(self) -> None:
+    def write_tables(self) -> None:
+        """Write the ``videos``, ``objects`` and ``expressions`` tables now rather than on exit (a
+        converter calls it once every video is added, while its masks are still being read and
+        written on other threads); masks, moments, void rows and manifest entries may still follow.
+
+        Raises:
+            RvosError: colliding video or expression ids (:func:`_refuse_colliding_ids`).
+            RuntimeError: called twice.
+        """
+        if self._counts is not None:
+            raise RuntimeError("the videos, objects and expressions tables are written already")
         _refuse_colliding_ids(self._videos, self._expressions, self.out)
         videos = sorted(self._videos, key=lambda r: r["video_id"])
         write_table(self.tmp / "videos.parquet", "videos", videos)
@@ -711,6 +728,13 @@ class DatasetWriter:
         order = {v["video_id"]: i for i, v in enumerate(videos)}
         exprs = sorted(self._expressions, key=lambda r: (order.get(r["video_id"], -1), r["exp_index"]))
         write_table(self.tmp / "expressions.parquet", "expressions", exprs)
+        self._counts = {"videos": len(videos), "frames": sum(int(v["num_frames"]) for v in videos), "objects": len(objects),
+                        "expressions": len(exprs)}
+        self._videos, self._objects, self._expressions = [], [], []
+
+    def _finish(self) -> None:
+        if self._counts is None:
+            self.write_tables()
         tables = ["videos.parquet", "objects.parquet", "expressions.parquet", "masks.parquet"]
         if self._moments is not None:
             moments = sorted(self._moments, key=lambda r: (r["video_id"], r["expression_id"], -1 if r["obj_id"] is None else r["obj_id"], r["start_idx"]))
@@ -720,7 +744,6 @@ class DatasetWriter:
             void = sorted(self._void, key=lambda r: (r["video_id"], r["frame_idx"]))
             write_table(self.tmp / "void.parquet", "void", void)
             tables.append("void.parquet")
-        n_frames = sum(int(v["num_frames"]) for v in videos)
         manifest = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -729,10 +752,7 @@ class DatasetWriter:
             "inputs": self._inputs,
             "frame_root": self._frame_root,
             "counts": {
-                "videos": len(videos),
-                "frames": n_frames,
-                "objects": len(objects),
-                "expressions": len(exprs),
+                **self._counts,
                 "masks": self._n_masks,
                 **({"moments": len(self._moments)} if self._moments is not None else {}),
             },
