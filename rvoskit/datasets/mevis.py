@@ -309,7 +309,8 @@ class _MaskPipeline:
     videos' masks (:func:`_video_masks`: compiled kernels, no GIL), an ordering thread hands their
     tables to a writer thread (``w.add_masks``: Parquet, no GIL) in video order, and the caller's
     thread goes on with the next videos' expressions without waiting (a job is a few references).
-    At most ``PARSERS + 1`` videos are being parsed and two wait for the writer (memory stays flat).
+    At most ``QUEUED + 1`` videos are queued for or in the parsers and ``WRITES`` tables for or in
+    the writer (memory stays flat).
 
     Errors come out as a sequential run meets them: :meth:`add` and :meth:`drain` raise the error
     of the earliest video, a read error of video k before its write error, and the caller, after an
@@ -317,6 +318,11 @@ class _MaskPipeline:
 
     _READ, _WRITE = 0, 1
     PARSERS = 2  # videos parsed at once: reading and checking the masks is the longest stage
+    # videos handed to the parsers, and tables handed to the writer, ahead of the oldest unfinished
+    # one: a long video, or a slow write, at the head leaves no thread idle (one parse and one write
+    # waiting each had the parsers idle ~20 % of the time); a few tables of a few MB at most
+    QUEUED = 3 * PARSERS
+    WRITES = PARSERS + 3
 
     def __init__(self, w: DatasetWriter, on_done: Callable[[], None] = lambda: None):
         self.w = w
@@ -363,7 +369,7 @@ class _MaskPipeline:
                 return
             if self._stop.is_set():
                 return  # an earlier error: nothing more is written
-            settle(keep=1)
+            settle(keep=self.WRITES - 1)
             writes.append((k, self._write_pool.submit(self.w.add_masks, vid, table)))
             self._on_done()
 
@@ -375,7 +381,7 @@ class _MaskPipeline:
                 self._on_done()
                 continue
             parses.append((k, job[0], self._parse_pool.submit(_video_masks, *job)))
-            while len(parses) > self.PARSERS:
+            while len(parses) > self.QUEUED:
                 hand_on()
         while parses:
             hand_on()
