@@ -233,3 +233,21 @@ def test_writer_write_tables_early_gives_the_same_dataset(tmp_path):
     assert early["counts"] == late["counts"] == {"videos": 2, "frames": 4, "objects": 2, "expressions": 2, "masks": 1}
     for t in ("videos", "objects", "expressions", "masks"):
         assert pq.read_table(tmp_path / "early" / f"{t}.parquet").equals(pq.read_table(tmp_path / "late" / f"{t}.parquet"))
+
+
+def test_a_table_already_in_the_schema_with_a_null_is_refused():
+    """to_arrow's fast path (an Arrow table already in the schema, as convert's masks are) still
+    refuses nulls in non-nullable columns, with the same message as the full check."""
+    import pyarrow as pa
+
+    from rvoskit.format.schema import arrow_schema
+    from rvoskit.format.store import to_arrow
+
+    schema = arrow_schema("masks")
+    row = {"video_id": "v", "obj_id": 1, "frame_idx": 0, "height": 4, "width": 4, "rle": b"0<0", "area": 0, "bbox": [0.0, 0.0, 0.0, 0.0]}
+    good = pa.Table.from_pylist([row], schema=schema)
+    assert to_arrow("masks", good).equals(good)
+    bad = pa.Table.from_pylist([row, {**row, "frame_idx": None}], schema=schema)
+    assert bad.schema.equals(schema, check_metadata=False)
+    with pytest.raises(RvosError, match="rows do not fit the masks schema: column 'frame_idx' has 1 null value"):
+        to_arrow("masks", bad)

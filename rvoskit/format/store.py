@@ -71,7 +71,12 @@ def to_arrow(table: str, data: pa.Table | pd.DataFrame | Iterable[Mapping[str, A
     schema = arrow_schema(table)
     try:
         if isinstance(data, pa.Table) and data.schema.equals(schema, check_metadata=False):
-            t = data.replace_schema_metadata(schema.metadata)  # already the schema (convert's masks): no cast
+            # already the schema (convert's masks): no cast, and of the checks below only the nulls
+            t = data.replace_schema_metadata(schema.metadata)
+            nulls = [f"column {f.name!r} has {n} null value(s)" for f, c in zip(schema, t.columns) if not f.nullable and (n := c.null_count)]
+            if nulls:
+                raise RvosError(f"rows do not fit the {table} schema: {'; '.join(nulls)}")
+            return t
         elif isinstance(data, pa.Table):
             t = fill_optional(table, data).select(schema.names).cast(schema)
         elif "pandas" in sys.modules and isinstance(data, sys.modules["pandas"].DataFrame):  # no DataFrame without pandas
