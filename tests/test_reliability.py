@@ -608,8 +608,14 @@ def test_sigint_in_a_real_process(world, tmp_path):
     code = ("import time, rvoskit.metrics as m\n"
             "def slow(*a, **k):\n    print('started', flush=True); time.sleep(60)\n"
             "m.evaluate = slow\nimport sys\nfrom rvoskit.cli import main\nsys.argv = ['rvoskit'] + sys.argv[1:]\nmain()\n")
+    import signal
+
+    # the process starts with SIGINT's default action, as from a terminal: a test run launched in the
+    # background by a non-interactive shell (`bash .ci/run &`) ignores SIGINT, children inherit that,
+    # and Python then installs no KeyboardInterrupt handler
     p = subprocess.Popen([sys.executable, "-c", code, "eval", str(world["ds"]), str(world["pred"]), "--out", str(tmp_path / "o"), "-q"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert p.stdout.readline().strip() == "started"
     p.send_signal(2)
     _, err = p.communicate(timeout=30)
