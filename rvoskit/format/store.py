@@ -69,14 +69,12 @@ def to_arrow(table: str, data: pa.Table | pd.DataFrame | Iterable[Mapping[str, A
         RvosError: missing columns or values that do not fit the column types.
     """
     schema = arrow_schema(table)
+    problems = None
     try:
         if isinstance(data, pa.Table) and data.schema.equals(schema, check_metadata=False):
-            # already the schema (convert's masks): no cast, and of the checks below only the nulls
+            # already the schema (convert's masks): no cast, and of check_table's checks only the nulls
             t = data.replace_schema_metadata(schema.metadata)
-            nulls = [f"column {f.name!r} has {n} null value(s)" for f, c in zip(schema, t.columns) if not f.nullable and (n := c.null_count)]
-            if nulls:
-                raise RvosError(f"rows do not fit the {table} schema: {'; '.join(nulls)}")
-            return t
+            problems = [f"column {f.name!r} has {n} null value(s)" for f, c in zip(schema, t.columns) if not f.nullable and (n := c.null_count)]
         elif isinstance(data, pa.Table):
             t = fill_optional(table, data).select(schema.names).cast(schema)
         elif "pandas" in sys.modules and isinstance(data, sys.modules["pandas"].DataFrame):  # no DataFrame without pandas
@@ -93,7 +91,8 @@ def to_arrow(table: str, data: pa.Table | pd.DataFrame | Iterable[Mapping[str, A
                 t = pa.Table.from_pylist(rows, schema=schema) if rows else schema.empty_table()
     except (KeyError, pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
         raise RvosError(f"rows do not fit the {table} schema: {exc}") from None
-    problems = check_table(table, t)  # pyarrow does not enforce non-nullable fields on construction
+    if problems is None:
+        problems = check_table(table, t)  # pyarrow does not enforce non-nullable fields on construction
     if problems:
         raise RvosError(f"rows do not fit the {table} schema: {'; '.join(problems)}")
     return t
