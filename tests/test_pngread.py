@@ -208,6 +208,11 @@ def test_eval_readers_fall_back_with_the_same_values_and_errors(tmp_path):
         read_label_png(bad, a.shape, "x")
     with pytest.raises(RvosError, match="unreadable PNG"):
         read_gray_png(bad, a.shape, "x")
+    empty = tmp_path / "empty.png"  # zero bytes: cv2.imread gives None (cv2.imdecode would raise)
+    empty.write_bytes(b"")
+    for read in (read_label_png, read_gray_png):
+        with pytest.raises(RvosError, match="unreadable PNG"):
+            read(empty, a.shape, "x")
     with pytest.raises(RvosError, match="differs from the ground truth"):
         read_label_png(tmp_path / "pil_p.png", (a.shape[0] + 1, a.shape[1]), "x")
     assert read_label_png(tmp_path / "missing.png", a.shape, "x") is None

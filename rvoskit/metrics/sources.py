@@ -452,9 +452,10 @@ def read_gray_png(path: Path, shape: tuple[int, int], item: str) -> np.ndarray |
     """
     if not path.is_file():
         return None
-    m = pngread.decode_u8(path.read_bytes(), (0,), pngread.GRAY_SAFE)  # the same values, faster (None: not that kind of PNG)
-    if m is None:
-        m = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    data = path.read_bytes()
+    m = pngread.decode_u8(data, (0,), pngread.GRAY_SAFE)  # the same values, faster (None: not that kind of PNG)
+    if m is None and data:  # cv2.imread's decoder, on the bytes already read (imdecode refuses zero bytes)
+        m = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
     if m is None:
         raise RvosError("unreadable PNG", file=path, item=item)
     return _check_shape(m, shape, path, item)
